@@ -1,0 +1,456 @@
+"""OneFileHook: the one place that talks to the OneFile API v2.1.
+
+It owns everything the contract (``shared/contract/onefile-api.md``) asks of a client:
+session tokens (issue, renew after 23 hours, renew once on a 401), paged searches, a
+client-side rate limiter that keeps a healthy run under OneFile's 300 calls a minute,
+retries for 429 / 5xx / timeouts / dropped connections, and keeping both tokens out of
+logs and error messages.
+
+The connection (default ``onefile_api``, type http): ``host`` is the base URL including
+``/api/v2.1`` (Live, Beta and Practice differ only there), ``password`` is the customer
+token. Optional tuning, in the extras or as constructor arguments (arguments win):
+``page_size``, ``calls_per_minute``, ``rate_period_seconds``, ``max_retries``,
+``backoff_base_seconds``, ``backoff_max_seconds``, ``timeout_seconds``.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.log import mask_secret
+
+SESSION_TOKEN_LIFETIME = timedelta(hours=23)
+"""OneFile session tokens die 24 h after issue; renewing at 23 h leaves an hour of slack."""
+
+_REDACTED = "***"
+
+
+class OneFileApiError(AirflowException):
+    """A OneFile call that failed for good: names the call, the status and OneFile's own code.
+
+    ``status`` is None when no HTTP answer came back (timeout, dropped connection). The text
+    is built only from the method, the path and OneFile's error body, never from headers, so
+    it cannot carry a token.
+    """
+
+    def __init__(
+        self, status: int | None, code: int | None, message: str, method: str, path: str
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.message = message
+        self.method = method
+        self.path = path
+        answer = f"HTTP {status}" if status is not None else "no answer"
+        super().__init__(f"OneFile {method} {path} failed: {answer}, code {code}: {message}")
+
+
+@dataclass(frozen=True)
+class OneFileSettings:
+    """Tuning of one hook; defaults follow the contract (300 calls a minute, pages of 100)."""
+
+    page_size: int = 100
+    calls_per_minute: int = 300
+    rate_period_seconds: float = 60.0
+    max_retries: int = 5
+    backoff_base_seconds: float = 1.0
+    backoff_max_seconds: float = 60.0
+    timeout_seconds: float = 30.0
+
+    @classmethod
+    def merged(cls, extras: dict[str, Any], overrides: dict[str, Any]) -> OneFileSettings:
+        """Defaults, then connection extras, then constructor arguments that are not None.
+
+        Extras from a URI-form connection arrive as strings, so each value is coerced to the
+        field's type.
+        """
+        settings = cls()
+        for source in (extras, overrides):
+            chosen = {
+                f.name: type(getattr(settings, f.name))(source[f.name])
+                for f in fields(cls)
+                if source.get(f.name) is not None
+            }
+            settings = replace(settings, **chosen)
+        return settings
+
+
+def full_jitter_backoff(
+    attempt: int, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
+    """Seconds to wait before retry number ``attempt`` (0-based): uniform in [0, min(cap, base*2^n)].
+
+    Full jitter spreads the retries of parallel tasks that failed together, so they do not
+    hit a recovering server in lockstep.
+    """
+    return rand() * min(cap, base * 2**attempt)
+
+
+def format_instant(value: datetime) -> str:
+    """A datetime as OneFile's ``YYYY-MM-DDTHH:MM:SSZ``; naive values are UTC (project rule)."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC)
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class SlidingWindowLimiter:
+    """At most ``calls`` starts in any ``period`` seconds, shared by all threads of one hook.
+
+    The server stamps a call when it arrives, a little later than we do and by a varying
+    amount, so two calls exactly one period apart here may look closer there. A small
+    margin on the period absorbs that jitter.
+    """
+
+    def __init__(self, calls: int, period: float, monotonic: Callable[[], float] = time.monotonic):
+        self.calls = calls
+        self.period = period * 1.02 + 0.02
+        self._monotonic = monotonic
+        self._starts: deque[float] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self) -> None:
+        """Block until a call may start, and count it. Waiters queue on the lock in turn."""
+        with self._lock:
+            while True:
+                now = self._monotonic()
+                while self._starts and self._starts[0] <= now - self.period:
+                    self._starts.popleft()
+                if len(self._starts) < self.calls:
+                    self._starts.append(now)
+                    return
+                time.sleep(self._starts[0] + self.period - now)
+
+    def seconds_until_clear(self) -> float:
+        """Seconds until none of our recent calls can still count in the server's window."""
+        with self._lock:
+            if not self._starts:
+                return 0.0
+            return max(0.0, self._starts[-1] + self.period - self._monotonic())
+
+
+class OneFileHook(HttpHook):
+    """Typed, rate-limited, retrying access to OneFile API v2.1 over an Airflow http connection.
+
+    :param onefile_conn_id: the Airflow connection (see the module doc).
+    :param clock: returns the current aware UTC time; token age is measured on it, so tests
+        can share the simulator's clock. Defaults to the real time.
+    Other keyword arguments override the connection's tuning extras (:class:`OneFileSettings`).
+    """
+
+    conn_name_attr = "onefile_conn_id"
+    default_conn_name = "onefile_api"
+    conn_type = "http"
+    hook_name = "OneFile"
+
+    def __init__(
+        self,
+        onefile_conn_id: str = default_conn_name,
+        *,
+        clock: Callable[[], datetime] | None = None,
+        page_size: int | None = None,
+        calls_per_minute: int | None = None,
+        rate_period_seconds: float | None = None,
+        max_retries: int | None = None,
+        backoff_base_seconds: float | None = None,
+        backoff_max_seconds: float | None = None,
+        timeout_seconds: float | None = None,
+    ) -> None:
+        super().__init__(method="POST", http_conn_id=onefile_conn_id)
+        self.onefile_conn_id = onefile_conn_id
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._overrides = {
+            "page_size": page_size,
+            "calls_per_minute": calls_per_minute,
+            "rate_period_seconds": rate_period_seconds,
+            "max_retries": max_retries,
+            "backoff_base_seconds": backoff_base_seconds,
+            "backoff_max_seconds": backoff_max_seconds,
+            "timeout_seconds": timeout_seconds,
+        }
+        self.calls_made = 0
+        self._setup_lock = threading.Lock()
+        self._token_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._http: requests.Session | None = None
+        self._customer_token = ""
+        self._session_token: str | None = None
+        self._session_issued_at: datetime | None = None
+        self.settings = OneFileSettings()
+        self._limiter: SlidingWindowLimiter | None = None
+
+    # ----------------------------------------------------------------- connection set-up
+    def _set_base_url(self, connection: Any) -> None:
+        """Accept the URI form ``http://:TOKEN@host:port/api/v2.1`` as well as a full-URL host.
+
+        In URI form Airflow puts the path into ``schema``, which HttpHook would take for the
+        URL scheme; rebuild the base URL from its parts instead.
+        """
+        host = connection.host or ""
+        if "://" not in host and connection.schema not in (None, "", "http", "https"):
+            scheme = connection.conn_type if connection.conn_type in ("http", "https") else "https"
+            netloc = f"{host}:{connection.port}" if connection.port else host
+            self.base_url = f"{scheme}://{netloc}/{connection.schema.strip('/')}"
+            self._base_url_initialized = True
+            return
+        super()._set_base_url(connection)
+
+    def _ready(self) -> tuple[requests.Session, SlidingWindowLimiter]:
+        """Load the connection once (lazily, so building a hook touches no connection)."""
+        with self._setup_lock:
+            if self._http is None or self._limiter is None:
+                connection = self.get_connection(self.onefile_conn_id)
+                if not connection.password:
+                    raise AirflowException(
+                        f"Connection {self.onefile_conn_id!r} has no customer token (password)"
+                    )
+                self._customer_token = connection.password
+                mask_secret(self._customer_token)
+                self.settings = OneFileSettings.merged(connection.extra_dejson, self._overrides)
+                session = self.get_conn()
+                # HttpHook turns unknown extras into headers; the tuning keys are not headers.
+                for f in fields(OneFileSettings):
+                    session.headers.pop(f.name, None)
+                self._limiter = SlidingWindowLimiter(
+                    self.settings.calls_per_minute, self.settings.rate_period_seconds
+                )
+                self._http = session
+            return self._http, self._limiter
+
+    # --------------------------------------------------------------------- tokens
+    def _redact(self, text: str) -> str:
+        """Our own last line of defence: blank out either token wherever it might be echoed."""
+        for secret in (self._customer_token, self._session_token):
+            if secret:
+                text = text.replace(secret, _REDACTED)
+        return text
+
+    def _current_session_token(self, refused: str | None = None) -> str:
+        """The session token, issued or renewed when missing, 23 h old, or just refused.
+
+        ``refused`` is the token a 401 came back for: when several threads see that 401 at
+        once, only the first renews and the others pick up its new token.
+        """
+        with self._token_lock:
+            age_ok = (
+                self._session_issued_at is not None
+                and self._clock() - self._session_issued_at < SESSION_TOKEN_LIFETIME
+            )
+            if self._session_token is None or not age_ok or self._session_token == refused:
+                issued_at = self._clock()
+                response = self._send("POST", "/Authentication", None, authenticated=False)
+                token = response.text.strip().strip('"').strip()
+                if not token:
+                    raise OneFileApiError(
+                        response.status_code, None, "empty session token", "POST", "/Authentication"
+                    )
+                mask_secret(token)
+                self._session_token, self._session_issued_at = token, issued_at
+                self.log.info("OneFile session token issued")
+            return self._session_token
+
+    # --------------------------------------------------------------------- calls
+    def _error(self, response: requests.Response, method: str, path: str) -> OneFileApiError:
+        """OneFileApiError from a failed answer, with OneFile's ``code``/``message`` if any."""
+        code: int | None = None
+        message = response.reason or ""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if isinstance(body, dict):
+            code = body.get("code") if isinstance(body.get("code"), int) else None
+            message = str(body.get("message", message))
+        return OneFileApiError(response.status_code, code, self._redact(message), method, path)
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        *,
+        authenticated: bool = True,
+        retry_ambiguous: bool = True,
+    ) -> requests.Response:
+        """One logical call: limiter, 401 renewal, and bounded retries; returns a 2xx answer.
+
+        ``retry_ambiguous=False`` is for creates: after a 5xx, a timeout or a dropped
+        connection OneFile may already have created the entity, so repeating the call could
+        create it twice. Such a failure is raised at once; the caller recovers by searching.
+        A 429 is always repeated: OneFile refused the call before doing anything.
+        """
+        session, limiter = self._ready()
+        url = self.url_from_endpoint(path)
+        renewed = False
+        attempt = 0
+        while True:
+            if authenticated:
+                token = self._current_session_token()
+                headers = {"X-TokenID": token}
+            else:
+                headers = {"X-CustomerToken": self._customer_token}
+            limiter.acquire()
+            with self._count_lock:
+                self.calls_made += 1
+            self.log.debug("OneFile %s %s", method, path)
+            try:
+                response = session.request(
+                    method, url, json=body, headers=headers, timeout=self.settings.timeout_seconds
+                )
+            except (requests.Timeout, requests.ConnectionError) as exc:
+                error = OneFileApiError(None, None, type(exc).__name__, method, path)
+                if not retry_ambiguous:
+                    raise error from None
+                delay = self._backoff(attempt)
+            else:
+                status = response.status_code
+                if status < 400:
+                    return response
+                error = self._error(response, method, path)
+                if status == 401 and authenticated:
+                    if renewed:
+                        raise OneFileApiError(
+                            status,
+                            error.code,
+                            f"{error.message} (refused again after renewing the session token)",
+                            method,
+                            path,
+                        )
+                    renewed = True
+                    self.log.info("OneFile %s %s: 401, renewing the session token", method, path)
+                    self._current_session_token(refused=token)
+                    continue
+                if status == 429:
+                    delay = _retry_after(response)
+                    if delay is None:
+                        delay = limiter.seconds_until_clear()
+                elif status >= 500 and retry_ambiguous:
+                    delay = self._backoff(attempt)
+                else:
+                    raise error
+            if attempt >= self.settings.max_retries:
+                raise error
+            attempt += 1
+            self.log.warning(
+                "%s; retry %d of %d in %.2f s", error, attempt, self.settings.max_retries, delay
+            )
+            time.sleep(delay)
+
+    def _backoff(self, attempt: int) -> float:
+        return full_jitter_backoff(
+            attempt, self.settings.backoff_base_seconds, self.settings.backoff_max_seconds
+        )
+
+    def _new_id(self, path: str, body: dict[str, Any]) -> int:
+        """POST a create and return the new ID (OneFile answers it bare or as a JSON string)."""
+        response = self._send("POST", path, body, retry_ambiguous=False)
+        text = response.text.strip().strip('"').strip()
+        if not text.lstrip("-").isdigit():
+            raise OneFileApiError(
+                response.status_code, None, f"expected a new ID, got {text[:80]!r}", "POST", path
+            )
+        return int(text)
+
+    # --------------------------------------------------------------------- public API
+    def search(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Rows of ``POST /{entity}/Search/{page}/{size}``, page 1 on, lazily.
+
+        The last page is a short page, an empty array or a 204 (contract: Paging).
+        """
+        self._ready()
+        size = self.settings.page_size
+        page = 1
+        while True:
+            response = self._send("POST", f"/{entity}/Search/{page}/{size}", filters)
+            rows = _json_or_empty(response)
+            yield from rows
+            if len(rows) < size:
+                return
+            page += 1
+
+    def search_organisations(self) -> list[dict[str, Any]]:
+        """All organisations (centres) of the customer: one unpaged search."""
+        return _json_or_empty(self._send("POST", "/Organisation/Search", {}))
+
+    def search_users(
+        self, organisation_id: int, role: int, last_modified: datetime | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Users of one organisation in one role, optionally only those changed since then."""
+        filters: dict[str, Any] = {"OrganisationID": organisation_id, "Role": role}
+        if last_modified is not None:
+            filters["LastModified"] = format_instant(last_modified)
+        return self.search("User", filters)
+
+    def search_learning_aims(
+        self, organisation_id: int | None = None, user_id: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Learning aims of an organisation or of one learner (at least one filter)."""
+        filters = {
+            key: value
+            for key, value in (("OrganisationID", organisation_id), ("UserID", user_id))
+            if value is not None
+        }
+        if not filters:
+            raise ValueError("search_learning_aims needs organisation_id or user_id")
+        return self.search("LearningAim", filters)
+
+    def search_reviews(
+        self,
+        organisation_id: int,
+        learner_id: int | None = None,
+        date_from: datetime | None = None,
+        date_to: datetime | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Reviews of an organisation; the dates bound ``ScheduledFor``."""
+        filters: dict[str, Any] = {"OrganisationID": organisation_id}
+        if learner_id is not None:
+            filters["LearnerID"] = learner_id
+        if date_from is not None:
+            filters["DateFrom"] = format_instant(date_from)
+        if date_to is not None:
+            filters["DateTo"] = format_instant(date_to)
+        return self.search("Review", filters)
+
+    def get_user(self, user_id: int) -> dict[str, Any]:
+        """One user row (``GET /User/{id}``)."""
+        return self._send("GET", f"/User/{user_id}", None).json()
+
+    def get_review(self, review_id: int) -> dict[str, Any]:
+        """One review row (``GET /Review/{id}``)."""
+        return self._send("GET", f"/Review/{review_id}", None).json()
+
+    def update_learning_aim(self, aim_id: int, fields: dict[str, Any]) -> None:
+        """Change only the given fields of a learning aim (OneFile answers 204)."""
+        self._send("POST", f"/LearningAim/{aim_id}", fields)
+
+    def create_visit(self, payload: dict[str, Any]) -> int:
+        """Create a visit, the first half of creating a review; returns the VisitID."""
+        return self._new_id("/Visit", payload)
+
+    def create_review(self, payload: dict[str, Any]) -> int:
+        """Create a review on an existing visit; returns the ReviewID."""
+        return self._new_id("/Review", payload)
+
+
+def _retry_after(response: requests.Response) -> float | None:
+    """Seconds from a numeric Retry-After header, or None when absent or not a number."""
+    try:
+        return max(0.0, float(response.headers["Retry-After"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _json_or_empty(response: requests.Response) -> list[dict[str, Any]]:
+    """A search answer's rows: a 204 or an empty body means none."""
+    if response.status_code == 204 or not response.content.strip():
+        return []
+    return response.json()
