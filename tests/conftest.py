@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import itertools
 import os
+import subprocess
+import sys
 import tempfile
+from pathlib import Path
 
 import pytest
 
-# Airflow reads its configuration at import time: isolate it before anything imports it.
-_AIRFLOW_HOME = tempfile.mkdtemp(prefix="picsweb-airflow-home-")
-os.environ.setdefault("AIRFLOW_HOME", _AIRFLOW_HOME)
-os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "False")
+# Airflow reads its configuration at import time: give the tests their own throwaway
+# Airflow home (never the demo's .airflow/) before anything imports Airflow.
+_REPO = Path(__file__).resolve().parents[1]
+os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="picsweb-airflow-home-")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_REPO / "dags")
+os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(_REPO / "plugins")
+# Retried tasks run again at once inside dag.test() instead of waiting five minutes.
+os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "0"
 
 from tests.support.pgserver import PgServer, start_pg_server  # noqa: E402
 
@@ -43,3 +51,15 @@ def db_url(request) -> str:
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
     return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> str:
+    """A migrated Airflow metadata DB (SQLite) in the tests' own Airflow home."""
+    home = os.environ["AIRFLOW_HOME"]
+    airflow = Path(sys.executable).with_name("airflow")
+    done = subprocess.run(
+        [str(airflow), "db", "migrate"], capture_output=True, text=True, env=os.environ
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return home
