@@ -1,0 +1,161 @@
+"""Faults a test switches on to see how a client copes with a misbehaving OneFile."""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+MALFORMED_KINDS = ("missing_id", "bad_date", "text_number")
+
+# Which field each kind of corruption spoils, per searchable entity. The fields are ones the
+# sync parses (a date it converts, a number it stores), so a client that skips validation
+# trips over them.
+_BAD_DATE_FIELD = {
+    "User": "LastModified",
+    "LearningAim": "RegistrationDate",
+    "Review": "ScheduledFor",
+}
+_TEXT_NUMBER_FIELD = {
+    "User": "DefaultAssessorID",
+    "LearningAim": "TotalElements",
+    "Review": "AssessorID",
+}
+_BAD_DATE = "2026-02-30T25:61:00Z"
+_TEXT_NUMBER = "twelve"
+
+
+@dataclass
+class FaultRule:
+    """One switched-on fault: what it does and which calls it applies to."""
+
+    kind: str  # "status", "delay" or "drop"
+    remaining: int | None  # None: no limit
+    path_contains: str | None = None
+    method: str | None = None
+    status: int | None = None
+    retry_after: int | None = None
+    ratio: float | None = None
+    seconds: float = 0.0
+
+    def matches(self, method: str, path: str) -> bool:
+        """Whether this rule applies to a call, ignoring how many uses are left."""
+        if self.method is not None and self.method.upper() != method:
+            return False
+        return self.path_contains is None or self.path_contains in path
+
+
+@dataclass(frozen=True)
+class ServedMalformed:
+    """A corrupted row that was actually sent, so a test knows which source row to expect rejected."""
+
+    entity: str
+    kind: str
+    source_id: object
+
+
+class FaultInjector:
+    """Holds the faults a test switched on; the server asks it about every call.
+
+    Rules apply in the order they were added; the first one that matches and still has uses
+    left is consumed. A `ratio` rule fails a seeded-random share of matching calls, so a
+    flaky-network test is repeatable.
+    """
+
+    def __init__(self, seed: int = 7) -> None:
+        self._seed = seed
+        self._lock = threading.Lock()
+        self._rules: list[FaultRule] = []
+        self._malformed: dict[str, deque[str]] = {}
+        self._random = random.Random(seed)
+        self.served_malformed: list[ServedMalformed] = []
+
+    def add(
+        self,
+        status: int,
+        times: int | None = None,
+        path_contains: str | None = None,
+        method: str | None = None,
+        retry_after: int | None = None,
+        ratio: float | None = None,
+    ) -> None:
+        """Answer matching calls with `status` (the first `times`, default 1; with `ratio`,
+        that share of them, at most `times` when given)."""
+        if times is None and ratio is None:
+            times = 1
+        self._append(FaultRule("status", times, path_contains, method, status, retry_after, ratio))
+
+    def delay(self, seconds: float, times: int = 1, path_contains: str | None = None) -> None:
+        """Answer the next `times` matching calls only after `seconds` (beyond a client timeout)."""
+        self._append(FaultRule("delay", times, path_contains, seconds=seconds))
+
+    def drop_connection(self, times: int = 1, path_contains: str | None = None) -> None:
+        """Close the socket of the next `times` matching calls without any answer."""
+        self._append(FaultRule("drop", times, path_contains))
+
+    def malformed_rows(
+        self, entity: str, kinds: Iterable[str] = MALFORMED_KINDS, count: int = 1
+    ) -> None:
+        """Corrupt `count` rows per kind in the next search pages of `entity`.
+
+        The corrupted copies replace rows of the page being served (the stored data stays
+        intact), so paging is undisturbed; `served_malformed` tells which rows were spoiled.
+        """
+        if entity not in _BAD_DATE_FIELD:
+            raise ValueError(f"unknown searchable entity {entity!r}")
+        kinds = tuple(kinds)
+        unknown = set(kinds) - set(MALFORMED_KINDS)
+        if unknown:
+            raise ValueError(f"unknown malformed kinds {sorted(unknown)}")
+        with self._lock:
+            queue = self._malformed.setdefault(entity, deque())
+            for kind in kinds:
+                queue.extend([kind] * count)
+
+    def clear(self) -> None:
+        """Switch every fault off and start the seeded randomness again."""
+        with self._lock:
+            self._rules.clear()
+            self._malformed.clear()
+            self._random = random.Random(self._seed)
+            self.served_malformed.clear()
+
+    def _append(self, rule: FaultRule) -> None:
+        with self._lock:
+            self._rules.append(rule)
+
+    def take(self, method: str, path: str) -> FaultRule | None:
+        """The fault to apply to this call, if any, using up one of its uses."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.remaining == 0 or not rule.matches(method, path):
+                    continue
+                if rule.ratio is not None and self._random.random() >= rule.ratio:
+                    continue
+                if rule.remaining is not None:
+                    rule.remaining -= 1
+                return rule
+        return None
+
+    def corrupt_page(self, entity: str, rows: list[dict]) -> list[dict]:
+        """The page to send: `rows` with queued corruptions applied to copies of its first rows."""
+        with self._lock:
+            queue = self._malformed.get(entity)
+            if not queue:
+                return rows
+            page = list(rows)
+            for index in range(min(len(queue), len(page))):
+                kind = queue.popleft()
+                source = page[index]
+                spoiled = dict(source)
+                if kind == "missing_id":
+                    spoiled.pop("ID", None)
+                elif kind == "bad_date":
+                    spoiled[_BAD_DATE_FIELD[entity]] = _BAD_DATE
+                else:
+                    spoiled[_TEXT_NUMBER_FIELD[entity]] = _TEXT_NUMBER
+                page[index] = spoiled
+                self.served_malformed.append(ServedMalformed(entity, kind, source.get("ID")))
+            return page
