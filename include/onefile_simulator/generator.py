@@ -197,6 +197,10 @@ class _Builder:
         self._aim_counter = itertools.count()
         self._review_counter = itertools.count()
         self._upload_counter = itertools.count()
+        window = (today + dt.timedelta(days=offset) for offset in range(-30, 31))
+        self._summer_days = [
+            day for day in window if _uk_instant(day, dt.time(12)).astimezone(UK).dst()
+        ]
 
     # ----- helpers ---------------------------------------------------------------------
     def _key(self, table: str) -> int:
@@ -519,8 +523,10 @@ class _Builder:
         rng = self.rng
         counter = next(self._review_counter)
         day = self.today + dt.timedelta(days=rng.randint(-30, 30))
-        # One in twelve just after UK midnight: in summer time that is the previous UTC day.
-        at = dt.time(0, 30) if counter % 12 == 5 else rng.choice(_UK_TIMES)
+        at = rng.choice(_UK_TIMES)
+        if counter % 12 == 5 and self._summer_days:
+            # Just after UK midnight in summer time: the instant is on the previous UTC day.
+            day, at = rng.choice(self._summer_days), dt.time(0, 30)
         scheduled = _uk_instant(day, at)
         started = day < self.today and rng.random() < 0.7
         started_on = scheduled + dt.timedelta(minutes=rng.randint(0, 20)) if started else None
