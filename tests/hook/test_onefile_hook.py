@@ -20,6 +20,7 @@ from onefile.hook import (
     full_jitter_backoff,
 )
 from onefile_simulator import OneFileSimulator
+from onefile_simulator.server import ERR_CENTRE_NOT_FOUND, ERR_SERVER_FAULT, ERR_UNKNOWN_FIELD
 from tests.hook.conftest import CUSTOMER_TOKEN, FAST
 
 LEARNER = 1
@@ -40,6 +41,11 @@ def learners_of(sim: OneFileSimulator, organisation_id: int) -> list[dict]:
 
 def first_org(sim: OneFileSimulator) -> int:
     return sim.data.organisations[0]["ID"]
+
+
+def organisation_rows(sim: OneFileSimulator) -> list[dict]:
+    """What Organisation/Search answers: the short rows of every centre."""
+    return [{"ID": o["ID"], "Name": o["Name"]} for o in sim.data.organisations]
 
 
 # ---------------------------------------------------------------- pure helpers
@@ -100,14 +106,14 @@ def test_connection_forms_reach_the_api(
     }[form]
     monkeypatch.setenv("AIRFLOW_CONN_ONEFILE_API", value)
     organisations = OneFileHook(clock=sim.clock.now, **FAST).search_organisations()
-    assert organisations == sim.data.organisations
+    assert organisations == organisation_rows(sim)
 
 
 def test_authenticates_once_then_uses_session_token(
     sim: OneFileSimulator, hook: OneFileHook
 ) -> None:
     org = first_org(sim)
-    assert hook.search_organisations() == sim.data.organisations
+    assert hook.search_organisations() == organisation_rows(sim)
     assert hook.get_user(learners_of(sim, org)[0]["ID"]) == learners_of(sim, org)[0]
     assert [(c.method, c.path, c.status) for c in sim.calls][:1] == [
         ("POST", "/Authentication", 200)
@@ -131,7 +137,7 @@ def test_session_token_bare_or_quoted(
 ) -> None:
     sim = start_sim(quote_token=quote_token)
     hook = hook_for(sim)
-    assert hook.search_organisations() == sim.data.organisations
+    assert hook.search_organisations() == organisation_rows(sim)
     assert statuses(sim, "/Organisation") == [200]
 
 
@@ -153,7 +159,7 @@ def test_session_token_renewed_after_23_hours(
 def test_401_renews_once_and_repeats_the_call(sim: OneFileSimulator, hook: OneFileHook) -> None:
     hook.search_organisations()
     sim.expire_session_tokens()
-    assert hook.search_organisations() == sim.data.organisations
+    assert hook.search_organisations() == organisation_rows(sim)
     assert [(c.path, c.status) for c in sim.calls[1:]] == [
         ("/Organisation/Search", 200),
         ("/Organisation/Search", 401),
@@ -285,7 +291,7 @@ def test_429_waits_then_repeats(
 ) -> None:
     hook = hook_for(sim, rate_period_seconds=period)
     sim.faults.add(status=429, times=1, path_contains="/Organisation", retry_after=retry_after)
-    assert hook.search_organisations() == sim.data.organisations
+    assert hook.search_organisations() == organisation_rows(sim)
     refused, accepted = sim.calls_to("/Organisation")
     assert (refused.status, accepted.status) == (429, 200)
     assert min_gap - 0.05 <= accepted.at - refused.at < min_gap + 1.0
@@ -309,23 +315,53 @@ def test_5xx_exhausted_names_call_status_code_and_message(
         list(hook.search_users(first_org(sim), LEARNER))
     error = raised.value
     assert statuses(sim, "/User/Search") == [500, 500, 500]
-    answer = sim.calls_to("/User/Search")[-1].body
-    body = json.loads(answer)
     assert (error.status, error.method, error.path) == (500, "POST", "/User/Search/1/100")
-    assert (error.code, error.message) == (body["code"], body["message"])
-    for part in ("POST", "/User/Search/1/100", "500", str(body["code"]), body["message"]):
+    assert (error.code, error.message) == (ERR_SERVER_FAULT, "Injected fault")
+    for part in ("POST", "/User/Search/1/100", "500", str(ERR_SERVER_FAULT), "Injected fault"):
         assert part in str(error)
 
 
+@pytest.mark.parametrize(
+    ("call", "path", "code", "message"),
+    [
+        (
+            lambda hook, sim: hook.update_learning_aim(
+                sim.data.learning_aims[0]["ID"], {"NoSuchField": 1}
+            ),
+            "/LearningAim/",
+            ERR_UNKNOWN_FIELD,
+            "Unknown field NoSuchField",
+        ),
+        (
+            lambda hook, sim: hook.create_visit(
+                {
+                    "LearnerID": sim.data.users[0]["ID"],
+                    "OrganisationID": -5,
+                    "DateFrom": "2026-06-01T09:00:00Z",
+                    "DateTo": "2026-06-01T10:00:00Z",
+                    "VisitTypeID": 3,
+                }
+            ),
+            "/Visit",
+            ERR_CENTRE_NOT_FOUND,
+            "Centre not found",
+        ),
+    ],
+    ids=["unknown-field", "centre-not-found"],
+)
 def test_400_is_not_retried_and_reports_onefile_code(
-    sim: OneFileSimulator, hook: OneFileHook
+    sim: OneFileSimulator,
+    hook: OneFileHook,
+    call: Callable[[OneFileHook, OneFileSimulator], object],
+    path: str,
+    code: int,
+    message: str,
 ) -> None:
-    missing_org = max(o["ID"] for o in sim.data.organisations) + 1000
     with pytest.raises(OneFileApiError) as raised:
-        list(hook.search_users(missing_org, LEARNER))
-    assert statuses(sim, "/User/Search") == [400]
-    assert (raised.value.status, raised.value.code) == (400, -11)
-    assert "Centre not found" in str(raised.value)
+        call(hook, sim)
+    assert statuses(sim, path) == [400]
+    assert (raised.value.status, raised.value.code, raised.value.message) == (400, code, message)
+    assert message in str(raised.value)
 
 
 @pytest.mark.parametrize("status", [403, 404])
@@ -340,7 +376,7 @@ def test_other_4xx_not_retried(sim: OneFileSimulator, hook: OneFileHook, status:
 def test_timeout_is_retried(sim: OneFileSimulator, hook_for: HookFor) -> None:
     hook = hook_for(sim, timeout_seconds=0.3)
     sim.faults.delay(1.0, times=1, path_contains="/Organisation")
-    assert hook.search_organisations() == sim.data.organisations
+    assert hook.search_organisations() == organisation_rows(sim)
     assert hook.calls_made == 3  # authentication, the call that timed out, its repeat
 
 
@@ -356,13 +392,13 @@ def test_timeouts_exhausted_name_the_call(sim: OneFileSimulator, hook_for: HookF
 
 def test_dropped_connection_is_retried(sim: OneFileSimulator, hook: OneFileHook) -> None:
     sim.faults.drop_connection(times=2, path_contains="/Organisation")
-    assert hook.search_organisations() == sim.data.organisations
+    assert hook.search_organisations() == organisation_rows(sim)
     assert hook.calls_made == 4  # authentication, two dropped, the one that worked
 
 
 @pytest.mark.parametrize(
     ("fault", "expected_posts"),
-    [({"status": 500}, 1), ({"status": 429}, 2)],
+    [({"status": 500}, 1), ({"status": 429, "retry_after": 0}, 2)],
     ids=["5xx-may-have-created-so-no-repeat", "429-refused-so-repeat"],
 )
 def test_create_repeats_only_when_onefile_surely_did_nothing(
