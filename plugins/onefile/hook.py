@@ -55,7 +55,8 @@ class OneFileApiError(AirflowException):
         self.method = method
         self.path = path
         answer = f"HTTP {status}" if status is not None else "no answer"
-        super().__init__(f"OneFile {method} {path} failed: {answer}, code {code}: {message}")
+        detail = f"code {code}: {message}" if code is not None else message
+        super().__init__(f"OneFile {method} {path} failed: {answer}, {detail}")
 
 
 @dataclass(frozen=True)

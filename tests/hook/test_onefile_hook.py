@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+import requests
 from airflow.sdk.log import redact
 
 from onefile.hook import (
@@ -450,6 +451,19 @@ def test_tokens_never_in_logs_or_errors(
     for secret in (CUSTOMER_TOKEN, session_token):
         assert all(secret not in text for text in texts)
         assert secret not in redact(f"header {secret}"), "token not registered with the masker"
+
+
+def test_error_text_redacts_a_token_echoed_by_onefile(hook: OneFileHook) -> None:
+    """Should OneFile ever echo a token in its error message, our error text still hides it."""
+    hook.search_organisations()
+    answer = requests.Response()
+    answer.status_code = 400
+    answer._content = json.dumps(
+        {"code": -1, "message": f"bad headers {CUSTOMER_TOKEN} / {hook._session_token}"}
+    ).encode()
+    error = hook._error(answer, "POST", "/Review")
+    assert error.message == "bad headers *** / ***"
+    assert CUSTOMER_TOKEN not in str(error)
 
 
 # ---------------------------------------------------------------- rate limit
