@@ -1,0 +1,334 @@
+"""Engines from Airflow connections, and the set-based writes to PICSWeb.
+
+The same tasks run on SQL Server (production, ``mssql+pymssql``), PostgreSQL (tests) and
+SQLite (the demo): the code only ever sees a SQLAlchemy engine, whatever connection type
+it was built from, and issues statements that compile on all three (see
+tests/data/test_mssql_compile.py).
+
+Writes to PICSWeb are set-based and guarded. :func:`apply_updates` loads a run's field
+changes into a work table in the PICSWeb database, then per (table, field) classifies every
+change in one statement and applies it in one ``UPDATE ... FROM``, only where the row still
+holds the value the merge read. A row edited in between is a *conflict*, reported and left
+alone; a rerun after success finds every row already at its new value and does nothing.
+The caller owns the transaction, so a failure anywhere leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+from dataclasses import dataclass
+
+import pandas as pd
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    case,
+    create_engine,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.sql.dml import Insert, Update
+
+from picsweb_sync import picsweb_tables
+from picsweb_sync.project_tables import (
+    audit,
+    ensure_project_tables,
+    gather_field_values,
+    spread_field_changes,
+    sync_picsweb_work,
+    sync_review_insert_work,
+)
+from picsweb_sync.sqlframes import (  # re-exported: the data layer's public helpers
+    read_frame,
+    replace_partition,
+    to_records,
+    value_kind,
+)
+
+__all__ = [
+    "ApplyResult",
+    "ConcurrentChangeError",
+    "apply_updates",
+    "engine_for_connection",
+    "engine_for_url",
+    "insert_reviews",
+    "read_frame",
+    "replace_partition",
+    "to_records",
+    "url_for_connection",
+]
+
+# Airflow connection type -> SQLAlchemy driver.
+_DRIVERS = {"mssql": "mssql+pymssql", "postgres": "postgresql+psycopg2", "sqlite": "sqlite"}
+CONFLICT_OUTCOMES = ("conflict", "missing")
+
+
+# ----- engines ------------------------------------------------------------------------------
+def url_for_connection(
+    conn_type: str,
+    host: str | None,
+    port: int | None,
+    login: str | None,
+    password: str | None,
+    schema: str | None,
+) -> URL:
+    """The SQLAlchemy URL of an Airflow database connection.
+
+    For ``sqlite`` the file path is the connection's host (``sqlite:////abs/path`` as an
+    ``AIRFLOW_CONN_*`` URI puts it in the schema, so either is accepted).
+    """
+    if conn_type not in _DRIVERS:
+        raise ValueError(
+            f"unsupported connection type {conn_type!r}; expected one of {list(_DRIVERS)}"
+        )
+    if conn_type == "sqlite":
+        return URL.create("sqlite", database=host or schema)
+    return URL.create(
+        _DRIVERS[conn_type],
+        username=login or None,
+        password=password or None,
+        host=host or None,
+        port=port or None,
+        database=schema or None,
+    )
+
+
+@functools.cache
+def engine_for_connection(conn_id: str) -> Engine:
+    """The (cached) engine of an Airflow connection: ``mssql``, ``postgres`` or ``sqlite``."""
+    from airflow.sdk import BaseHook  # lazy: picsweb_sync imports without Airflow
+
+    conn = BaseHook.get_connection(conn_id)
+    url = url_for_connection(
+        conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema
+    )
+    return engine_for_url(url)
+
+
+def engine_for_url(url: str | URL) -> Engine:
+    """An engine with the options the sync needs on each dialect.
+
+    SQLite waits for a lock instead of failing at once, since parallel tasks of the demo
+    write to the same file; pooled connections are checked before use.
+    """
+    url = make_url(url)
+    connect_args = {"timeout": 60} if url.get_backend_name() == "sqlite" else {}
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+# ----- PICSWeb field updates ----------------------------------------------------------------
+class ConcurrentChangeError(RuntimeError):
+    """A PICSWeb row changed between the check and the update; the task should be retried."""
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    """What :func:`apply_updates` did with each change (the input rows plus ``outcome`` and
+    ``current``, the value found in PICSWeb).
+
+    ``applied``: written and audited. ``unchanged``: the row already held the new value.
+    ``conflicts``: the row held neither the old nor the new value (``conflict``), or is gone
+    (``missing``): not written, reported so the next run reconsiders it.
+    """
+
+    applied: pd.DataFrame
+    unchanged: pd.DataFrame
+    conflicts: pd.DataFrame
+
+
+def _same(a: ColumnElement, b: ColumnElement) -> ColumnElement:
+    """NULL-safe equality that T-SQL understands too (no ``IS NOT DISTINCT FROM``)."""
+    return or_(a == b, a.is_(None) & b.is_(None))
+
+
+def _field_target(table_name: str, field: str) -> tuple[Table, ColumnElement, ColumnElement, str]:
+    table = picsweb_tables.metadata.tables[table_name]
+    column = table.c[field]
+    return table, picsweb_tables.primary_key(table), column, value_kind(column.type)
+
+
+def _work_group(run_id: str, table_name: str, field: str) -> ColumnElement:
+    work = sync_picsweb_work.c
+    return (work.run_id == run_id) & (work.table_name == table_name) & (work.field == field)
+
+
+def classify_statement(run_id: str, table_name: str, field: str) -> Update:
+    """Record, for one (table, field) of the run, each row's current value and outcome."""
+    table, key, column, kind = _field_target(table_name, field)
+    work = sync_picsweb_work.c
+    current = select(column).where(key == work.entity_key).scalar_subquery()
+    outcome = case(
+        (~exists().where(key == work.entity_key), "missing"),
+        (_same(current, work[f"new_{kind}"]), "unchanged"),
+        (_same(current, work[f"old_{kind}"]), "applied"),
+        else_="conflict",
+    )
+    return (
+        update(sync_picsweb_work)
+        .where(_work_group(run_id, table_name, field))
+        .values({work[f"cur_{kind}"]: current, work.outcome: outcome})
+    )
+
+
+def apply_statement(run_id: str, table_name: str, field: str) -> Update:
+    """One ``UPDATE ... FROM`` for one (table, field): rows classified ``applied`` that
+    still hold the old value (re-checked, so a concurrent edit is never overwritten)."""
+    table, key, column, kind = _field_target(table_name, field)
+    work = sync_picsweb_work.c
+    return (
+        update(table)
+        .where(
+            key == work.entity_key,
+            _work_group(run_id, table_name, field),
+            work.outcome == "applied",
+            _same(column, work[f"old_{kind}"]),
+        )
+        .values({column: work[f"new_{kind}"]})
+    )
+
+
+def apply_updates(
+    conn: Connection, run_id: str, updates: pd.DataFrame, now: dt.datetime | None = None
+) -> ApplyResult:
+    """Apply a ``picsweb_updates`` change set (``table``, ``key``, ``field``, ``old``,
+    ``new``, ``rule``) to PICSWeb, set-based, auditing each field actually changed.
+
+    Run inside ``engine.begin()`` on the PICSWeb database. Raises
+    :class:`ConcurrentChangeError` (the transaction then rolls back) if a row changes
+    between classification and update, so the audit never records a change not made.
+    """
+    ensure_project_tables(conn)
+    rows = spread_field_changes(updates)
+    replace_partition(conn, sync_picsweb_work, {"run_id": run_id}, rows)
+    groups = rows[["table_name", "field"]].drop_duplicates()
+    for table_name, field in groups.itertuples(index=False):
+        conn.execute(classify_statement(run_id, table_name, field))
+        expected = conn.execute(
+            select(func.count())
+            .select_from(sync_picsweb_work)
+            .where(_work_group(run_id, table_name, field), sync_picsweb_work.c.outcome == "applied")
+        ).scalar_one()
+        written = conn.execute(apply_statement(run_id, table_name, field)).rowcount
+        if written != expected:
+            raise ConcurrentChangeError(
+                f"{table_name}.{field}: {expected - written} row(s) changed during the update"
+            )
+    result = _read_outcomes(conn, run_id, updates)
+    applied = result[result["outcome"] == "applied"]
+    audit(
+        conn,
+        run_id,
+        pd.DataFrame(
+            {
+                "system": "picsweb",
+                "entity": applied["table"],
+                "entity_key": applied["key"],
+                "field": applied["field"],
+                "old": applied["old"],
+                "new": applied["new"],
+            }
+        ),
+        now,
+    )
+    return ApplyResult(
+        applied=applied,
+        unchanged=result[result["outcome"] == "unchanged"],
+        conflicts=result[result["outcome"].isin(CONFLICT_OUTCOMES)],
+    )
+
+
+def _read_outcomes(conn: Connection, run_id: str, updates: pd.DataFrame) -> pd.DataFrame:
+    """The input changes with the ``outcome`` and ``current`` the work table recorded."""
+    work = sync_picsweb_work.c
+    cur = [c for c in sync_picsweb_work.c if c.name.startswith("cur_")]
+    found = read_frame(
+        conn,
+        select(work.change_no, work.table_name, work.field, work.outcome, *cur)
+        .where(work.run_id == run_id)
+        .order_by(work.change_no),
+    )
+    return updates.reset_index(drop=True).assign(
+        outcome=found["outcome"].to_numpy(),
+        current=gather_field_values(found, "cur").to_numpy(),
+    )
+
+
+# ----- new PICSWeb reviews ------------------------------------------------------------------
+def mark_existing_statement(run_id: str) -> Update:
+    """Flag the run's review inserts whose OneFile review is already in PICSWeb."""
+    work = sync_review_insert_work.c
+    review = picsweb_tables.review.c
+    already = exists().where(review.onefile_system_id == work.onefile_system_id)
+    return (
+        update(sync_review_insert_work)
+        .where(work.run_id == run_id)
+        .values(existed=case((already, True), else_=False))
+    )
+
+
+def insert_new_statement(run_id: str) -> Insert:
+    """``INSERT INTO review ... SELECT`` of the run's reviews not yet in PICSWeb."""
+    work = sync_review_insert_work.c
+    names = [c.name for c in picsweb_tables.review.c if c.name != "review_id"]
+    source = select(*(work[name] for name in names)).where(work.run_id == run_id, ~work.existed)
+    return insert(picsweb_tables.review).from_select(names, source)
+
+
+def insert_reviews(
+    conn: Connection, run_id: str, inserts: pd.DataFrame, now: dt.datetime | None = None
+) -> pd.DataFrame:
+    """Insert ``picsweb_review_inserts`` rows, skipping any whose ``onefile_system_id`` is
+    already in PICSWeb, so a retry inserts nothing twice.
+
+    Returns ``onefile_system_id``, ``review_id`` (the generated key) and ``inserted`` for
+    every input row. The keys are read back by ``onefile_system_id`` (unique) rather than
+    with ``RETURNING``/``OUTPUT``, which SQL Server refuses on tables with triggers.
+    Each inserted review's non-null fields are audited.
+    """
+    ids = inserts["onefile_system_id"]
+    if ids.isna().any() or ids.duplicated().any():
+        raise ValueError("every review insert needs a distinct onefile_system_id")
+    ensure_project_tables(conn)
+    replace_partition(conn, sync_review_insert_work, {"run_id": run_id}, inserts)
+    conn.execute(mark_existing_statement(run_id))
+    conn.execute(insert_new_statement(run_id))
+    work = sync_review_insert_work.c
+    review = picsweb_tables.review.c
+    keys = read_frame(
+        conn,
+        select(work.onefile_system_id, review.review_id, work.existed)
+        .join_from(
+            sync_review_insert_work,
+            picsweb_tables.review,
+            review.onefile_system_id == work.onefile_system_id,
+        )
+        .where(work.run_id == run_id)
+        .order_by(work.onefile_system_id),
+    )
+    keys = keys.assign(inserted=~keys.pop("existed"))
+    new = inserts.merge(keys[keys["inserted"]][["onefile_system_id", "review_id"]])
+    fields = new.melt(id_vars="review_id", var_name="field", value_name="new")
+    fields = fields[fields["new"].notna()]
+    audit(
+        conn,
+        run_id,
+        pd.DataFrame(
+            {
+                "system": "picsweb",
+                "entity": "review",
+                "entity_key": fields["review_id"],
+                "field": fields["field"],
+                "old": None,
+                "new": fields["new"],
+            }
+        ),
+        now,
+    )
+    return keys

@@ -1,0 +1,607 @@
+"""The project's own tables (``sync_*``): staging, change sets, work tables, outbox, rejects,
+audit and run records, and the small helpers that write and read them.
+
+Every table that holds one run's data is keyed by ``run_id`` (the Airflow run id), and
+staging also by ``organisation_id``, so a retried task replaces exactly its own rows and
+two runs never see each other's. Those tables carry ``created_at`` (naive UTC, set on
+insert) so :func:`purge` can drop them after a retention period; audit and run records are
+kept. The sync creates the tables itself, idempotently (:func:`ensure_project_tables`),
+in the staging database and, for the work tables and the audit of PICSWeb writes, in the
+PICSWeb database (by default they are the same database).
+
+All datetimes here are naive UTC, like the parsed OneFile frames.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Identity,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Time,
+    Unicode,
+    UnicodeText,
+    UniqueConstraint,
+    delete,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import Delete
+
+from picsweb_sync import picsweb_tables
+from picsweb_sync.sqlframes import read_frame, replace_partition, to_records, value_kind
+
+project_metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Generous: OneFile does not document its string lengths, and an over-long value must not
+# fail a whole extract. NVARCHAR on SQL Server, since OneFile text is Unicode.
+_TEXT = Unicode(1000)
+# Generated surrogate keys: SQLite only autoincrements an INTEGER PRIMARY KEY.
+_SURROGATE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    """Now as naive UTC, the project's convention for its own timestamps."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def _run_id() -> Column:
+    return Column("run_id", String(250), nullable=False)
+
+
+def _created_at() -> Column:
+    return Column("created_at", DateTime, nullable=False, default=utcnow)
+
+
+def _partitioned(name: str, *columns: Column, by: tuple[str, ...] = ("run_id",)) -> Table:
+    """A table of per-run rows: ``run_id`` first, ``created_at`` last, indexed by partition."""
+    table = Table(name, project_metadata, _run_id(), *columns, _created_at())
+    Index(None, *(table.c[col] for col in by))
+    return table
+
+
+# ----- staging: the parsed OneFile frames (docs/architecture.md), one table per entity ---
+def _staging(entity: str, *columns: Column) -> Table:
+    return _partitioned(
+        f"sync_stage_{entity}",
+        Column("organisation_id", BigInteger, nullable=False),
+        *columns,
+        Column("raw", UnicodeText),
+        by=("run_id", "organisation_id"),
+    )
+
+
+STAGING: dict[str, Table] = {
+    "learners": _staging(
+        "learner",
+        Column("learner_id", BigInteger, nullable=False),
+        Column("first_name", _TEXT),
+        Column("last_name", _TEXT),
+        Column("email", _TEXT),
+        Column("mis_id", _TEXT),
+        Column("uln", _TEXT),
+        Column("default_assessor_id", BigInteger),
+        Column("last_modified", DateTime),
+    ),
+    "assessors": _staging(
+        "assessor",
+        Column("assessor_id", BigInteger, nullable=False),
+        Column("first_name", _TEXT),
+        Column("last_name", _TEXT),
+        Column("email", _TEXT),
+        Column("role", Integer),
+    ),
+    "learning_aims": _staging(
+        "learning_aim",
+        Column("learning_aim_id", BigInteger, nullable=False),
+        Column("learner_id", BigInteger),
+        Column("code", _TEXT),
+        Column("title", _TEXT),
+        Column("total_elements", Integer),
+        Column("elements_done", Integer),
+        Column("registration_number", _TEXT),
+        Column("registration_date", Date),
+        Column("certificate_applied_date", Date),
+        Column("certificate_received_date", Date),
+    ),
+    "reviews": _staging(
+        "review",
+        Column("review_id", BigInteger, nullable=False),
+        Column("learner_id", BigInteger),
+        Column("assessor_id", BigInteger),
+        Column("scheduled_for", DateTime),
+        Column("status", Integer),
+        Column("started_on", DateTime),
+        Column("learner_signed_on", DateTime),
+        Column("end_time", DateTime),
+        Column("visit_id", BigInteger),
+    ),
+}
+
+# ----- PICSWeb field changes: one typed value column per kind, so the set-based UPDATE
+# compares and assigns values of the target column's own type on every dialect ---------
+VALUE_TYPES = {
+    "int": BigInteger(),
+    "text": Unicode(400),
+    "date": Date(),
+    "time": Time(),
+    "datetime": DateTime(),
+}
+
+
+def _value_columns(*sides: str) -> list[Column]:
+    return [Column(f"{side}_{kind}", sql) for side in sides for kind, sql in VALUE_TYPES.items()]
+
+
+def _field_change_columns() -> list[Column]:
+    return [
+        Column("change_no", Integer, nullable=False),
+        Column("table_name", String(64), nullable=False),
+        Column("entity_key", BigInteger, nullable=False),
+        Column("field", String(64), nullable=False),
+        Column("rule", String(64)),
+        *_value_columns("old", "new"),
+    ]
+
+
+def _review_insert_columns() -> list[Column]:
+    """``review`` minus its generated key: the ``picsweb_review_inserts`` shape."""
+    return [
+        Column(col.name, col.type, nullable=col.nullable)
+        for col in picsweb_tables.review.c
+        if col.name != "review_id"
+    ]
+
+
+CHANGE_SETS: dict[str, Table] = {
+    "picsweb_updates": _partitioned("sync_cs_picsweb_update", *_field_change_columns()),
+    "picsweb_review_inserts": _partitioned("sync_cs_review_insert", *_review_insert_columns()),
+    "onefile_updates": _partitioned(
+        "sync_cs_onefile_update",
+        Column("change_no", Integer, nullable=False),
+        Column("entity", String(40), nullable=False),
+        Column("entity_id", BigInteger, nullable=False),
+        Column("field", String(64), nullable=False),
+        Column("old", UnicodeText),  # JSON: OneFile wire values are strings or ints
+        Column("new", UnicodeText),
+        Column("rule", String(64)),
+    ),
+    "review_uploads": _partitioned(
+        "sync_cs_review_upload",
+        Column("review_id", BigInteger, nullable=False),
+        Column("trainee_id", BigInteger),
+        Column("learner_id", BigInteger),
+        Column("organisation_id", BigInteger),
+        Column("assessor_id", BigInteger),
+        Column("visit_type_id", Integer),
+        Column("scheduled_for", String(20)),
+        Column("visit_from", String(20)),
+        Column("visit_to", String(20)),
+    ),
+}
+
+# ----- work tables in the PICSWeb database (see picsweb_sync.db.apply_updates) ----------
+sync_picsweb_work = _partitioned(
+    "sync_picsweb_work",
+    *_field_change_columns(),
+    *_value_columns("cur"),
+    Column("outcome", String(10)),
+)
+sync_review_insert_work = _partitioned(
+    "sync_review_insert_work", *_review_insert_columns(), Column("existed", Boolean)
+)
+
+# ----- outbox, rejects, audit, run record ----------------------------------------------
+OUTBOX_STATES = ("pending", "sent", "failed", "rejected")
+sync_outbox = _partitioned(
+    "sync_outbox",
+    Column("outbox_id", _SURROGATE, Identity(), primary_key=True),
+    Column("kind", String(40), nullable=False),
+    Column("target_id", BigInteger, nullable=False),
+    Column("payload", UnicodeText, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("visit_id", BigInteger),
+    Column("result_id", BigInteger),
+    Column("attempts", Integer, nullable=False),
+    Column("last_error", UnicodeText),
+    Column("updated_at", DateTime, nullable=False),
+)
+UniqueConstraint(sync_outbox.c.run_id, sync_outbox.c.kind, sync_outbox.c.target_id)
+
+sync_reject = _partitioned(
+    "sync_reject",
+    Column("stage", String(64), nullable=False),
+    Column("organisation_id", BigInteger),
+    Column("entity", String(40)),
+    Column("source_id", Unicode(100)),
+    Column("reason", Unicode(1000), nullable=False),
+    Column("raw", UnicodeText),
+    by=("run_id", "stage"),
+)
+
+sync_audit = Table(
+    "sync_audit",
+    project_metadata,
+    Column("audit_id", _SURROGATE, Identity(), primary_key=True),
+    _run_id(),
+    Column("system", String(10), nullable=False),
+    Column("entity", String(64), nullable=False),
+    Column("entity_key", Unicode(100), nullable=False),
+    Column("field", String(64), nullable=False),
+    Column("old_value", UnicodeText),
+    Column("new_value", UnicodeText),
+    Column("changed_at", DateTime, nullable=False),
+    Index(None, "run_id"),
+)
+
+sync_run = Table(
+    "sync_run",
+    project_metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("started_at", DateTime, nullable=False),
+    Column("ended_at", DateTime),
+    Column("outcome", String(20), nullable=False),
+    Column("counts", UnicodeText),  # JSON summary of sync_run_count, written by finish_run
+)
+# Counts live in their own rows: parallel (mapped) tasks of one run write them at once.
+sync_run_count = Table(
+    "sync_run_count",
+    project_metadata,
+    _run_id(),
+    Column("stage", String(100), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Index(None, "run_id", "stage"),
+)
+
+PURGED_TABLES: tuple[Table, ...] = tuple(
+    table for table in project_metadata.sorted_tables if "created_at" in table.c
+)
+
+
+def ensure_project_tables(bind: Engine | Connection) -> None:
+    """Create the missing ``sync_*`` tables (idempotent; existing tables are left alone)."""
+    project_metadata.create_all(bind, checkfirst=True)
+
+
+# ----- staging ------------------------------------------------------------------------------
+def replace_staging(
+    conn: Connection, run_id: str, entity: str, organisation_id: int, frame: pd.DataFrame
+) -> int:
+    """Replace this run's staged ``entity`` rows of one organisation (a retried extract)."""
+    partition = {"run_id": run_id, "organisation_id": organisation_id}
+    return replace_partition(conn, STAGING[entity], partition, frame)
+
+
+def read_staging(
+    conn: Connection, run_id: str, entity: str, organisation_id: int | None = None
+) -> pd.DataFrame:
+    """This run's staged ``entity`` frame (all organisations unless one is named)."""
+    table = STAGING[entity]
+    stmt = select(*(c for c in table.c if c.name not in ("run_id", "created_at")))
+    stmt = stmt.where(table.c.run_id == run_id)
+    if organisation_id is not None:
+        stmt = stmt.where(table.c.organisation_id == organisation_id)
+    return read_frame(conn, stmt)
+
+
+# ----- change sets --------------------------------------------------------------------------
+def picsweb_field_kinds(tables: pd.Series, fields: pd.Series) -> pd.Series:
+    """The value kind of each (PICSWeb table, field); unknown names and keys are errors.
+
+    This is the guard that the sync only ever writes existing, non-key PICSWeb columns.
+    """
+    pairs = pd.DataFrame({"table": tables, "field": fields})
+    known = {
+        (table.name, col.name): value_kind(col.type)
+        for table in picsweb_tables.metadata.tables.values()
+        for col in table.c
+        if not col.primary_key
+    }
+    kinds = pd.Series(list(zip(pairs["table"], pairs["field"], strict=True)), index=pairs.index)
+    kinds = kinds.map(known)
+    bad = pairs[kinds.isna()].drop_duplicates()
+    if not bad.empty:
+        raise ValueError(f"not updatable PICSWeb fields: {bad.to_records(index=False).tolist()}")
+    unsupported = set(kinds) - set(VALUE_TYPES)
+    if unsupported:
+        raise ValueError(f"no change-set value column for kinds {sorted(unsupported)}")
+    return kinds
+
+
+def _objects(series: pd.Series) -> pd.Series:
+    """Plain Python objects, ``None`` for missing (the change sets' ``old``/``new`` form)."""
+    values = series.astype(object)
+    return values.where(series.notna(), None)
+
+
+def spread_field_changes(updates: pd.DataFrame) -> pd.DataFrame:
+    """``picsweb_updates`` rows -> rows of the typed change tables (one value column per kind).
+
+    ``change_no`` is the row's position, so results can be matched back to the input.
+    """
+    duplicated = updates.duplicated(["table", "key", "field"])
+    if duplicated.any():
+        raise ValueError(f"{int(duplicated.sum())} duplicate (table, key, field) change(s)")
+    kinds = picsweb_field_kinds(updates["table"], updates["field"])
+    rows = pd.DataFrame(
+        {
+            "change_no": range(len(updates)),
+            "table_name": updates["table"].to_numpy(),
+            "entity_key": updates["key"].to_numpy(),
+            "field": updates["field"].to_numpy(),
+            "rule": updates["rule"].to_numpy(),
+        }
+    )
+    kinds = kinds.to_numpy()
+    for side in ("old", "new"):
+        values = _objects(updates[side]).to_numpy()
+        for kind in VALUE_TYPES:
+            rows[f"{side}_{kind}"] = pd.Series(values, dtype=object).where(kinds == kind, None)
+    return rows
+
+
+def gather_field_values(rows: pd.DataFrame, side: str) -> pd.Series:
+    """The ``side`` (``old``/``new``/``cur``) value of each typed change row, as objects."""
+    kinds = picsweb_field_kinds(rows["table_name"], rows["field"])
+    values = pd.Series(None, index=rows.index, dtype=object)
+    for kind in VALUE_TYPES:
+        mask = kinds == kind
+        values[mask] = _objects(rows.loc[mask, f"{side}_{kind}"])
+    return values
+
+
+def _json(series: pd.Series) -> pd.Series:
+    return _objects(series).map(json.dumps)
+
+
+def replace_change_set(conn: Connection, run_id: str, kind: str, frame: pd.DataFrame) -> int:
+    """Replace this run's change set ``kind`` (a key of :data:`CHANGE_SETS`) by ``frame``.
+
+    ``frame`` has the shape of docs/architecture.md for that kind.
+    """
+    if kind == "picsweb_updates":
+        frame = spread_field_changes(frame)
+    elif kind == "onefile_updates":
+        frame = frame.assign(change_no=range(len(frame)), old=_json(frame["old"]))
+        frame = frame.assign(new=_json(frame["new"]))
+    return replace_partition(conn, CHANGE_SETS[kind], {"run_id": run_id}, frame)
+
+
+def read_change_set(conn: Connection, run_id: str, kind: str) -> pd.DataFrame:
+    """This run's change set ``kind`` in the shape :func:`replace_change_set` was given."""
+    table = CHANGE_SETS[kind]
+    columns = [c for c in table.c if c.name not in ("run_id", "created_at")]
+    order = [table.c.change_no] if "change_no" in table.c else []
+    frame = read_frame(conn, select(*columns).where(table.c.run_id == run_id).order_by(*order))
+    if kind == "picsweb_updates":
+        return pd.DataFrame(
+            {
+                "table": frame["table_name"],
+                "key": frame["entity_key"],
+                "field": frame["field"],
+                "old": gather_field_values(frame, "old"),
+                "new": gather_field_values(frame, "new"),
+                "rule": frame["rule"],
+            }
+        )
+    if kind == "onefile_updates":
+        decoded = {side: frame[side].map(json.loads).astype(object) for side in ("old", "new")}
+        return frame.drop(columns="change_no").assign(**decoded)
+    return frame
+
+
+# ----- outbox -------------------------------------------------------------------------------
+def enqueue_outbox(
+    conn: Connection, run_id: str, kind: str, items: pd.DataFrame, now: dt.datetime | None = None
+) -> int:
+    """Add ``items`` (``target_id``, ``payload`` dict) as pending sends; returns how many.
+
+    Idempotent per run + kind + target: an item already queued (maybe already sent) is left
+    as it is, so a retried merge never sends anything twice.
+    """
+    queued = read_frame(
+        conn,
+        select(sync_outbox.c.target_id).where(
+            sync_outbox.c.run_id == run_id, sync_outbox.c.kind == kind
+        ),
+    )
+    new = items[~items["target_id"].isin(queued["target_id"])]
+    frame = pd.DataFrame(
+        {
+            "target_id": new["target_id"],
+            "payload": new["payload"].map(lambda p: json.dumps(p, sort_keys=True)),
+        }
+    ).assign(run_id=run_id, kind=kind, state="pending", attempts=0, updated_at=now or utcnow())
+    records = to_records(frame, sync_outbox)
+    if records:
+        conn.execute(insert(sync_outbox), records)
+    return len(records)
+
+
+def pending_outbox(conn: Connection, run_id: str, kind: str | None = None) -> pd.DataFrame:
+    """Outbox rows still to send (``pending``, or ``failed`` and so worth retrying), oldest
+    first, with ``payload`` decoded; ``visit_id`` tells a half-done review create."""
+    stmt = select(
+        sync_outbox.c.outbox_id,
+        sync_outbox.c.kind,
+        sync_outbox.c.target_id,
+        sync_outbox.c.payload,
+        sync_outbox.c.state,
+        sync_outbox.c.visit_id,
+        sync_outbox.c.result_id,
+        sync_outbox.c.attempts,
+    ).where(sync_outbox.c.run_id == run_id, sync_outbox.c.state.in_(("pending", "failed")))
+    if kind is not None:
+        stmt = stmt.where(sync_outbox.c.kind == kind)
+    frame = read_frame(conn, stmt.order_by(sync_outbox.c.outbox_id))
+    return frame.assign(payload=frame["payload"].map(json.loads).astype(object))
+
+
+def mark_outbox(
+    conn: Connection,
+    outbox_id: int,
+    state: str,
+    *,
+    visit_id: int | None = None,
+    result_id: int | None = None,
+    error: str | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Record what OneFile answered for one outbox row.
+
+    ``visit_id``/``result_id`` are only ever set, never cleared, so the VisitID recorded
+    before the Review call survives a later failure. Every state but ``pending`` counts an
+    attempt; ``error`` is the reason to show (no credentials or tokens in it).
+    """
+    if state not in OUTBOX_STATES:
+        raise ValueError(f"unknown outbox state {state!r}; expected one of {OUTBOX_STATES}")
+    values: dict[str, Any] = {"state": state, "updated_at": now or utcnow(), "last_error": error}
+    if state != "pending":
+        values["attempts"] = sync_outbox.c.attempts + 1
+    if visit_id is not None:
+        values["visit_id"] = visit_id
+    if result_id is not None:
+        values["result_id"] = result_id
+    done = conn.execute(
+        update(sync_outbox).where(sync_outbox.c.outbox_id == outbox_id).values(values)
+    )
+    if done.rowcount != 1:
+        raise LookupError(f"no outbox row {outbox_id}")
+
+
+# ----- rejects, audit, run record ---------------------------------------------------------
+def record_rejects(
+    conn: Connection,
+    run_id: str,
+    stage: str,
+    frame: pd.DataFrame,
+    organisation_id: int | None = None,
+) -> int:
+    """Replace this run + stage (+ organisation) rejects by ``frame``
+    (``entity``, ``source_id``, ``reason``, ``raw``), so a retried task counts once."""
+    partition = {"run_id": run_id, "stage": stage, "organisation_id": organisation_id}
+    return replace_partition(conn, sync_reject, partition, frame)
+
+
+def read_rejects(conn: Connection, run_id: str) -> pd.DataFrame:
+    """Every reject of the run, for the report."""
+    columns = [c for c in sync_reject.c if c.name not in ("run_id", "created_at")]
+    return read_frame(conn, select(*columns).where(sync_reject.c.run_id == run_id))
+
+
+def audit_text(value: Any) -> str | None:
+    """An audited value as text: ISO for dates and times, ``str`` otherwise."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def audit(conn: Connection, run_id: str, rows: pd.DataFrame, now: dt.datetime | None = None) -> int:
+    """Log changed fields: ``rows`` has ``system``, ``entity``, ``entity_key``, ``field``,
+    ``old``, ``new``. Callers pass only fields that really changed."""
+    frame = pd.DataFrame(
+        {
+            "system": rows["system"],
+            "entity": rows["entity"],
+            "entity_key": rows["entity_key"].map(str),
+            "field": rows["field"],
+            "old_value": _objects(rows["old"]).map(audit_text),
+            "new_value": _objects(rows["new"]).map(audit_text),
+        }
+    ).assign(run_id=run_id, changed_at=now or utcnow())
+    records = to_records(frame, sync_audit)
+    if records:
+        conn.execute(insert(sync_audit), records)
+    return len(records)
+
+
+def start_run(conn: Connection, run_id: str, now: dt.datetime | None = None) -> None:
+    """Mark the run as running; a retry keeps the first start time."""
+    reopened = conn.execute(
+        update(sync_run).where(sync_run.c.run_id == run_id).values(outcome="running", ended_at=None)
+    )
+    if reopened.rowcount == 0:
+        conn.execute(
+            insert(sync_run).values(run_id=run_id, started_at=now or utcnow(), outcome="running")
+        )
+
+
+def record_counts(conn: Connection, run_id: str, stage: str, counts: Mapping[str, int]) -> None:
+    """Replace one stage's counts for the run (e.g. ``extract[123]``: learners=40, ...)."""
+    frame = pd.DataFrame({"name": list(counts), "value": list(counts.values())})
+    replace_partition(conn, sync_run_count, {"run_id": run_id, "stage": stage}, frame)
+
+
+def run_counts(conn: Connection, run_id: str) -> dict[str, dict[str, int]]:
+    """The run's counts, stage -> name -> value."""
+    rows = conn.execute(
+        select(sync_run_count.c.stage, sync_run_count.c.name, sync_run_count.c.value)
+        .where(sync_run_count.c.run_id == run_id)
+        .order_by(sync_run_count.c.stage, sync_run_count.c.name)
+    )
+    counts: dict[str, dict[str, int]] = {}
+    for stage, name, value in rows:
+        counts.setdefault(stage, {})[name] = value
+    return counts
+
+
+def finish_run(conn: Connection, run_id: str, outcome: str, now: dt.datetime | None = None) -> None:
+    """Close the run record with its outcome and a JSON summary of its counts."""
+    summary = json.dumps(run_counts(conn, run_id), sort_keys=True)
+    done = conn.execute(
+        update(sync_run)
+        .where(sync_run.c.run_id == run_id)
+        .values(ended_at=now or utcnow(), outcome=outcome, counts=summary)
+    )
+    if done.rowcount != 1:
+        raise LookupError(f"run {run_id!r} was never started")
+
+
+# ----- retention ----------------------------------------------------------------------------
+def purge(conn: Connection, older_than_days: int, now: dt.datetime | None = None) -> dict[str, int]:
+    """Delete per-run rows (staging, change sets, work tables, outbox, rejects) created more
+    than ``older_than_days`` days before ``now``; audit and run records are kept.
+
+    Staging and rejects hold learners' personal data, so they are not kept for ever.
+    Returns rows deleted per table.
+    """
+    if older_than_days < 1:
+        raise ValueError("older_than_days must be at least 1: the current run needs its data")
+    cutoff = _naive_utc(now or utcnow()) - dt.timedelta(days=older_than_days)
+    return {
+        table.name: conn.execute(purge_statement(table, cutoff)).rowcount for table in PURGED_TABLES
+    }
+
+
+def purge_statement(table: Table, cutoff: dt.datetime) -> Delete:
+    """Delete the rows of ``table`` created before ``cutoff``."""
+    return delete(table).where(table.c.created_at < cutoff)
+
+
+def _naive_utc(when: dt.datetime) -> dt.datetime:
+    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)

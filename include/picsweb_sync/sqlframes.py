@@ -1,0 +1,125 @@
+"""DataFrames in and out of SQL tables, typed by the table definitions rather than by pandas.
+
+pandas guesses types from values, so a column with one NULL turns integers into floats and
+missing text into NaN, which a driver then writes as ``'nan'`` or ``1.0``. These helpers
+convert by the SQLAlchemy column type instead, so every database sees ints, strings,
+``date``/``time``/``datetime`` objects and NULL, and every frame read back has the
+project's dtypes (``Int64``, ``string``, ``datetime64[us]``, ``date`` objects).
+
+``picsweb_sync.db`` re-exports these; they live apart so ``project_tables`` can use them
+without importing ``db`` (which needs the project tables itself).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import Select, Table, delete, insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.sql.dml import Delete
+from sqlalchemy.types import TypeEngine
+
+# SQL type -> how its values travel; ``datetime`` must be checked before ``date``.
+_KINDS: dict[type, str] = {
+    bool: "bool",
+    int: "int",
+    float: "float",
+    str: "text",
+    dt.datetime: "datetime",
+    dt.date: "date",
+    dt.time: "time",
+}
+_NULLABLE_DTYPES = {"int": "Int64", "float": "Float64", "bool": "boolean", "text": "string"}
+
+
+def value_kind(sql_type: TypeEngine) -> str:
+    """``int``, ``float``, ``bool``, ``text``, ``date``, ``time`` or ``datetime`` for a SQL type."""
+    try:
+        return _KINDS[sql_type.python_type]
+    except (KeyError, NotImplementedError) as exc:
+        raise TypeError(f"no DataFrame conversion for SQL type {sql_type!r}") from exc
+
+
+def _naive_utc(values: pd.Series) -> pd.Series:
+    """Datetimes as naive UTC; ISO text only, so a UK ``05/01/2024`` is never read as 1 May."""
+    stamps = pd.to_datetime(values, format="ISO8601")
+    if stamps.dt.tz is not None:
+        stamps = stamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    return stamps
+
+
+def python_values(series: pd.Series, sql_type: TypeEngine) -> list[Any]:
+    """The column as plain Python values of ``sql_type``, every kind of missing as ``None``."""
+    kind = value_kind(sql_type)
+    if kind in _NULLABLE_DTYPES:
+        values = series.astype(_NULLABLE_DTYPES[kind])
+    elif kind == "date":
+        values = _naive_utc(series).dt.date
+    elif kind == "datetime":
+        values = _naive_utc(series).dt.to_pydatetime()
+    else:  # time: pandas has no time dtype, the objects already are datetime.time
+        values = series
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
+def to_records(frame: pd.DataFrame, table: Table) -> list[dict[str, Any]]:
+    """Rows of ``frame`` as parameter dicts for ``insert(table)``, converted per column type.
+
+    Columns of ``frame`` that ``table`` lacks are an error, not silently dropped: a typo
+    would otherwise lose data without a trace.
+    """
+    unknown = [name for name in frame.columns if name not in table.c]
+    if unknown:
+        raise ValueError(f"{table.name} has no column(s) {unknown}")
+    names = list(frame.columns)
+    columns = [python_values(frame[name], table.c[name].type) for name in names]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
+def frame_column(values: list[Any], sql_type: TypeEngine) -> pd.Series:
+    """Values read from the database as a Series with the project's dtype for ``sql_type``."""
+    kind = value_kind(sql_type)
+    if kind in _NULLABLE_DTYPES:
+        return pd.Series(values, dtype=_NULLABLE_DTYPES[kind])
+    if kind == "datetime":
+        return pd.Series(values, dtype="datetime64[us]")
+    return pd.Series(values, dtype=object)  # date and time objects, None for NULL
+
+
+def read_frame(conn: Connection, stmt: Select) -> pd.DataFrame:
+    """Run ``stmt`` and type each column by its SQL type (``Int64`` even with NULLs, etc.)."""
+    result = conn.execute(stmt)
+    names = list(result.keys())
+    columns = list(zip(*result.all(), strict=True)) or [() for _ in names]
+    types = [column.type for column in stmt.selected_columns]
+    return pd.DataFrame(
+        {
+            name: frame_column(list(values), sql_type)
+            for name, values, sql_type in zip(names, columns, types, strict=True)
+        }
+    )
+
+
+def replace_partition(
+    conn: Connection, table: Table, partition: Mapping[str, Any], frame: pd.DataFrame
+) -> int:
+    """Replace the rows of ``table`` in ``partition`` (e.g. run + organisation) by ``frame``.
+
+    Delete then one bulk insert, so a retried task replaces exactly its own rows. The caller
+    owns the transaction (``with engine.begin() as conn``): a failure anywhere leaves the
+    partition as it was. ``partition`` values are written into every row; ``None`` matches
+    NULL. Returns the number of rows inserted.
+    """
+    conn.execute(partition_delete(table, partition))
+    records = to_records(frame.assign(**partition), table)
+    if records:
+        conn.execute(insert(table), records)
+    return len(records)
+
+
+def partition_delete(table: Table, partition: Mapping[str, Any]) -> Delete:
+    """``DELETE`` of one partition (``col = :v``, or ``IS NULL`` for ``None``)."""
+    return delete(table).where(*(table.c[name] == value for name, value in partition.items()))
