@@ -369,8 +369,8 @@ def gather_field_values(rows: pd.DataFrame, side: str) -> pd.Series:
     values = pd.Series(None, index=rows.index, dtype=object)
     for kind in VALUE_TYPES:
         mask = kinds == kind
-        values[mask] = _objects(rows.loc[mask, f"{side}_{kind}"])
-    return values
+        values[mask] = rows.loc[mask, f"{side}_{kind}"].astype(object)
+    return _objects(values)
 
 
 def _json(series: pd.Series) -> pd.Series:
