@@ -67,6 +67,13 @@ def utcnow() -> dt.datetime:
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
+def _stamp(when: dt.datetime | None) -> dt.datetime:
+    """``when`` (aware, or naive UTC) as naive UTC; now when not given."""
+    if when is None:
+        return utcnow()
+    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
+
+
 def _run_id() -> Column:
     return Column("run_id", String(250), nullable=False)
 
@@ -434,7 +441,7 @@ def enqueue_outbox(
             "target_id": new["target_id"],
             "payload": new["payload"].map(lambda p: json.dumps(p, sort_keys=True)),
         }
-    ).assign(run_id=run_id, kind=kind, state="pending", attempts=0, updated_at=now or utcnow())
+    ).assign(run_id=run_id, kind=kind, state="pending", attempts=0, updated_at=_stamp(now))
     records = to_records(frame, sync_outbox)
     if records:
         conn.execute(insert(sync_outbox), records)
@@ -478,7 +485,7 @@ def mark_outbox(
     """
     if state not in OUTBOX_STATES:
         raise ValueError(f"unknown outbox state {state!r}; expected one of {OUTBOX_STATES}")
-    values: dict[str, Any] = {"state": state, "updated_at": now or utcnow(), "last_error": error}
+    values: dict[str, Any] = {"state": state, "updated_at": _stamp(now), "last_error": error}
     if state != "pending":
         values["attempts"] = sync_outbox.c.attempts + 1
     if visit_id is not None:
@@ -533,7 +540,7 @@ def audit(conn: Connection, run_id: str, rows: pd.DataFrame, now: dt.datetime | 
             "old_value": _objects(rows["old"]).map(audit_text),
             "new_value": _objects(rows["new"]).map(audit_text),
         }
-    ).assign(run_id=run_id, changed_at=now or utcnow())
+    ).assign(run_id=run_id, changed_at=_stamp(now))
     records = to_records(frame, sync_audit)
     if records:
         conn.execute(insert(sync_audit), records)
@@ -547,7 +554,7 @@ def start_run(conn: Connection, run_id: str, now: dt.datetime | None = None) -> 
     )
     if reopened.rowcount == 0:
         conn.execute(
-            insert(sync_run).values(run_id=run_id, started_at=now or utcnow(), outcome="running")
+            insert(sync_run).values(run_id=run_id, started_at=_stamp(now), outcome="running")
         )
 
 
@@ -576,7 +583,7 @@ def finish_run(conn: Connection, run_id: str, outcome: str, now: dt.datetime | N
     done = conn.execute(
         update(sync_run)
         .where(sync_run.c.run_id == run_id)
-        .values(ended_at=now or utcnow(), outcome=outcome, counts=summary)
+        .values(ended_at=_stamp(now), outcome=outcome, counts=summary)
     )
     if done.rowcount != 1:
         raise LookupError(f"run {run_id!r} was never started")
@@ -592,7 +599,7 @@ def purge(conn: Connection, older_than_days: int, now: dt.datetime | None = None
     """
     if older_than_days < 1:
         raise ValueError("older_than_days must be at least 1: the current run needs its data")
-    cutoff = _naive_utc(now or utcnow()) - dt.timedelta(days=older_than_days)
+    cutoff = _stamp(now) - dt.timedelta(days=older_than_days)
     return {
         table.name: conn.execute(purge_statement(table, cutoff)).rowcount for table in PURGED_TABLES
     }
@@ -601,7 +608,3 @@ def purge(conn: Connection, older_than_days: int, now: dt.datetime | None = None
 def purge_statement(table: Table, cutoff: dt.datetime) -> Delete:
     """Delete the rows of ``table`` created before ``cutoff``."""
     return delete(table).where(table.c.created_at < cutoff)
-
-
-def _naive_utc(when: dt.datetime) -> dt.datetime:
-    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
