@@ -41,11 +41,12 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.dml import Delete
 
 from picsweb_sync import picsweb_tables
-from picsweb_sync.sqlframes import read_frame, replace_partition, to_records, value_kind
+from picsweb_sync.sqlframes import plain, read_frame, replace_partition, to_records, value_kind
 
 project_metadata = MetaData(
     naming_convention={
@@ -58,6 +59,8 @@ project_metadata = MetaData(
 # Generous: OneFile does not document its string lengths, and an over-long value must not
 # fail a whole extract. NVARCHAR on SQL Server, since OneFile text is Unicode.
 _TEXT = Unicode(1000)
+# Instants keep their microseconds on SQL Server too (DATETIME rounds to 1/300 s).
+_INSTANT = DateTime().with_variant(mssql.DATETIME2(), "mssql")
 # Generated surrogate keys: SQLite only autoincrements an INTEGER PRIMARY KEY.
 _SURROGATE = BigInteger().with_variant(Integer(), "sqlite")
 
@@ -79,7 +82,7 @@ def _run_id() -> Column:
 
 
 def _created_at() -> Column:
-    return Column("created_at", DateTime, nullable=False, default=utcnow)
+    return Column("created_at", _INSTANT, nullable=False, default=utcnow)
 
 
 def _partitioned(name: str, *columns: Column, by: tuple[str, ...] = ("run_id",)) -> Table:
@@ -110,7 +113,7 @@ STAGING: dict[str, Table] = {
         Column("mis_id", _TEXT),
         Column("uln", _TEXT),
         Column("default_assessor_id", BigInteger),
-        Column("last_modified", DateTime),
+        Column("last_modified", _INSTANT),
     ),
     "assessors": _staging(
         "assessor",
@@ -138,11 +141,11 @@ STAGING: dict[str, Table] = {
         Column("review_id", BigInteger, nullable=False),
         Column("learner_id", BigInteger),
         Column("assessor_id", BigInteger),
-        Column("scheduled_for", DateTime),
+        Column("scheduled_for", _INSTANT),
         Column("status", Integer),
-        Column("started_on", DateTime),
-        Column("learner_signed_on", DateTime),
-        Column("end_time", DateTime),
+        Column("started_on", _INSTANT),
+        Column("learner_signed_on", _INSTANT),
+        Column("end_time", _INSTANT),
         Column("visit_id", BigInteger),
     ),
 }
@@ -233,7 +236,7 @@ sync_outbox = _partitioned(
     Column("result_id", BigInteger),
     Column("attempts", Integer, nullable=False),
     Column("last_error", UnicodeText),
-    Column("updated_at", DateTime, nullable=False),
+    Column("updated_at", _INSTANT, nullable=False),
 )
 UniqueConstraint(sync_outbox.c.run_id, sync_outbox.c.kind, sync_outbox.c.target_id)
 
@@ -259,7 +262,7 @@ sync_audit = Table(
     Column("field", String(64), nullable=False),
     Column("old_value", UnicodeText),
     Column("new_value", UnicodeText),
-    Column("changed_at", DateTime, nullable=False),
+    Column("changed_at", _INSTANT, nullable=False),
     Index(None, "run_id"),
 )
 
@@ -267,8 +270,8 @@ sync_run = Table(
     "sync_run",
     project_metadata,
     Column("run_id", String(250), primary_key=True),
-    Column("started_at", DateTime, nullable=False),
-    Column("ended_at", DateTime),
+    Column("started_at", _INSTANT, nullable=False),
+    Column("ended_at", _INSTANT),
     Column("outcome", String(20), nullable=False),
     Column("counts", UnicodeText),  # JSON summary of sync_run_count, written by finish_run
 )
@@ -489,11 +492,11 @@ def mark_outbox(
     if state != "pending":
         values["attempts"] = sync_outbox.c.attempts + 1
     if visit_id is not None:
-        values["visit_id"] = visit_id
+        values["visit_id"] = plain(visit_id)
     if result_id is not None:
-        values["result_id"] = result_id
+        values["result_id"] = plain(result_id)
     done = conn.execute(
-        update(sync_outbox).where(sync_outbox.c.outbox_id == outbox_id).values(values)
+        update(sync_outbox).where(sync_outbox.c.outbox_id == plain(outbox_id)).values(values)
     )
     if done.rowcount != 1:
         raise LookupError(f"no outbox row {outbox_id}")

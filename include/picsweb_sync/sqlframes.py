@@ -16,6 +16,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlalchemy import Select, Table, delete, insert
 from sqlalchemy.engine import Connection
@@ -120,6 +121,14 @@ def replace_partition(
     return len(records)
 
 
+def plain(value: Any) -> Any:
+    """A numpy scalar (what iterating a frame yields) as its Python value, which every
+    driver can bind; anything else unchanged."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def partition_delete(table: Table, partition: Mapping[str, Any]) -> Delete:
     """``DELETE`` of one partition (``col = :v``, or ``IS NULL`` for ``None``)."""
-    return delete(table).where(*(table.c[name] == value for name, value in partition.items()))
+    return delete(table).where(
+        *(table.c[name] == plain(value) for name, value in partition.items())
+    )
