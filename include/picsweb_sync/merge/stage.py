@@ -1,0 +1,112 @@
+"""The merge stage: staging + PICSWeb in, change sets out.
+
+The rules themselves are pure functions in ``qualifications`` and ``reviews``; this module
+only reads their inputs and stores what they decided, replacing the run's change set so
+a rerun of a merge task decides again from the same staged data.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pandas as pd
+import sqlalchemy as sa
+
+from picsweb_sync import picsweb_tables as pw
+from picsweb_sync import project_tables
+from picsweb_sync.db import read_frame
+from picsweb_sync.merge import qualifications, reviews
+from picsweb_sync.runtime import RunContext, skip_task
+
+log = logging.getLogger(__name__)
+
+
+def merge_qualifications(ctx: RunContext) -> dict[str, int]:
+    """Rules 1-4 and the learning-aim links."""
+    if not ctx.plan.does_qualifications:
+        skip_task("qualifications are not synced in a reviews-only (backfill) run")
+    with ctx.staging.connect() as conn:
+        learners = project_tables.read_staging(conn, ctx.run_id, "learners")
+        aims = project_tables.read_staging(conn, ctx.run_id, "learning_aims")
+    with ctx.picsweb.connect() as conn:
+        trainees = read_frame(conn, sa.select(pw.trainee))
+        quals = read_frame(conn, sa.select(pw.trainee_qualification))
+        units = read_frame(conn, sa.select(pw.trainee_qualification_unit))
+    merged = qualifications.merge_qualifications(learners, aims, trainees, quals, units)
+    with ctx.staging.begin() as conn:
+        project_tables.replace_change_set(
+            conn, ctx.run_id, "picsweb_updates", merged.picsweb_updates, "qualifications"
+        )
+        project_tables.replace_change_set(
+            conn, ctx.run_id, "onefile_updates", merged.onefile_updates
+        )
+    return _counts(ctx, "merge_qualifications", merged.counts)
+
+
+def merge_reviews(ctx: RunContext) -> dict[str, int]:
+    """Rule 6: OneFile reviews update or create PICSWeb reviews."""
+    if not ctx.settings.download_review_data:
+        skip_task("Download Review Data is off in the PICSWeb OneFile settings")
+    with ctx.staging.connect() as conn:
+        staged = project_tables.read_staging(conn, ctx.run_id, "reviews")
+        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors")
+    review = pw.review
+    with ctx.picsweb.connect() as conn:
+        trainees = read_frame(conn, sa.select(pw.trainee))
+        officers = read_frame(conn, sa.select(pw.officer))
+        linked = read_frame(conn, sa.select(review).where(review.c.onefile_system_id.is_not(None)))
+    merged = reviews.merge_reviews(staged, trainees, officers, assessors, linked)
+    with ctx.staging.begin() as conn:
+        project_tables.replace_change_set(
+            conn, ctx.run_id, "picsweb_updates", merged.picsweb_updates, "reviews"
+        )
+        project_tables.replace_change_set(
+            conn, ctx.run_id, "picsweb_review_inserts", merged.picsweb_review_inserts
+        )
+    return _counts(ctx, "merge_reviews", merged.counts)
+
+
+def plan_review_uploads(ctx: RunContext) -> dict[str, int]:
+    """Rule 5: which new PICSWeb reviews go to OneFile, and why the others cannot."""
+    if not ctx.plan.does_uploads:
+        skip_task("reviews are not uploaded in a reviews-only (backfill) run")
+    if not ctx.settings.upload_review_data:
+        skip_task("Upload Review Data is off in the PICSWeb OneFile settings")
+    review = pw.review
+    with ctx.picsweb.connect() as conn:
+        candidates = read_frame(conn, sa.select(review).where(review.c.onefile_system_id.is_(None)))
+        trainees = read_frame(conn, sa.select(pw.trainee))
+        officers = read_frame(conn, sa.select(pw.officer))
+    with ctx.staging.connect() as conn:
+        learners = project_tables.read_staging(conn, ctx.run_id, "learners")
+    plan = reviews.plan_review_uploads(
+        candidates,
+        trainees,
+        officers,
+        ctx.settings.visit_type_id,
+        learners[["learner_id", "organisation_id"]],
+    )
+    rejects = pd.DataFrame(
+        {
+            "entity": "review",
+            "source_id": plan.rejects["review_id"].map(str),
+            "reason": plan.rejects["reason"],
+            "raw": None,
+        }
+    )
+    with ctx.staging.begin() as conn:
+        project_tables.replace_change_set(conn, ctx.run_id, "review_uploads", plan.uploads)
+        project_tables.record_rejects(conn, ctx.run_id, "plan_review_uploads", rejects)
+    for reason, n in plan.rejects.groupby("reason").size().items():
+        log.warning("%d PICSWeb review(s) cannot be uploaded: %s", n, reason)
+    return _counts(
+        ctx, "plan_review_uploads", {"uploads": len(plan.uploads), "rejects": len(rejects)}
+    )
+
+
+def _counts(ctx: RunContext, stage: str, counts: dict[str, int]) -> dict[str, int]:
+    counts = {k: int(v) for k, v in counts.items()}
+    with ctx.staging.begin() as conn:
+        project_tables.record_counts(conn, ctx.run_id, stage, counts)
+    log.info("%s: %s", stage, counts)
+    return counts
