@@ -161,7 +161,7 @@ def _work_group(run_id: str, table_name: str, field: str) -> ColumnElement:
 
 def classify_statement(run_id: str, table_name: str, field: str) -> Update:
     """Record, for one (table, field) of the run, each row's current value and outcome."""
-    table, key, column, kind = _field_target(table_name, field)
+    _, key, column, kind = _field_target(table_name, field)
     work = sync_picsweb_work.c
     current = select(column).where(key == work.entity_key).scalar_subquery()
     outcome = case(
