@@ -185,10 +185,22 @@ def _review_insert_columns() -> list[Column]:
     ]
 
 
+def _change_set(name: str, *columns: Column) -> Table:
+    """A change set table, partitioned by run and by the merge that wrote it: the
+    qualification and review merges both decide PICSWeb field changes, and rerunning one
+    must not wipe the other's."""
+    return _partitioned(
+        name,
+        Column("merge_name", String(30), nullable=False),
+        *columns,
+        by=("run_id", "merge_name"),
+    )
+
+
 CHANGE_SETS: dict[str, Table] = {
-    "picsweb_updates": _partitioned("sync_cs_picsweb_update", *_field_change_columns()),
-    "picsweb_review_inserts": _partitioned("sync_cs_review_insert", *_review_insert_columns()),
-    "onefile_updates": _partitioned(
+    "picsweb_updates": _change_set("sync_cs_picsweb_update", *_field_change_columns()),
+    "picsweb_review_inserts": _change_set("sync_cs_review_insert", *_review_insert_columns()),
+    "onefile_updates": _change_set(
         "sync_cs_onefile_update",
         Column("change_no", Integer, nullable=False),
         Column("entity", String(40), nullable=False),
@@ -198,7 +210,7 @@ CHANGE_SETS: dict[str, Table] = {
         Column("new", UnicodeText),
         Column("rule", String(64)),
     ),
-    "review_uploads": _partitioned(
+    "review_uploads": _change_set(
         "sync_cs_review_upload",
         Column("review_id", BigInteger, nullable=False),
         Column("trainee_id", BigInteger),
@@ -387,8 +399,11 @@ def _json(series: pd.Series) -> pd.Series:
     return _objects(series).map(json.dumps)
 
 
-def replace_change_set(conn: Connection, run_id: str, kind: str, frame: pd.DataFrame) -> int:
-    """Replace this run's change set ``kind`` (a key of :data:`CHANGE_SETS`) by ``frame``.
+def replace_change_set(
+    conn: Connection, run_id: str, kind: str, frame: pd.DataFrame, merge_name: str = "all"
+) -> int:
+    """Replace this run's change set ``kind`` (a key of :data:`CHANGE_SETS`) written by
+    ``merge_name`` by ``frame``.
 
     ``frame`` has the shape of docs/architecture.md for that kind.
     """
@@ -397,15 +412,20 @@ def replace_change_set(conn: Connection, run_id: str, kind: str, frame: pd.DataF
     elif kind == "onefile_updates":
         frame = frame.assign(change_no=range(len(frame)), old=_json(frame["old"]))
         frame = frame.assign(new=_json(frame["new"]))
-    return replace_partition(conn, CHANGE_SETS[kind], {"run_id": run_id}, frame)
+    partition = {"run_id": run_id, "merge_name": merge_name}
+    return replace_partition(conn, CHANGE_SETS[kind], partition, frame)
 
 
-def read_change_set(conn: Connection, run_id: str, kind: str) -> pd.DataFrame:
-    """This run's change set ``kind`` in the shape :func:`replace_change_set` was given."""
+def read_change_set(
+    conn: Connection, run_id: str, kind: str, merge_name: str = "all"
+) -> pd.DataFrame:
+    """This run's change set ``kind`` of ``merge_name`` in the shape
+    :func:`replace_change_set` was given."""
     table = CHANGE_SETS[kind]
-    columns = [c for c in table.c if c.name not in ("run_id", "created_at")]
+    columns = [c for c in table.c if c.name not in ("run_id", "merge_name", "created_at")]
     order = [table.c.change_no] if "change_no" in table.c else []
-    frame = read_frame(conn, select(*columns).where(table.c.run_id == run_id).order_by(*order))
+    where = (table.c.run_id == run_id) & (table.c.merge_name == merge_name)
+    frame = read_frame(conn, select(*columns).where(where).order_by(*order))
     if kind == "picsweb_updates":
         return pd.DataFrame(
             {

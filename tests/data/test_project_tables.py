@@ -249,3 +249,18 @@ def test_purge_drops_old_per_run_rows_and_keeps_audit_and_runs(engine):
 def test_purge_refuses_to_drop_the_current_run(engine):
     with pytest.raises(ValueError), engine.begin() as conn:
         pt.purge(conn, older_than_days=0)
+
+
+def test_change_sets_of_two_merges_do_not_replace_each_other(engine):
+    """The qualification and review merges both write picsweb_updates in one run."""
+    sample = CHANGE_SET_SAMPLES["picsweb_updates"]
+    with engine.begin() as conn:
+        pt.replace_change_set(conn, "run-1", "picsweb_updates", sample, "qualifications")
+        pt.replace_change_set(conn, "run-1", "picsweb_updates", sample.iloc[:1], "reviews")
+        pt.replace_change_set(conn, "run-1", "picsweb_updates", sample.iloc[:1], "reviews")
+    with engine.connect() as conn:
+        quals = pt.read_change_set(conn, "run-1", "picsweb_updates", "qualifications")
+        reviews = pt.read_change_set(conn, "run-1", "picsweb_updates", "reviews")
+    assert len(sample) > 1
+    assert len(quals) == len(sample)
+    assert len(reviews) == 1
