@@ -21,6 +21,7 @@ and **OneFile** (the e-portfolio), by the rules of PICSWeb's OneFile integration
 | `merge_reviews` / `load_reviews` | rule 6: OneFile reviews update or create PICSWeb reviews (only with *Download Review Data* on) | yes |
 | `plan_review_uploads` / `push_reviews` | rule 5: new PICSWeb reviews are created in OneFile exactly once (only with *Upload Review Data* on) | yes: a review created before a crash is found again, never created twice |
 | `finish_run` | run record, `last_synchronised`, purge of old staging | yes |
+| `record_failure` | runs only when a step failed: marks the run record failed | yes |
 
 **Review window.** Scheduled and manual runs sync reviews scheduled from
 `review_days_before` days before the data interval to `review_days_after` days after it.
@@ -150,6 +151,13 @@ def onefile_picsweb_sync():
 
         return report.finish_run(_ctx())
 
+    @task(trigger_rule="one_failed")
+    def record_failure() -> None:
+        """Runs only when a step failed: marks the run record failed for the data team."""
+        from picsweb_sync import report
+
+        report.record_failure(_ctx())
+
     started = start_run()
     orgs = organisations(started)
     learners = extract_learners.expand(organisation_id=orgs)
@@ -170,6 +178,7 @@ def onefile_picsweb_sync():
     loaded_quals >> merged_reviews  # reviews see the qualification run's links and counts
 
     [pushed_aims, pushed_reviews] >> finish_run()
+    [pushed_aims, pushed_reviews] >> record_failure()
 
 
 onefile_picsweb_sync()

@@ -7,10 +7,13 @@ from tests and scripts with plain values.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from picsweb_sync.settings import SyncSettings
+from picsweb_sync.window import SyncPlan, plan_run
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -28,6 +31,9 @@ class RunContext:
     picsweb_conn_id: str = "picsweb_db"
     staging_conn_id: str = "picsweb_db"
     params: Mapping[str, Any] = field(default_factory=dict)
+    # The settings row as ``start_run`` read it: every task of a run works to one snapshot,
+    # even when someone edits the settings screen while the run is going.
+    settings_snapshot: Mapping[str, Any] | None = None
 
     @classmethod
     def from_airflow(cls, context: Mapping[str, Any]) -> RunContext:
@@ -36,7 +42,12 @@ class RunContext:
         now = datetime.now(UTC)
         start = context.get("data_interval_start") or context.get("logical_date") or now
         end = context.get("data_interval_end") or start
+        started = None
+        ti = context.get("ti")
+        if ti is not None and ti.task_id != "start_run":
+            started = ti.xcom_pull(task_ids="start_run")
         return cls(
+            settings_snapshot=(started or {}).get("settings"),
             run_id=dag_run.run_id,
             run_type=str(getattr(dag_run, "run_type", "manual")),
             interval_start=start,
@@ -47,6 +58,23 @@ class RunContext:
             or params.get("picsweb_conn_id", "picsweb_db"),
             params=params,
         )
+
+    @cached_property
+    def plan(self) -> SyncPlan:
+        return plan_run(
+            run_type=self.run_type,
+            interval_start=self.interval_start,
+            interval_end=self.interval_end,
+            days_before=int(self.param("review_days_before", 30)),
+            days_after=int(self.param("review_days_after", 30)),
+            mode=str(self.param("mode", "auto")),
+        )
+
+    @property
+    def settings(self) -> SyncSettings:
+        if self.settings_snapshot is None:
+            raise RuntimeError("no settings snapshot: start_run has not run for this DAG run")
+        return settings_from_snapshot(self.settings_snapshot)
 
     def param(self, name: str, default: Any) -> Any:
         value = self.params.get(name)
@@ -68,3 +96,30 @@ class RunContext:
         from onefile.hook import OneFileHook
 
         return OneFileHook(onefile_conn_id=self.onefile_conn_id)
+
+
+def settings_snapshot(settings: SyncSettings) -> dict[str, Any]:
+    """The settings as plain JSON values, for the XCom of ``start_run``."""
+    values = asdict(settings)
+    values["organisation_ids"] = list(settings.organisation_ids)
+    last = settings.last_synchronised
+    values["last_synchronised"] = None if last is None else last.isoformat()
+    return values
+
+
+def settings_from_snapshot(values: Mapping[str, Any]) -> SyncSettings:
+    last = values.get("last_synchronised")
+    return SyncSettings(
+        **{
+            **values,
+            "organisation_ids": tuple(values["organisation_ids"]),
+            "last_synchronised": None if last is None else datetime.fromisoformat(last),
+        }
+    )
+
+
+def skip_task(reason: str) -> NoReturn:
+    """End the current task as *skipped* (grey in the UI) with ``reason`` in its log."""
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    raise AirflowSkipException(reason)

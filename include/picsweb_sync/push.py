@@ -1,0 +1,300 @@
+"""Push: the OneFile change sets sent through the outbox, each row exactly once.
+
+The outbox (``sync_outbox``) holds one row per OneFile write with its state. A push sends
+only rows not yet ``sent``, and marks each one as OneFile answers, so a retried or
+cleared task resends only what did not go.
+
+Creating a review is two calls (Visit, then Review). The VisitID is recorded in the
+outbox *before* the Review call; a row that has a VisitID but no ReviewID is a create that
+may have reached OneFile before a crash, so it is first looked for (``Review/Search`` by
+learner and scheduled time, told apart by that VisitID) and recorded if found, never
+created a second time. The new Review ID is written to PICSWeb's
+``review.onefile_system_id`` as soon as OneFile returns it. A VisitID left by an earlier,
+failed run is carried into the next run's outbox row, so recovery works across runs too.
+What cannot be recovered: a Visit call that fails after OneFile created the visit leaves
+an empty visit in OneFile (no review is ever duplicated).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import sqlalchemy as sa
+
+from onefile.hook import OneFileApiError
+from picsweb_sync import picsweb_tables, project_tables
+from picsweb_sync.db import read_frame
+from picsweb_sync.runtime import RunContext, skip_task
+
+log = logging.getLogger(__name__)
+
+AIM_UPDATE = "learning_aim_update"
+REVIEW_CREATE = "review_create"
+
+
+class PushIncomplete(RuntimeError):
+    """Some outbox rows failed for a reason worth retrying; the task fails so Airflow retries."""
+
+
+# ----- learning aims (rules 2-4: PICSWeb fills OneFile's blanks) ---------------------------
+def push_learning_aims(ctx: RunContext) -> dict[str, int]:
+    if not ctx.plan.does_qualifications:
+        skip_task("qualifications are not synced in a reviews-only (backfill) run")
+    with ctx.staging.begin() as conn:
+        changes = project_tables.read_change_set(conn, ctx.run_id, "onefile_updates")
+        project_tables.enqueue_outbox(conn, ctx.run_id, AIM_UPDATE, aim_update_items(changes))
+        pending = project_tables.pending_outbox(conn, ctx.run_id, AIM_UPDATE)
+    hook = ctx.onefile()
+    counts = {"sent": 0, "rejected": 0, "failed": 0}
+    for row in pending.itertuples(index=False):  # one API call per row: no set form exists
+        try:
+            hook.update_learning_aim(int(row.target_id), row.payload)
+        except OneFileApiError as exc:
+            counts[_record_failure(ctx, row, exc)] += 1
+            continue
+        with ctx.staging.begin() as conn:
+            project_tables.mark_outbox(conn, int(row.outbox_id), "sent")
+            project_tables.audit(conn, ctx.run_id, _aim_audit_rows(changes, int(row.target_id)))
+        counts["sent"] += 1
+    return _finish(ctx, "push_learning_aims", AIM_UPDATE, counts)
+
+
+def aim_update_items(changes: pd.DataFrame) -> pd.DataFrame:
+    """One outbox item per learning aim: a partial body of every field to fill."""
+    if changes.empty:
+        return pd.DataFrame({"target_id": pd.Series(dtype="Int64"), "payload": []})
+    payloads = changes.groupby("entity_id").apply(
+        lambda g: dict(zip(g["field"], g["new"], strict=True)), include_groups=False
+    )
+    return pd.DataFrame({"target_id": payloads.index, "payload": payloads.to_numpy()})
+
+
+def _aim_audit_rows(changes: pd.DataFrame, aim_id: int) -> pd.DataFrame:
+    sent = changes[changes["entity_id"] == aim_id]
+    return pd.DataFrame(
+        {
+            "system": "onefile",
+            "entity": "LearningAim",
+            "entity_key": sent["entity_id"],
+            "field": sent["field"],
+            "old": sent["old"],
+            "new": sent["new"],
+        }
+    )
+
+
+# ----- reviews (rule 5: new PICSWeb reviews created in OneFile) ----------------------------
+def push_reviews(ctx: RunContext) -> dict[str, int]:
+    if not ctx.plan.does_uploads:
+        skip_task("reviews are not uploaded in a reviews-only (backfill) run")
+    if not ctx.settings.upload_review_data:
+        skip_task("Upload Review Data is off in the PICSWeb OneFile settings")
+    with ctx.staging.begin() as conn:
+        uploads = project_tables.read_change_set(conn, ctx.run_id, "review_uploads")
+        project_tables.enqueue_outbox(conn, ctx.run_id, REVIEW_CREATE, review_create_items(uploads))
+        carry_over_visits(conn, ctx.run_id)
+        pending = project_tables.pending_outbox(conn, ctx.run_id, REVIEW_CREATE)
+    hook = ctx.onefile()
+    counts = {"sent": 0, "recovered": 0, "rejected": 0, "failed": 0, "already_linked": 0}
+    for row in pending.itertuples(index=False):  # two API calls per review: no set form exists
+        try:
+            outcome = _create_review(ctx, hook, row)
+        except OneFileApiError as exc:
+            counts[_record_failure(ctx, row, exc)] += 1
+            continue
+        counts[outcome] += 1
+    return _finish(ctx, "push_reviews", REVIEW_CREATE, counts)
+
+
+def review_create_items(uploads: pd.DataFrame) -> pd.DataFrame:
+    """The Visit and Review bodies of each upload, exactly as the contract names them."""
+    items = []
+    for u in uploads.itertuples(index=False):  # builds small dicts, no data-dependent logic
+        items.append(
+            {
+                "target_id": int(u.review_id),
+                "payload": {
+                    "visit": {
+                        "LearnerID": int(u.learner_id),
+                        "OrganisationID": int(u.organisation_id),
+                        "DateFrom": u.visit_from,
+                        "DateTo": u.visit_to,
+                        "VisitTypeID": int(u.visit_type_id),
+                        "SMSReminder": False,
+                        "AssessorID": int(u.assessor_id),
+                    },
+                    "review": {
+                        "LearnerID": int(u.learner_id),
+                        "Status": 1,
+                        "ScheduledFor": u.scheduled_for,
+                        "AssessorID": int(u.assessor_id),
+                    },
+                    "organisation_id": int(u.organisation_id),
+                },
+            }
+        )
+    return pd.DataFrame(items, columns=["target_id", "payload"])
+
+
+def carry_over_visits(conn: sa.Connection, run_id: str) -> int:
+    """Give this run's pending creates the VisitID an earlier run recorded but never finished.
+
+    Without it, a review whose Review call reached OneFile in a run that then failed for
+    good would be created again by the next run.
+    """
+    box = project_tables.sync_outbox
+    earlier = sa.alias(box, "earlier")
+    visit = (
+        sa.select(sa.func.max(earlier.c.visit_id))
+        .where(
+            earlier.c.kind == REVIEW_CREATE,
+            earlier.c.target_id == box.c.target_id,
+            earlier.c.run_id != run_id,
+            earlier.c.state != "sent",
+            earlier.c.visit_id.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    done = conn.execute(
+        sa.update(box)
+        .where(
+            box.c.run_id == run_id,
+            box.c.kind == REVIEW_CREATE,
+            box.c.visit_id.is_(None),
+            box.c.state == "pending",
+            visit.is_not(None),
+        )
+        .values(visit_id=visit)
+    )
+    return done.rowcount
+
+
+def _create_review(ctx: RunContext, hook: Any, row: Any) -> str:
+    review_id = int(row.target_id)
+    if _picsweb_system_id(ctx, review_id) is not None:
+        with ctx.staging.begin() as conn:
+            project_tables.mark_outbox(conn, int(row.outbox_id), "sent")
+        return "already_linked"
+    visit_id = None if pd.isna(row.visit_id) else int(row.visit_id)
+    found = None
+    if visit_id is None:
+        visit_id = hook.create_visit(row.payload["visit"])
+        with ctx.staging.begin() as conn:  # recorded before the Review call, see module doc
+            project_tables.mark_outbox(conn, int(row.outbox_id), "pending", visit_id=visit_id)
+    else:
+        found = find_created_review(hook, row.payload, visit_id)
+    onefile_id = found or hook.create_review({**row.payload["review"], "VisitID": visit_id})
+    record_review_id(ctx, int(row.outbox_id), review_id, onefile_id)
+    return "recovered" if found else "sent"
+
+
+def find_created_review(hook: Any, payload: dict[str, Any], visit_id: int) -> int | None:
+    """The review an earlier attempt created with this VisitID, if OneFile has it."""
+    review = payload["review"]
+    scheduled = datetime.fromisoformat(review["ScheduledFor"].replace("Z", "+00:00"))
+    for row in hook.search_reviews(
+        payload["organisation_id"],
+        learner_id=review["LearnerID"],
+        date_from=scheduled - timedelta(days=1),
+        date_to=scheduled + timedelta(days=1),
+    ):
+        if row.get("VisitID") == visit_id:
+            return int(row["ID"])
+    return None
+
+
+def record_review_id(ctx: RunContext, outbox_id: int, review_id: int, onefile_id: int) -> None:
+    """Write the new Review ID to PICSWeb (with its audit), then close the outbox row."""
+    review = picsweb_tables.review
+    with ctx.picsweb.begin() as conn:
+        written = conn.execute(
+            sa.update(review)
+            .where(review.c.review_id == review_id, review.c.onefile_system_id.is_(None))
+            .values(onefile_system_id=onefile_id)
+        ).rowcount
+        if written:
+            project_tables.audit(
+                conn,
+                ctx.run_id,
+                pd.DataFrame(
+                    {
+                        "system": ["picsweb"],
+                        "entity": ["review"],
+                        "entity_key": [review_id],
+                        "field": ["onefile_system_id"],
+                        "old": [None],
+                        "new": [onefile_id],
+                    }
+                ),
+            )
+    with ctx.staging.begin() as conn:
+        project_tables.mark_outbox(conn, outbox_id, "sent", result_id=onefile_id)
+        project_tables.audit(
+            conn,
+            ctx.run_id,
+            pd.DataFrame(
+                {
+                    "system": ["onefile"],
+                    "entity": ["Review"],
+                    "entity_key": [onefile_id],
+                    "field": ["created_from_picsweb_review"],
+                    "old": [None],
+                    "new": [review_id],
+                }
+            ),
+        )
+
+
+def _picsweb_system_id(ctx: RunContext, review_id: int) -> int | None:
+    review = picsweb_tables.review
+    with ctx.picsweb.connect() as conn:
+        return conn.execute(
+            sa.select(review.c.onefile_system_id).where(review.c.review_id == review_id)
+        ).scalar_one_or_none()
+
+
+# ----- shared -----------------------------------------------------------------------------
+def _record_failure(ctx: RunContext, row: Any, exc: OneFileApiError) -> str:
+    """A 4xx means OneFile refused the data: a reject, not retried. Anything else (5xx
+    after the hook's own retries, timeouts) is ``failed`` and retried by the task."""
+    refused = exc.status is not None and 400 <= exc.status < 500
+    state = "rejected" if refused else "failed"
+    with ctx.staging.begin() as conn:
+        project_tables.mark_outbox(conn, int(row.outbox_id), state, error=str(exc))
+    log.warning("outbox %s (%s %s): %s", row.outbox_id, row.kind, row.target_id, exc)
+    return state
+
+
+def _finish(ctx: RunContext, stage: str, kind: str, counts: dict[str, int]) -> dict[str, int]:
+    with ctx.staging.begin() as conn:
+        project_tables.record_counts(conn, ctx.run_id, stage, counts)
+        refused = _refused_rows(conn, ctx.run_id, kind)
+        project_tables.record_rejects(conn, ctx.run_id, f"{stage}_refused", refused)
+    log.info("%s: %s", stage, counts)
+    if counts["failed"]:
+        raise PushIncomplete(
+            f"{counts['failed']} OneFile write(s) failed and will be retried; see sync_outbox"
+        )
+    return counts
+
+
+def _refused_rows(conn: sa.Connection, run_id: str, kind: str) -> pd.DataFrame:
+    box = project_tables.sync_outbox
+    rows = read_frame(
+        conn,
+        sa.select(box.c.kind, box.c.target_id, box.c.last_error, box.c.payload).where(
+            box.c.run_id == run_id, box.c.kind == kind, box.c.state == "rejected"
+        ),
+    )
+    return pd.DataFrame(
+        {
+            "entity": rows["kind"],
+            "source_id": rows["target_id"].map(str),
+            "reason": "OneFile refused: " + rows["last_error"].astype(str),
+            "raw": rows["payload"].map(lambda p: json.dumps(json.loads(p), sort_keys=True)),
+        }
+    )

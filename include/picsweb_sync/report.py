@@ -1,0 +1,81 @@
+"""Start and end of a run: settings, project tables, the run record, retention.
+
+``start_run`` is the gate: with the integration off in PICSWeb's OneFile Settings the run
+says so and ends green without touching OneFile. ``finish_run`` runs only when nothing
+failed: it closes the run record, sets ``onefile_settings.last_synchronised`` (rule 7) and
+purges staging older than the retention period. ``record_failure`` closes the record of a
+run that did fail, so ``sync_run`` always tells how each run ended.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from picsweb_sync import project_tables, ukdates
+from picsweb_sync.runtime import RunContext, settings_snapshot
+from picsweb_sync.settings import mark_synchronised, read_settings
+
+log = logging.getLogger(__name__)
+
+
+def start_run(ctx: RunContext) -> dict[str, Any] | bool:
+    """Read the settings and open the run record; ``False`` stops the run (integration off)."""
+    project_tables.ensure_project_tables(ctx.staging)
+    if ctx.picsweb_conn_id != ctx.staging_conn_id:
+        project_tables.ensure_project_tables(ctx.picsweb)
+    with ctx.picsweb.connect() as conn:
+        settings = read_settings(conn)
+    with ctx.staging.begin() as conn:
+        project_tables.start_run(conn, ctx.run_id)
+        if not settings.integration_enabled:
+            project_tables.finish_run(conn, ctx.run_id, "integration_off")
+    if not settings.integration_enabled:
+        log.warning(
+            "OneFile integration is switched off in PICSWeb's OneFile Settings: nothing to sync."
+        )
+        return False
+    plan = ctx.plan
+    log.info(
+        "syncing organisations %s in %s mode; reviews scheduled %s to %s; upload %s, download %s",
+        list(settings.organisation_ids),
+        plan.mode.value,
+        plan.review_from.isoformat(),
+        plan.review_to.isoformat(),
+        "on" if settings.upload_review_data else "off",
+        "on" if settings.download_review_data else "off",
+    )
+    return {
+        "organisation_ids": list(settings.organisation_ids),
+        "settings": settings_snapshot(settings),
+        "plan": plan.as_xcom(),
+    }
+
+
+def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
+    """Close a successful run: record, ``last_synchronised``, retention purge, summary log."""
+    ended = now or datetime.now(UTC)
+    retention_days = int(ctx.param("retention_days", 30))
+    with ctx.picsweb.begin() as conn:
+        mark_synchronised(conn, ukdates.uk_wall_clock(ended))
+    with ctx.staging.begin() as conn:
+        project_tables.finish_run(conn, ctx.run_id, "success", ended)
+        purged = project_tables.purge(conn, retention_days, ended)
+        counts = project_tables.run_counts(conn, ctx.run_id)
+        rejects = project_tables.read_rejects(conn, ctx.run_id)
+    for stage, values in counts.items():
+        log.info("%s: %s", stage, ", ".join(f"{k}={v}" for k, v in values.items()))
+    if not rejects.empty:
+        by_reason = rejects.groupby(["stage", "reason"]).size()
+        for (stage, reason), n in by_reason.items():
+            log.warning("%d row(s) set aside at %s: %s", n, stage, reason)
+    return {
+        "rejects": len(rejects),
+        "purged_rows": int(sum(purged.values())),
+    }
+
+
+def record_failure(ctx: RunContext) -> None:
+    with ctx.staging.begin() as conn:
+        project_tables.finish_run(conn, ctx.run_id, "failed")
