@@ -100,15 +100,23 @@ def url_for_connection(
     )
 
 
-@functools.cache
 def engine_for_connection(conn_id: str) -> Engine:
-    """The (cached) engine of an Airflow connection: ``mssql``, ``postgres`` or ``sqlite``."""
+    """The engine of an Airflow connection: ``mssql``, ``postgres`` or ``sqlite``.
+
+    Engines are cached by URL, not by connection id, so an edited connection (or a test
+    pointing the same id at a fresh database) gets a new engine instead of a stale one.
+    """
     from airflow.sdk import BaseHook  # lazy: picsweb_sync imports without Airflow
 
     conn = BaseHook.get_connection(conn_id)
     url = url_for_connection(
         conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema
     )
+    return _engine_for(url)
+
+
+@functools.cache
+def _engine_for(url: URL) -> Engine:
     return engine_for_url(url)
 
 

@@ -58,14 +58,26 @@ def test_engine_for_connection_reads_airflow_connections(db_url, monkeypatch, re
     monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", _airflow_uri(db_url))
     engine = engine_for_connection(conn_id)
     try:
-        assert engine_for_connection(conn_id) is engine  # cached per connection id
+        assert engine_for_connection(conn_id) is engine  # cached while the connection is unchanged
         assert engine.url.get_backend_name() == make_url(db_url).get_backend_name()
         assert engine.url.database == make_url(db_url).database
         with engine.connect() as conn:
             assert conn.execute(text("SELECT 1")).scalar_one() == 1
     finally:
         engine.dispose()
-        engine_for_connection.cache_clear()
+
+
+def test_engine_follows_a_changed_connection(tmp_path, monkeypatch):
+    """Same connection id, new target: a new engine, never the stale cached one."""
+    monkeypatch.setenv("AIRFLOW_CONN_PICSWEB_MOVING", f"sqlite:///{tmp_path / 'a.sqlite'}")
+    first = engine_for_connection("picsweb_moving")
+    monkeypatch.setenv("AIRFLOW_CONN_PICSWEB_MOVING", f"sqlite:///{tmp_path / 'b.sqlite'}")
+    second = engine_for_connection("picsweb_moving")
+    assert first is not second
+    assert (first.url.database, second.url.database) == (
+        str(tmp_path / "a.sqlite"),
+        str(tmp_path / "b.sqlite"),
+    )
 
 
 def test_loaded_picsweb_rows_read_back_exactly(engine):
