@@ -26,8 +26,9 @@ import pandas as pd
 import sqlalchemy as sa
 
 from onefile.hook import OneFileApiError
-from picsweb_sync import picsweb_tables, project_tables
+from picsweb_sync import db, onefile_fields, picsweb_tables, project_tables
 from picsweb_sync.db import read_frame
+from picsweb_sync.merge import reviews
 from picsweb_sync.runtime import RunContext, skip_task
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ def push_reviews(ctx: RunContext) -> dict[str, int]:
             counts[_record_failure(ctx, row, exc)] += 1
             continue
         counts[outcome] += 1
+    counts["fields_reflected"] = reflect_uploaded_reviews(ctx)
     return _finish(ctx, "push_reviews", REVIEW_CREATE, counts)
 
 
@@ -190,6 +192,49 @@ def _create_review(ctx: RunContext, hook: Any, row: Any) -> str:
     onefile_id = found or hook.create_review({**row.payload["review"], "VisitID": visit_id})
     record_review_id(ctx, int(row.outbox_id), review_id, onefile_id)
     return "recovered" if found else "sent"
+
+
+def reflect_uploaded_reviews(ctx: RunContext) -> int:
+    """Apply rule 6 at once to the reviews this run created in OneFile.
+
+    A created review is, in OneFile, scheduled and not started, with the chosen assessor;
+    the next download would write exactly that back (attended ``U``, the assessor's
+    officer, a 09:00 start time where PICSWeb had none). Writing it now, from what was
+    sent, keeps PICSWeb equal to OneFile and lets the next run change nothing. The rule
+    itself is the download's own (``merge_reviews``), not a copy; the write is the same
+    guarded, audited ``apply_updates``, so a retry reflects nothing twice.
+    """
+    box = project_tables.sync_outbox
+    with ctx.staging.connect() as conn:
+        sent = read_frame(
+            conn,
+            sa.select(box.c.result_id, box.c.visit_id, box.c.payload).where(
+                box.c.run_id == ctx.run_id,
+                box.c.kind == REVIEW_CREATE,
+                box.c.state == "sent",
+                box.c.result_id.is_not(None),
+            ),
+        )
+        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors")
+    if sent.empty:
+        return 0
+    payloads = sent["payload"].map(json.loads)
+    created = [
+        {**p["review"], "ID": int(rid), "VisitID": int(vid), "StartedOn": None}
+        for p, rid, vid in zip(payloads, sent["result_id"], sent["visit_id"], strict=True)
+    ]
+    staged = onefile_fields.parse_reviews(created, organisation_id=0).frame
+    review = picsweb_tables.review
+    with ctx.picsweb.begin() as conn:
+        trainees = read_frame(conn, sa.select(picsweb_tables.trainee))
+        officers = read_frame(conn, sa.select(picsweb_tables.officer))
+        linked = read_frame(
+            conn,
+            sa.select(review).where(review.c.onefile_system_id.in_(staged["review_id"].tolist())),
+        )
+        merged = reviews.merge_reviews(staged, trainees, officers, assessors, linked)
+        applied = db.apply_updates(conn, ctx.run_id, merged.picsweb_updates)
+    return len(applied.applied)
 
 
 def find_created_review(hook: Any, payload: dict[str, Any], visit_id: int) -> int | None:

@@ -126,3 +126,12 @@ def date_to_onefile(dates: pd.Series) -> pd.Series:
 def format_instant(utc: pd.Series) -> pd.Series:
     """Naive UTC instants -> ``YYYY-MM-DDTHH:MM:SSZ`` (whole seconds); unset -> ``None``."""
     return _objects(pd.to_datetime(pd.Series(utc)).dt.strftime(_INSTANT_FORMAT))
+
+
+def uk_wall_clock(instant: dt.datetime) -> dt.datetime:
+    """An aware instant as naive UK wall-clock time, the form PICSWeb shows datetimes in
+    (``onefile_settings.last_synchronised``)."""
+    if instant.tzinfo is None:
+        raise ValueError("uk_wall_clock needs an aware datetime")
+    stamp = pd.Timestamp(instant).tz_convert(UK_ZONE).tz_localize(None)
+    return stamp.to_pydatetime()
