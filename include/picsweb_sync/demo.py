@@ -24,12 +24,18 @@ DAG_ID = "onefile_picsweb_sync"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def connection_env(onefile_base_url: str, customer_token: str, picsweb_url: str) -> dict[str, str]:
+def connection_env(
+    onefile_base_url: str,
+    customer_token: str,
+    picsweb_url: str,
+    onefile_extra: Mapping[str, Any] | None = None,
+) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` variables for the simulator and a PICSWeb database URL."""
+    onefile = {"conn_type": "http", "host": onefile_base_url, "password": customer_token}
+    if onefile_extra:
+        onefile["extra"] = dict(onefile_extra)
     return {
-        "AIRFLOW_CONN_ONEFILE_API": json.dumps(
-            {"conn_type": "http", "host": onefile_base_url, "password": customer_token}
-        ),
+        "AIRFLOW_CONN_ONEFILE_API": json.dumps(onefile),
         "AIRFLOW_CONN_PICSWEB_DB": json.dumps(_db_connection(picsweb_url)),
     }
 
