@@ -76,16 +76,42 @@ def start_pg_server() -> PgServer:
         root.chmod(0o755)
         prefix = ["runuser", "-u", "postgres", "--"]
     subprocess.run(
-        [*prefix, str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres", "-A", "trust",
-         "-E", "UTF8", "--no-locale"],
+        [
+            *prefix,
+            str(bindir / "initdb"),
+            "-D",
+            str(datadir),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+        ],
         check=True,
         capture_output=True,
     )
     port = _free_port()
     proc = subprocess.Popen(
-        [*prefix, str(bindir / "postgres"), "-D", str(datadir), "-p", str(port),
-         "-k", str(root), "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off",
-         "-c", "synchronous_commit=off", "-c", "full_page_writes=off"],
+        [
+            *prefix,
+            str(bindir / "postgres"),
+            "-D",
+            str(datadir),
+            "-p",
+            str(port),
+            "-k",
+            str(root),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
