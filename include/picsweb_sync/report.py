@@ -2,8 +2,8 @@
 
 ``start_run`` is the gate: with the integration off in PICSWeb's OneFile Settings the run
 says so and ends green without touching OneFile. ``finish_run`` runs only when nothing
-failed: it closes the run record, sets ``onefile_settings.last_synchronised`` (rule 7) and
-purges staging older than the retention period. ``record_failure`` closes the record of a
+failed: it closes the run record, sets ``onefile_settings.last_synchronised`` (rule 7; not
+after a reviews-only backfill run, which is not a full sync) and purges staging older than the retention period. ``record_failure`` closes the record of a
 run that did fail, so ``sync_run`` always tells how each run ended.
 """
 
@@ -57,8 +57,9 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
     """Close a successful run: record, ``last_synchronised``, retention purge, summary log."""
     ended = now or datetime.now(UTC)
     retention_days = int(ctx.param("retention_days", 30))
-    with ctx.picsweb.begin() as conn:
-        mark_synchronised(conn, ukdates.uk_wall_clock(ended))
+    if ctx.plan.does_qualifications:  # a reviews-only backfill run is not a full sync
+        with ctx.picsweb.begin() as conn:
+            mark_synchronised(conn, ukdates.uk_wall_clock(ended))
     with ctx.staging.begin() as conn:
         project_tables.finish_run(conn, ctx.run_id, "success", ended)
         purged = project_tables.purge(conn, retention_days, ended)
