@@ -1,0 +1,430 @@
+"""Scripted benchmarks: each vectorised / set-based step timed beside a plain loop baseline.
+
+Run from the repository root: ``.venv/bin/python -m benchmarks.run [--quick]`` (or ``make
+bench``). Every benchmark first checks that the fast code and its baseline decide the same
+thing, and stops with an error if they do not: the speed of wrong code is worthless.
+
+1. ``merge``: rules 1-4 (``merge_qualifications`` on typed frames, and parse + merge from the
+   OneFile rows) against ``tests/e2e/qualification_oracle.py`` run on the same rows, as is
+   (its aim matching scans every qualification for each aim, so it grows quadratically) and
+   with that matching indexed by dicts (``indexed_links``), which leaves only the difference
+   between pandas and a Python loop.
+2. ``load``: ``apply_updates`` (work table, one ``UPDATE ... FROM`` per field) against one
+   guarded ``UPDATE`` and one audit ``INSERT`` per change, on fresh copies of one SQLite file.
+3. ``extract``: the OneFile hook's paged learner search against the simulator, per page size.
+
+Results print as a table and go to ``benchmarks/results/<UTC time>.json`` (git-ignored).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from unittest import mock
+
+import pandas as pd
+import sqlalchemy as sa
+
+from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
+from picsweb_sync import picsweb_tables as pw
+from picsweb_sync.db import apply_updates, engine_for_url, read_frame
+from picsweb_sync.demo import connection_env
+from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+from picsweb_sync.merge.qualifications import merge_qualifications
+from picsweb_sync.onefile_fields import parse_learners, parse_learning_aims
+from picsweb_sync.project_tables import audit_text, ensure_project_tables, sync_audit
+from picsweb_sync.sqlframes import frame_column
+from tests.e2e import qualification_oracle as oracle
+
+LEARNER_ROLE = 1
+RESULTS = Path(__file__).parent / "results"
+RUN_ID = "bench"
+
+
+@dataclass(frozen=True)
+class Result:
+    """One timed variant: ``median_s`` of ``repeats`` runs over ``rows`` input rows."""
+
+    benchmark: str
+    size: str
+    variant: str
+    rows: int
+    repeats: int
+    median_s: float
+    baseline: str | None = None  # variant this one is compared with
+    ratio: float | None = None  # baseline median / this median: how many times faster
+    note: str = ""
+
+    @property
+    def rows_per_s(self) -> float:
+        return self.rows / self.median_s if self.median_s else float("inf")
+
+
+def timed(
+    run: Callable[[], object],
+    repeats: int,
+    budget_s: float,
+    setup: Callable[[], None] | None = None,
+) -> dict[str, float | int]:
+    """Median seconds of up to ``repeats`` runs of ``run`` (``setup`` untimed before each),
+    stopping early once ``budget_s`` is spent, so a slow baseline runs at least once but
+    does not eat the whole benchmark's time."""
+    times: list[float] = []
+    while len(times) < repeats and (not times or sum(times) < budget_s):
+        if setup:
+            setup()
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return {"median_s": statistics.median(times), "repeats": len(times)}
+
+
+def compared(results: list[Result], baseline: str) -> list[Result]:
+    """``results`` with each one's speed-up against the variant named ``baseline``."""
+    base = next(r for r in results if r.variant == baseline).median_s
+    return [
+        r if r.variant == baseline else replace(r, baseline=baseline, ratio=base / r.median_s)
+        for r in results
+    ]
+
+
+# ----- inputs -------------------------------------------------------------------------------
+def table_frame(table: sa.Table, rows: list[dict]) -> pd.DataFrame:
+    """Generator rows typed as ``read_frame`` types them when the merge stage reads PICSWeb."""
+    return pd.DataFrame(
+        {c.name: frame_column([row[c.name] for row in rows], c.type) for c in table.c}
+    )
+
+
+def rows_by_organisation(data: Dataset) -> dict[int, tuple[list[dict], list[dict]]]:
+    """Organisation -> (its learners, their learning aims): what the extract fetches."""
+    org_of = {u["ID"]: u["OrganisationID"] for u in data.onefile.users if u["Role"] == LEARNER_ROLE}
+    grouped: dict[int, tuple[list[dict], list[dict]]] = {}
+    for user in data.onefile.users:
+        if user["Role"] == LEARNER_ROLE:
+            grouped.setdefault(user["OrganisationID"], ([], []))[0].append(user)
+    for aim in data.onefile.learning_aims:
+        grouped[org_of[aim["UserID"]]][1].append(aim)
+    return grouped
+
+
+def parse_and_merge(data: Dataset, picsweb: dict[str, pd.DataFrame]):
+    """Rules 1-4 from OneFile's rows: parse each organisation's extract, then merge."""
+    parsed = [
+        (parse_learners(users, org).frame, parse_learning_aims(aims, org).frame)
+        for org, (users, aims) in rows_by_organisation(data).items()
+    ]
+    learners = pd.concat([p[0] for p in parsed], ignore_index=True)
+    aims = pd.concat([p[1] for p in parsed], ignore_index=True)
+    return merge_qualifications(learners, aims, *picsweb.values()), learners, aims
+
+
+# ----- merge baseline -----------------------------------------------------------------------
+def indexed_links(picsweb: dict, learning_aims: list[dict]) -> dict[int, int]:
+    """``oracle.links`` with dict indexes instead of nested scans (same answers, checked)."""
+    aim_ids = {a["ID"] for a in learning_aims}
+    claims = Counter(
+        q["onefile_learning_aim_id"]
+        for q in picsweb["trainee_qualification"]
+        if q["onefile_learning_aim_id"] is not None
+    )
+    result = {
+        q["onefile_learning_aim_id"]: q["tq_id"]
+        for q in picsweb["trainee_qualification"]
+        if q["onefile_learning_aim_id"] in aim_ids and claims[q["onefile_learning_aim_id"]] == 1
+    }
+    trainee_of = {
+        t["onefile_learner_id"]: t["trainee_id"]
+        for t in picsweb["trainee"]
+        if t["onefile_learner_id"] is not None
+    }
+    unlinked: dict[tuple, list[int]] = {}
+    for q in picsweb["trainee_qualification"]:
+        code = oracle._code(q["qualification_code"])
+        if q["onefile_learning_aim_id"] is None and code is not None:
+            unlinked.setdefault((q["trainee_id"], code), []).append(q["tq_id"])
+    candidates = [
+        (aim["ID"], tq_id)
+        for aim in learning_aims
+        if aim["ID"] not in claims
+        for tq_id in unlinked.get((trainee_of.get(aim["UserID"]), oracle._code(aim["Code"])), [])
+    ]
+    per_aim = Counter(a for a, _ in candidates)
+    per_tq = Counter(t for _, t in candidates)
+    result.update({a: t for a, t in candidates if per_aim[a] == 1 and per_tq[t] == 1})
+    return result
+
+
+def indexed_oracle(picsweb: dict, learning_aims: list[dict]) -> tuple[dict, dict]:
+    """``oracle.expected_after_sync`` with :func:`indexed_links` as its matching."""
+    with mock.patch.object(oracle, "links", indexed_links):
+        return oracle.expected_after_sync(picsweb, learning_aims)
+
+
+def changed_pairs(before: list[dict], after: dict, key: str, fields: list[str]) -> set[tuple]:
+    return {(row[key], f) for row in before for f in fields if after[row[key]][f] != row[f]}
+
+
+def check_merge_agrees(data: Dataset, merged, expected: tuple[dict, dict], name: str) -> None:
+    """Fail loudly unless the merge and a baseline change the same (row, field) pairs."""
+    quals, aims = expected
+    pw_updates, of_updates = merged.picsweb_updates, merged.onefile_updates
+    q_fields = [c.name for c in pw.trainee_qualification.c if c.name != "tq_id"]
+    want_pw = changed_pairs(data.picsweb["trainee_qualification"], quals, "tq_id", q_fields)
+    got_pw = set(zip(pw_updates["key"].astype(int), pw_updates["field"], strict=True))
+    a_fields = [field for _, field, _ in oracle.FILL_FIELDS]
+    want_of = changed_pairs(data.onefile.learning_aims, aims, "ID", a_fields)
+    got_of = set(zip(of_updates["entity_id"].astype(int), of_updates["field"], strict=True))
+    for side, want, got in (("PICSWeb", want_pw, got_pw), ("OneFile", want_of, got_of)):
+        if want != got:
+            raise SystemExit(
+                f"merge and {name} disagree on {side} changes: "
+                f"{len(got - want)} only in the merge, {len(want - got)} only in {name}, "
+                f"e.g. {sorted(got ^ want)[:5]}"
+            )
+
+
+def picsweb_frames(data: Dataset) -> dict[str, pd.DataFrame]:
+    """The merge's PICSWeb inputs, in ``merge_qualifications``' argument order."""
+    return {
+        name: table_frame(pw.metadata.tables[name], data.picsweb[name])
+        for name in ("trainee", "trainee_qualification", "trainee_qualification_unit")
+    }
+
+
+def bench_merge(data: Dataset, size: str, args: argparse.Namespace) -> list[Result]:
+    picsweb = picsweb_frames(data)
+    merged, learners, aims = parse_and_merge(data, picsweb)
+    loops = {"loop, oracle as is": oracle.expected_after_sync, "loop, indexed": indexed_oracle}
+    for name, loop in loops.items():
+        check_merge_agrees(data, merged, loop(data.picsweb, data.onefile.learning_aims), name)
+    n = len(data.onefile.learning_aims)
+    variants: dict[str, Callable[[], object]] = {
+        "merge_qualifications (frames)": lambda: merge_qualifications(
+            learners, aims, *picsweb.values()
+        ),
+        "parse + merge (rows)": lambda: parse_and_merge(data, picsweb),
+        **{
+            name: lambda loop=loop: loop(data.picsweb, data.onefile.learning_aims)
+            for name, loop in loops.items()
+        },
+    }
+    results = [
+        Result("merge", size, name, n, **timed(run, args.repeats, args.budget))
+        for name, run in variants.items()
+    ]
+    note = f"{len(merged.picsweb_updates)} PICSWeb + {len(merged.onefile_updates)} OneFile changes"
+    results = [replace(r, note=note) for r in results]
+    return compared(results, "loop, indexed")
+
+
+# ----- load ---------------------------------------------------------------------------------
+def one_by_one_updates(conn: sa.Connection, updates: pd.DataFrame) -> int:
+    """The baseline: per change, one guarded ``UPDATE`` (only if the row still holds ``old``)
+    and, if it wrote, one audit ``INSERT``; the caller's transaction, like apply_updates."""
+    statements: dict[tuple[str, str], sa.Update] = {}
+    applied = 0
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    for change in updates.itertuples(index=False):
+        if (change.table, change.field) not in statements:
+            table = pw.metadata.tables[change.table]
+            key, column = pw.primary_key(table), table.c[change.field]
+            old = sa.bindparam("old", type_=column.type)
+            statements[change.table, change.field] = (
+                sa.update(table)
+                .where(
+                    key == sa.bindparam("key"),
+                    sa.or_(column == old, column.is_(None) & old.is_(None)),
+                )
+                .values({column: sa.bindparam("new", type_=column.type)})
+            )
+        params = {"key": int(change.key), "old": change.old, "new": change.new}
+        if conn.execute(statements[change.table, change.field], params).rowcount:
+            applied += 1
+            conn.execute(
+                sa.insert(sync_audit),
+                {
+                    "run_id": RUN_ID,
+                    "system": "picsweb",
+                    "entity": change.table,
+                    "entity_key": str(change.key),
+                    "field": change.field,
+                    "old_value": audit_text(change.old),
+                    "new_value": audit_text(change.new),
+                    "changed_at": now,
+                },
+            )
+    return applied
+
+
+def _state(url: str) -> tuple[pd.DataFrame, int]:
+    """What a load leaves: the qualification rows and the number of audit rows."""
+    engine = engine_for_url(url)
+    with engine.connect() as conn:
+        quals = read_frame(conn, sa.select(pw.trainee_qualification).order_by("tq_id"))
+        audited = conn.execute(sa.select(sa.func.count()).select_from(sync_audit)).scalar_one()
+    engine.dispose()
+    return quals, audited
+
+
+def bench_load(
+    data: Dataset, size: str, updates: pd.DataFrame, args, workdir: Path
+) -> list[Result]:
+    template = workdir / f"picsweb-{size}.sqlite"
+    engine = engine_for_url(f"sqlite:///{template}")
+    create_picsweb_tables(engine)
+    load_picsweb_rows(engine, data.picsweb)
+    ensure_project_tables(engine)
+    engine.dispose()
+    loads = {
+        "apply_updates (set-based)": lambda conn: apply_updates(conn, RUN_ID, updates),
+        "loop, one UPDATE per change": lambda conn: one_by_one_updates(conn, updates),
+    }
+    results, states = [], []
+    for name, load in loads.items():
+        copy = workdir / "copy.sqlite"
+        box: dict[str, sa.Engine] = {}
+
+        def fresh(copy=copy, box=box) -> None:
+            if "engine" in box:
+                box["engine"].dispose()
+            shutil.copyfile(template, copy)
+            box["engine"] = engine_for_url(f"sqlite:///{copy}")
+
+        def run(load=load, box=box) -> None:
+            with box["engine"].begin() as conn:
+                load(conn)
+
+        timing = timed(run, args.repeats, args.budget, setup=fresh)
+        box["engine"].dispose()
+        states.append(_state(f"sqlite:///{copy}"))
+        results.append(Result("load", size, name, len(updates), **timing, note="SQLite file"))
+    (set_quals, set_audit), (loop_quals, loop_audit) = states
+    if not set_quals.equals(loop_quals) or set_audit != loop_audit or set_audit != len(updates):
+        raise SystemExit(
+            f"load: set-based and loop leave different databases "
+            f"(audit rows {set_audit} vs {loop_audit}, {len(updates)} changes)"
+        )
+    return compared(results, "loop, one UPDATE per change")
+
+
+# ----- extract ------------------------------------------------------------------------------
+def bench_extract(data: Dataset, size: str, args: argparse.Namespace) -> list[Result]:
+    """Learners of every organisation through the hook, per page size: calls and seconds.
+
+    Both rate limiters are lifted to time the paging itself; the ``note`` gives the floor
+    that OneFile's 300 calls a minute puts under the same number of calls.
+    """
+    page_sizes = [int(p) for p in args.page_sizes.split(",")]
+    orgs = sorted(rows_by_organisation(data))
+    learners = sum(len(users) for users, _ in rows_by_organisation(data).values())
+    results = []
+    with OneFileSimulator(data.onefile, rate_limit=(10**9, 60.0)) as sim:
+        env = connection_env(sim.base_url, sim.customer_token, "sqlite:///unused.sqlite")
+        env["AIRFLOW__LOGGING__LOGGING_LEVEL"] = "WARNING"  # no "session token issued" lines
+        with mock.patch.dict(os.environ, env):
+            from onefile.hook import OneFileHook  # imports Airflow, which reads the level
+
+            for page_size in page_sizes:
+                hook = OneFileHook(page_size=page_size, calls_per_minute=10**9)
+                hook.search_organisations()  # session set up outside the timing
+                calls_before = hook.calls_made
+                fetched: list[int] = []
+
+                def run(hook=hook, fetched=fetched) -> None:
+                    fetched.append(sum(len(list(hook.search_users(o, LEARNER_ROLE))) for o in orgs))
+
+                timing = timed(run, args.repeats, args.budget)
+                if set(fetched) != {learners}:
+                    raise SystemExit(f"extract fetched {fetched} learners, expected {learners}")
+                calls = (hook.calls_made - calls_before) // timing["repeats"]
+                note = f"{calls} calls; >= {calls / 5:.0f} s at 300 calls/min"
+                results.append(
+                    Result("extract", size, f"page size {page_size}", learners, **timing, note=note)
+                )
+    return compared(results, f"page size {page_sizes[0]}")
+
+
+# ----- main ---------------------------------------------------------------------------------
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"2x50,10x200"`` -> [(2, 50), (10, 200)]: organisations x learners each."""
+    return [tuple(int(n) for n in part.split("x")) for part in text.split(",")]
+
+
+def print_table(results: list[Result]) -> None:
+    header = ("benchmark", "size", "variant", "rows", "n", "median s", "rows/s", "ratio", "note")
+    lines = [
+        (
+            r.benchmark,
+            r.size,
+            r.variant,
+            str(r.rows),
+            str(r.repeats),
+            f"{r.median_s:.4f}",
+            f"{r.rows_per_s:,.0f}",
+            "baseline" if r.ratio is None else f"{r.ratio:.{2 if r.ratio < 10 else 0}f}x",
+            r.note,
+        )
+        for r in results
+    ]
+    widths = [max(len(row[i]) for row in [header, *lines]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *lines]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="small sizes, few repeats (< 30 s)")
+    parser.add_argument("--sizes", help="organisations x learners, e.g. 2x50,10x200,50x400")
+    parser.add_argument("--repeats", type=int, help="runs per variant (median reported)")
+    parser.add_argument("--budget", type=float, default=15.0, help="seconds per variant at most")
+    parser.add_argument("--page-sizes", default="25,100,500", help="extract page sizes")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["merge", "load", "extract"])
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args(argv)
+    args.sizes = parse_sizes(args.sizes or ("2x50,10x100" if args.quick else "2x50,10x200,50x400"))
+    args.repeats = args.repeats or (3 if args.quick else 5)
+    if args.quick:
+        args.budget = min(args.budget, 3.0)
+
+    results: list[Result] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="picsweb-bench-") as tmp:
+        for organisations, learners in args.sizes:
+            size = f"{organisations}x{learners}"
+            print(f"-- {size}: generating", file=sys.stderr)
+            data = generate_dataset(seed=args.seed, organisations=organisations, learners=learners)
+            if "merge" not in args.skip:
+                print(f"-- {size}: merge", file=sys.stderr)
+                results += bench_merge(data, size, args)
+            if "load" not in args.skip:
+                print(f"-- {size}: load", file=sys.stderr)
+                updates = parse_and_merge(data, picsweb_frames(data))[0].picsweb_updates
+                results += bench_load(data, size, updates, args, Path(tmp))
+        if "extract" not in args.skip:
+            print(f"-- {size}: extract", file=sys.stderr)
+            results += bench_extract(data, size, args)
+    print_table(results)
+    RESULTS.mkdir(exist_ok=True)
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = RESULTS / f"{stamp}.json"
+    meta = {"argv": sys.argv[1:], "utc": stamp, "cpus": os.cpu_count(), "python": sys.version}
+    payload = {**meta, "results": [{**asdict(r), "rows_per_s": r.rows_per_s} for r in results]}
+    out.write_text(json.dumps(payload, indent=2))
+    print(f"\n{time.perf_counter() - started:.0f} s; results in {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
