@@ -204,6 +204,8 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
     itself is the download's own (``merge_reviews``), not a copy; the write is the same
     guarded, audited ``apply_updates``, so a retry reflects nothing twice.
     """
+    if not ctx.settings.download_review_data:  # rule 6 is off: PICSWeb keeps its own values
+        return 0
     box = project_tables.sync_outbox
     with ctx.staging.connect() as conn:
         sent = read_frame(
