@@ -305,14 +305,14 @@ def test_each_review_toggle_switches_its_direction_off(world, setting, skipped):
 
     users = world.original.onefile.users
     picsweb = world.original.picsweb
-    uploads, _ = plan_uploads(picsweb, users)
-    if setting == "upload_review_data":
-        uploads = {}
-        assert _rejects(world, run.run_id) == {}
-    else:
-        assert world.sim.calls_to("/Review/Search") == []
-    _assert_uploads_sent(world, uploads)
+    upload_on = setting != "upload_review_data"
     download_on = setting != "download_review_data"
+    uploads = plan_uploads(picsweb, users)[0] if upload_on else {}
+    _assert_uploads_sent(world, uploads)
+    if not upload_on:
+        assert _rejects(world, run.run_id) == {}
+    if not download_on:
+        assert world.sim.calls_to("/Review/Search") == []
     downloads = reviews_in_window(world.original.onefile.reviews, users, picsweb, *_window(run))
     created = _created(world, uploads)
     _assert_reviews(world, *expected_reviews(picsweb, users, downloads, created, download_on))
