@@ -19,6 +19,7 @@ Results print as a table and go to ``benchmarks/results/<UTC time>.json`` (git-i
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import os
@@ -31,6 +32,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 from unittest import mock
 
 import pandas as pd
@@ -41,7 +43,7 @@ from picsweb_sync import picsweb_tables as pw
 from picsweb_sync.db import apply_updates, engine_for_url, read_frame
 from picsweb_sync.demo import connection_env
 from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
-from picsweb_sync.merge.qualifications import merge_qualifications
+from picsweb_sync.merge.qualifications import QualificationMerge, merge_qualifications
 from picsweb_sync.onefile_fields import parse_learners, parse_learning_aims
 from picsweb_sync.project_tables import audit_text, ensure_project_tables, sync_audit
 from picsweb_sync.sqlframes import frame_column
@@ -76,18 +78,18 @@ def timed(
     repeats: int,
     budget_s: float,
     setup: Callable[[], None] | None = None,
-) -> dict[str, float | int]:
+) -> tuple[dict[str, float | int], Any]:
     """Median seconds of up to ``repeats`` runs of ``run`` (``setup`` untimed before each),
     stopping early once ``budget_s`` is spent, so a slow baseline runs at least once but
-    does not eat the whole benchmark's time."""
+    does not eat the whole benchmark's time; and what the last run returned, to check."""
     times: list[float] = []
     while len(times) < repeats and (not times or sum(times) < budget_s):
         if setup:
             setup()
         start = time.perf_counter()
-        run()
+        answer = run()
         times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "repeats": len(times)}
+    return {"median_s": statistics.median(times), "repeats": len(times)}, answer
 
 
 def compared(results: list[Result], baseline: str) -> list[Result]:
@@ -119,7 +121,17 @@ def rows_by_organisation(data: Dataset) -> dict[int, tuple[list[dict], list[dict
     return grouped
 
 
-def parse_and_merge(data: Dataset, picsweb: dict[str, pd.DataFrame]):
+@dataclass(frozen=True)
+class MergeInputs:
+    """The merge's typed inputs (PICSWeb frames in argument order) and its answer."""
+
+    picsweb: dict[str, pd.DataFrame]
+    learners: pd.DataFrame
+    aims: pd.DataFrame
+    merged: QualificationMerge
+
+
+def parse_and_merge(data: Dataset, picsweb: dict[str, pd.DataFrame]) -> MergeInputs:
     """Rules 1-4 from OneFile's rows: parse each organisation's extract, then merge."""
     parsed = [
         (parse_learners(users, org).frame, parse_learning_aims(aims, org).frame)
@@ -127,7 +139,8 @@ def parse_and_merge(data: Dataset, picsweb: dict[str, pd.DataFrame]):
     ]
     learners = pd.concat([p[0] for p in parsed], ignore_index=True)
     aims = pd.concat([p[1] for p in parsed], ignore_index=True)
-    return merge_qualifications(learners, aims, *picsweb.values()), learners, aims
+    merged = merge_qualifications(learners, aims, *picsweb.values())
+    return MergeInputs(picsweb, learners, aims, merged)
 
 
 # ----- merge baseline -----------------------------------------------------------------------
@@ -203,29 +216,29 @@ def picsweb_frames(data: Dataset) -> dict[str, pd.DataFrame]:
     }
 
 
-def bench_merge(data: Dataset, size: str, args: argparse.Namespace) -> list[Result]:
-    picsweb = picsweb_frames(data)
-    merged, learners, aims = parse_and_merge(data, picsweb)
+def bench_merge(data: Dataset, size: str, inputs: MergeInputs, args) -> list[Result]:
+    """Rules 1-4 four ways; each loop's answer is checked against the merge's before any
+    number is reported."""
     loops = {"loop, oracle as is": oracle.expected_after_sync, "loop, indexed": indexed_oracle}
-    for name, loop in loops.items():
-        check_merge_agrees(data, merged, loop(data.picsweb, data.onefile.learning_aims), name)
-    n = len(data.onefile.learning_aims)
     variants: dict[str, Callable[[], object]] = {
         "merge_qualifications (frames)": lambda: merge_qualifications(
-            learners, aims, *picsweb.values()
+            inputs.learners, inputs.aims, *inputs.picsweb.values()
         ),
-        "parse + merge (rows)": lambda: parse_and_merge(data, picsweb),
+        "parse + merge (rows)": lambda: parse_and_merge(data, inputs.picsweb),
         **{
             name: lambda loop=loop: loop(data.picsweb, data.onefile.learning_aims)
             for name, loop in loops.items()
         },
     }
-    results = [
-        Result("merge", size, name, n, **timed(run, args.repeats, args.budget))
-        for name, run in variants.items()
-    ]
+    merged = inputs.merged
     note = f"{len(merged.picsweb_updates)} PICSWeb + {len(merged.onefile_updates)} OneFile changes"
-    results = [replace(r, note=note) for r in results]
+    n = len(data.onefile.learning_aims)
+    results = []
+    for name, run in variants.items():
+        timing, answer = timed(run, args.repeats, args.budget)
+        if name in loops:
+            check_merge_agrees(data, merged, answer, name)
+        results.append(Result("merge", size, name, n, **timing, note=note))
     return compared(results, "loop, indexed")
 
 
@@ -268,7 +281,7 @@ def one_by_one_updates(conn: sa.Connection, updates: pd.DataFrame) -> int:
     return applied
 
 
-def _state(url: str) -> tuple[pd.DataFrame, int]:
+def _state(url: str | sa.URL) -> tuple[pd.DataFrame, int]:
     """What a load leaves: the qualification rows and the number of audit rows."""
     engine = engine_for_url(url)
     with engine.connect() as conn:
@@ -278,11 +291,53 @@ def _state(url: str) -> tuple[pd.DataFrame, int]:
     return quals, audited
 
 
+class SqliteCopies:
+    """A template SQLite file and a fresh copy of it per timed run."""
+
+    name = "SQLite file"
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+
+    def template(self, size: str) -> str:
+        self._template = self.workdir / f"picsweb-{size}.sqlite"
+        return f"sqlite:///{self._template}"
+
+    def fresh(self) -> str:
+        copy = self.workdir / "copy.sqlite"
+        shutil.copyfile(self._template, copy)
+        return f"sqlite:///{copy}"
+
+
+class PostgresCopies:
+    """A template database on a throwaway PostgreSQL server, copied with
+    ``CREATE DATABASE ... TEMPLATE`` per timed run (the test suite's server helper)."""
+
+    name = "PostgreSQL, loopback"
+
+    def __init__(self) -> None:
+        from tests.support.pgserver import start_pg_server
+
+        self.server = start_pg_server()
+
+    def template(self, size: str) -> str:
+        self._template = f"picsweb_{size}"
+        return self.server.create_database(self._template)
+
+    def fresh(self) -> str:
+        admin = sa.create_engine(self.server.url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.exec_driver_sql('DROP DATABASE IF EXISTS "picsweb_copy"')
+            conn.exec_driver_sql(f'CREATE DATABASE "picsweb_copy" TEMPLATE "{self._template}"')
+        admin.dispose()
+        return self.server.url("picsweb_copy")
+
+
 def bench_load(
-    data: Dataset, size: str, updates: pd.DataFrame, args, workdir: Path
+    data: Dataset, size: str, updates: pd.DataFrame, args, databases: SqliteCopies | PostgresCopies
 ) -> list[Result]:
-    template = workdir / f"picsweb-{size}.sqlite"
-    engine = engine_for_url(f"sqlite:///{template}")
+    """Both loads on identical fresh copies; both must leave the same rows and audit."""
+    engine = engine_for_url(databases.template(size))
     create_picsweb_tables(engine)
     load_picsweb_rows(engine, data.picsweb)
     ensure_project_tables(engine)
@@ -293,23 +348,22 @@ def bench_load(
     }
     results, states = [], []
     for name, load in loads.items():
-        copy = workdir / "copy.sqlite"
-        box: dict[str, sa.Engine] = {}
+        engines: list[sa.Engine] = []
 
-        def fresh(copy=copy, box=box) -> None:
-            if "engine" in box:
-                box["engine"].dispose()
-            shutil.copyfile(template, copy)
-            box["engine"] = engine_for_url(f"sqlite:///{copy}")
+        def fresh(engines=engines) -> None:
+            for engine in engines:
+                engine.dispose()
+            engines[:] = [engine_for_url(databases.fresh())]
 
-        def run(load=load, box=box) -> None:
-            with box["engine"].begin() as conn:
+        def run(load=load, engines=engines) -> None:
+            with engines[0].begin() as conn:
                 load(conn)
 
-        timing = timed(run, args.repeats, args.budget, setup=fresh)
-        box["engine"].dispose()
-        states.append(_state(f"sqlite:///{copy}"))
-        results.append(Result("load", size, name, len(updates), **timing, note="SQLite file"))
+        timing, _ = timed(run, args.repeats, args.budget, setup=fresh)
+        url = engines[0].url
+        engines[0].dispose()
+        states.append(_state(url))
+        results.append(Result("load", size, name, len(updates), **timing, note=databases.name))
     (set_quals, set_audit), (loop_quals, loop_audit) = states
     if not set_quals.equals(loop_quals) or set_audit != loop_audit or set_audit != len(updates):
         raise SystemExit(
@@ -340,13 +394,12 @@ def bench_extract(data: Dataset, size: str, args: argparse.Namespace) -> list[Re
                 hook = OneFileHook(page_size=page_size, calls_per_minute=10**9)
                 hook.search_organisations()  # session set up outside the timing
                 calls_before = hook.calls_made
-                fetched: list[int] = []
 
-                def run(hook=hook, fetched=fetched) -> None:
-                    fetched.append(sum(len(list(hook.search_users(o, LEARNER_ROLE))) for o in orgs))
+                def run(hook=hook) -> int:
+                    return sum(len(list(hook.search_users(o, LEARNER_ROLE))) for o in orgs)
 
-                timing = timed(run, args.repeats, args.budget)
-                if set(fetched) != {learners}:
+                timing, fetched = timed(run, args.repeats, args.budget)
+                if fetched != learners:
                     raise SystemExit(f"extract fetched {fetched} learners, expected {learners}")
                 calls = (hook.calls_made - calls_before) // timing["repeats"]
                 note = f"{calls} calls; >= {calls / 5:.0f} s at 300 calls/min"
@@ -392,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--page-sizes", default="25,100,500", help="extract page sizes")
     parser.add_argument("--skip", nargs="*", default=[], choices=["merge", "load", "extract"])
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--postgres", action="store_true", help="also load into a throwaway PostgreSQL server"
+    )
     args = parser.parse_args(argv)
     args.sizes = parse_sizes(args.sizes or ("2x50,10x100" if args.quick else "2x50,10x200,50x400"))
     args.repeats = args.repeats or (3 if args.quick else 5)
@@ -400,18 +456,25 @@ def main(argv: list[str] | None = None) -> int:
 
     results: list[Result] = []
     started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="picsweb-bench-") as tmp:
+    with contextlib.ExitStack() as cleanup:
+        tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="picsweb-bench-"))
+        backends: list[SqliteCopies | PostgresCopies] = [SqliteCopies(Path(tmp))]
+        if args.postgres and "load" not in args.skip:
+            backends.append(PostgresCopies())
+            cleanup.callback(backends[-1].server.stop)
         for organisations, learners in args.sizes:
             size = f"{organisations}x{learners}"
             print(f"-- {size}: generating", file=sys.stderr)
             data = generate_dataset(seed=args.seed, organisations=organisations, learners=learners)
+            inputs = parse_and_merge(data, picsweb_frames(data))
             if "merge" not in args.skip:
                 print(f"-- {size}: merge", file=sys.stderr)
-                results += bench_merge(data, size, args)
+                results += bench_merge(data, size, inputs, args)
             if "load" not in args.skip:
                 print(f"-- {size}: load", file=sys.stderr)
-                updates = parse_and_merge(data, picsweb_frames(data))[0].picsweb_updates
-                results += bench_load(data, size, updates, args, Path(tmp))
+                updates = inputs.merged.picsweb_updates
+                for databases in backends:
+                    results += bench_load(data, size, updates, args, databases)
         if "extract" not in args.skip:
             print(f"-- {size}: extract", file=sys.stderr)
             results += bench_extract(data, size, args)
