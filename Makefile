@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: install demo test lint format airflow-home clean
+.PHONY: install demo test lint format airflow-home clean bench
 
 $(STAMP): requirements.txt requirements-test.txt constraints.txt pyproject.toml
 	scripts/install.sh
@@ -39,3 +39,7 @@ lint: $(STAMP)
 
 clean:
 	rm -rf $(VENV) .airflow
+
+# Benchmarks beside their loop baselines (~3 min; BENCH_ARGS=--quick for < 30 s)
+bench: $(STAMP)
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
