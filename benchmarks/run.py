@@ -339,7 +339,9 @@ def bench_load(
     """Both loads on identical fresh copies; both must leave the same rows and audit."""
     engine = engine_for_url(databases.template(size))
     create_picsweb_tables(engine)
-    load_picsweb_rows(engine, data.picsweb)
+    # Not the settings row: the generator lists every organisation in its varchar(200)
+    # organisation_ids, which PostgreSQL refuses past ~35 organisations, and no load reads it.
+    load_picsweb_rows(engine, {k: v for k, v in data.picsweb.items() if k != "onefile_settings"})
     ensure_project_tables(engine)
     engine.dispose()
     loads = {
