@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pendulum
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
 
 DOC_MD = """
 # OneFile ↔ PICSWeb sync
@@ -46,7 +46,10 @@ def _ctx():
 
 @dag(
     dag_id="onefile_picsweb_sync",
-    schedule="0 2 * * *",
+    # A data-interval timetable, not a bare cron string (which in Airflow 3 gives empty
+    # intervals): each run covers the UK day before it, which the review window and
+    # backfills are measured from.
+    schedule=CronDataIntervalTimetable("0 2 * * *", timezone="Europe/London"),
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
