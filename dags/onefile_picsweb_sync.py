@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, Param, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, Param, conf, dag, get_current_context, task
 
 DOC_MD = """
 # OneFile ↔ PICSWeb sync
@@ -38,6 +40,11 @@ token), `picsweb_db` (mssql in production). Secrets live only in those connectio
 """
 
 
+# Named explicitly: mapped tasks otherwise fall back to a fixed 300 s on the scheduler side,
+# whatever [core] default_task_retry_delay says.
+RETRY_DELAY = timedelta(seconds=conf.getint("core", "default_task_retry_delay", fallback=300))
+
+
 def _ctx():
     from picsweb_sync.runtime import RunContext
 
@@ -53,7 +60,12 @@ def _ctx():
     start_date=pendulum.datetime(2026, 1, 1, tz="Europe/London"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "data-team", "retries": 2, "retry_exponential_backoff": True},
+    default_args={
+        "owner": "data-team",
+        "retries": 2,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": True,
+    },
     tags=["onefile", "picsweb", "sync"],
     doc_md=DOC_MD,
     params={

@@ -63,3 +63,18 @@ def test_refusing_the_network_would_catch_a_top_level_call(monkeypatch, tmp_path
     monkeypatch.setattr(socket, "create_connection", refuse)
     bag = DagBag(dag_folder=str(tmp_path), safe_mode=False)
     assert any("network call at import" in err for err in bag.import_errors.values())
+
+
+def test_retry_delay_survives_serialisation_for_mapped_tasks_too(dagbag):
+    """The scheduler works from the serialised DAG; mapped tasks there fall back to 300 s
+    unless the DAG names its retry delay (the tests set the configured delay to 0)."""
+    from datetime import timedelta
+
+    from airflow.sdk import conf
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    configured = timedelta(seconds=conf.getint("core", "default_task_retry_delay"))
+    for dag in dagbag.dags.values():
+        scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+        delays = {t.task_id: t.retry_delay for t in scheduler_dag.tasks}
+        assert set(delays.values()) == {configured}, delays
