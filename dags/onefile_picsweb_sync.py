@@ -37,12 +37,22 @@ changed, old and new) and `sync_outbox` (what was sent to OneFile, and its state
 
 Connections: `onefile_api` (http; host = base URL with `/api/v2.1`, password = customer
 token), `picsweb_db` (mssql in production). Secrets live only in those connections.
+
+Every task that calls OneFile runs in the pool `onefile_api` (1 slot), so the whole run
+stays under OneFile's 300 calls a minute. Without that pool those tasks never start:
+`airflow pools set onefile_api 1 "OneFile API rate limit"`.
 """
 
 
 # Named explicitly: mapped tasks otherwise fall back to a fixed 300 s on the scheduler side,
 # whatever [core] default_task_retry_delay says.
 RETRY_DELAY = timedelta(seconds=conf.getint("core", "default_task_retry_delay", fallback=300))
+
+
+# Every task that calls OneFile runs in this pool. With one slot they take turns, so the
+# hook's client-side limiter (300 calls a minute) holds for the whole customer, not per
+# task process. Create it once: `airflow pools set onefile_api 1 "OneFile API rate limit"`.
+ONEFILE_POOL = "onefile_api"
 
 
 def _ctx():
@@ -94,25 +104,25 @@ def onefile_picsweb_sync():
     def organisations(started: dict) -> list[int]:
         return started["organisation_ids"]
 
-    @task(map_index_template="{{ organisation_id }}")
+    @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
     def extract_learners(organisation_id: int) -> dict:
         from picsweb_sync import extract
 
         return extract.extract_learners(_ctx(), organisation_id)
 
-    @task(map_index_template="{{ organisation_id }}")
+    @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
     def extract_assessors(organisation_id: int) -> dict:
         from picsweb_sync import extract
 
         return extract.extract_assessors(_ctx(), organisation_id)
 
-    @task(map_index_template="{{ organisation_id }}")
+    @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
     def extract_learning_aims(organisation_id: int) -> dict:
         from picsweb_sync import extract
 
         return extract.extract_learning_aims(_ctx(), organisation_id)
 
-    @task(map_index_template="{{ organisation_id }}")
+    @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
     def extract_reviews(organisation_id: int) -> dict:
         from picsweb_sync import extract
 
@@ -130,7 +140,7 @@ def onefile_picsweb_sync():
 
         return load.load_qualifications(_ctx())
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", pool=ONEFILE_POOL)
     def push_learning_aims() -> dict:
         from picsweb_sync import push
 
@@ -154,7 +164,7 @@ def onefile_picsweb_sync():
 
         return stage.plan_review_uploads(_ctx())
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", pool=ONEFILE_POOL)
     def push_reviews() -> dict:
         from picsweb_sync import push
 

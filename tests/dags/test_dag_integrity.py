@@ -78,3 +78,14 @@ def test_retry_delay_survives_serialisation_for_mapped_tasks_too(dagbag):
         scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
         delays = {t.task_id: t.retry_delay for t in scheduler_dag.tasks}
         assert set(delays.values()) == {configured}, delays
+
+
+def test_every_task_that_calls_onefile_shares_the_rate_limit_pool(dagbag):
+    dag = dagbag.dags["onefile_picsweb_sync"]
+    callers = {t.task_id for t in dag.tasks if t.task_id.startswith(("extract_", "push_"))}
+    assert len(callers) == 6
+    assert {t.task_id: t.pool for t in dag.tasks if t.task_id in callers} == dict.fromkeys(
+        callers, "onefile_api"
+    )
+    others = {t.pool for t in dag.tasks if t.task_id not in callers}
+    assert "onefile_api" not in others
