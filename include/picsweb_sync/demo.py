@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime, time, timedelta
@@ -103,14 +104,13 @@ def summary(picsweb: sa.Engine, run_id: str | None = None) -> dict[str, Any]:
             .order_by(pt.sync_audit.c.system, pt.sync_audit.c.entity, pt.sync_audit.c.field)
         ).all()
         rejects = conn.execute(
-            sa.select(pt.sync_reject.c.stage, pt.sync_reject.c.reason, sa.func.count().label("n"))
-            .where(*where_reject)
-            .group_by(pt.sync_reject.c.stage, pt.sync_reject.c.reason)
-            .order_by(pt.sync_reject.c.stage)
+            sa.select(pt.sync_reject.c.stage, pt.sync_reject.c.reason).where(*where_reject)
         ).all()
+    # A reason names the row's own details in brackets; the summary counts the kinds.
+    kinds = Counter((stage, reason.split(" (")[0]) for stage, reason in rejects)
     return {
         "changes": [tuple(r) for r in changes],
-        "rejects": [tuple(r) for r in rejects],
+        "rejects": [(stage, reason, n) for (stage, reason), n in sorted(kinds.items())],
     }
 
 

@@ -68,7 +68,8 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
     for stage, values in counts.items():
         log.info("%s: %s", stage, ", ".join(f"{k}={v}" for k, v in values.items()))
     if not rejects.empty:
-        by_reason = rejects.groupby(["stage", "reason"]).size()
+        kind = rejects["reason"].str.split(" (", regex=False).str[0]  # details in brackets
+        by_reason = rejects.assign(reason=kind).groupby(["stage", "reason"]).size()
         for (stage, reason), n in by_reason.items():
             log.warning("%d row(s) set aside at %s: %s", n, stage, reason)
     return {
