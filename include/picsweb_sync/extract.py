@@ -37,15 +37,13 @@ def extract_assessors(ctx: RunContext, organisation_id: int) -> dict[str, int]:
 
 
 def extract_learning_aims(ctx: RunContext, organisation_id: int) -> dict[str, int]:
-    if not ctx.plan.does_qualifications:
-        skip_task("qualifications are not synced in a reviews-only (backfill) run")
+    ctx.require_qualifications()
     rows = ctx.onefile().search_learning_aims(organisation_id=organisation_id)
     return _stage(ctx, "learning_aims", organisation_id, rows, onefile_fields.parse_learning_aims)
 
 
 def extract_reviews(ctx: RunContext, organisation_id: int) -> dict[str, int]:
-    if not ctx.settings.download_review_data:
-        skip_task("Download Review Data is off in the PICSWeb OneFile settings")
+    ctx.require_download()
     rows = ctx.onefile().search_reviews(
         organisation_id, date_from=ctx.plan.review_from, date_to=ctx.plan.review_to
     )

@@ -13,14 +13,13 @@ import logging
 import pandas as pd
 
 from picsweb_sync import db, project_tables
-from picsweb_sync.runtime import RunContext, skip_task
+from picsweb_sync.runtime import RunContext
 
 log = logging.getLogger(__name__)
 
 
 def load_qualifications(ctx: RunContext) -> dict[str, int]:
-    if not ctx.plan.does_qualifications:
-        skip_task("qualifications are not synced in a reviews-only (backfill) run")
+    ctx.require_qualifications()
     with ctx.staging.connect() as conn:
         updates = project_tables.read_change_set(
             conn, ctx.run_id, "picsweb_updates", "qualifications"
@@ -31,8 +30,7 @@ def load_qualifications(ctx: RunContext) -> dict[str, int]:
 
 
 def load_reviews(ctx: RunContext) -> dict[str, int]:
-    if not ctx.settings.download_review_data:
-        skip_task("Download Review Data is off in the PICSWeb OneFile settings")
+    ctx.require_download()
     with ctx.staging.connect() as conn:
         updates = project_tables.read_change_set(conn, ctx.run_id, "picsweb_updates", "reviews")
         inserts = project_tables.read_change_set(conn, ctx.run_id, "picsweb_review_inserts")

@@ -29,7 +29,7 @@ from onefile.hook import OneFileApiError
 from picsweb_sync import db, onefile_fields, picsweb_tables, project_tables
 from picsweb_sync.db import read_frame
 from picsweb_sync.merge import reviews
-from picsweb_sync.runtime import RunContext, skip_task
+from picsweb_sync.runtime import RunContext
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,7 @@ class PushIncomplete(RuntimeError):
 
 # ----- learning aims (rules 2-4: PICSWeb fills OneFile's blanks) ---------------------------
 def push_learning_aims(ctx: RunContext) -> dict[str, int]:
-    if not ctx.plan.does_qualifications:
-        skip_task("qualifications are not synced in a reviews-only (backfill) run")
+    ctx.require_qualifications()
     with ctx.staging.begin() as conn:
         changes = project_tables.read_change_set(conn, ctx.run_id, "onefile_updates")
         project_tables.enqueue_outbox(conn, ctx.run_id, AIM_UPDATE, aim_update_items(changes))
@@ -90,10 +89,7 @@ def _aim_audit_rows(changes: pd.DataFrame, aim_id: int) -> pd.DataFrame:
 
 # ----- reviews (rule 5: new PICSWeb reviews created in OneFile) ----------------------------
 def push_reviews(ctx: RunContext) -> dict[str, int]:
-    if not ctx.plan.does_uploads:
-        skip_task("reviews are not uploaded in a reviews-only (backfill) run")
-    if not ctx.settings.upload_review_data:
-        skip_task("Upload Review Data is off in the PICSWeb OneFile settings")
+    ctx.require_upload()
     with ctx.staging.begin() as conn:
         uploads = project_tables.read_change_set(conn, ctx.run_id, "review_uploads")
         project_tables.enqueue_outbox(conn, ctx.run_id, REVIEW_CREATE, review_create_items(uploads))

@@ -76,6 +76,23 @@ class RunContext:
             raise RuntimeError("no settings snapshot: start_run has not run for this DAG run")
         return settings_from_snapshot(self.settings_snapshot)
 
+    def require_qualifications(self) -> None:
+        """Skip the current task unless this run syncs learners and qualifications."""
+        if not self.plan.does_qualifications:
+            skip_task("qualifications are not synced in a reviews-only (backfill) run")
+
+    def require_download(self) -> None:
+        """Skip the current task unless *Download Review Data* is on (rule 6)."""
+        if not self.settings.download_review_data:
+            skip_task("Download Review Data is off in the PICSWeb OneFile settings")
+
+    def require_upload(self) -> None:
+        """Skip the current task unless this run uploads reviews (rule 5)."""
+        if not self.plan.does_uploads:
+            skip_task("reviews are not uploaded in a reviews-only (backfill) run")
+        if not self.settings.upload_review_data:
+            skip_task("Upload Review Data is off in the PICSWeb OneFile settings")
+
     def param(self, name: str, default: Any) -> Any:
         value = self.params.get(name)
         return default if value is None else value

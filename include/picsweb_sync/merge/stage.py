@@ -16,15 +16,14 @@ from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables
 from picsweb_sync.db import read_frame
 from picsweb_sync.merge import qualifications, reviews
-from picsweb_sync.runtime import RunContext, skip_task
+from picsweb_sync.runtime import RunContext
 
 log = logging.getLogger(__name__)
 
 
 def merge_qualifications(ctx: RunContext) -> dict[str, int]:
     """Rules 1-4 and the learning-aim links."""
-    if not ctx.plan.does_qualifications:
-        skip_task("qualifications are not synced in a reviews-only (backfill) run")
+    ctx.require_qualifications()
     with ctx.staging.connect() as conn:
         learners = project_tables.read_staging(conn, ctx.run_id, "learners")
         aims = project_tables.read_staging(conn, ctx.run_id, "learning_aims")
@@ -45,8 +44,7 @@ def merge_qualifications(ctx: RunContext) -> dict[str, int]:
 
 def merge_reviews(ctx: RunContext) -> dict[str, int]:
     """Rule 6: OneFile reviews update or create PICSWeb reviews."""
-    if not ctx.settings.download_review_data:
-        skip_task("Download Review Data is off in the PICSWeb OneFile settings")
+    ctx.require_download()
     with ctx.staging.connect() as conn:
         staged = project_tables.read_staging(conn, ctx.run_id, "reviews")
         assessors = project_tables.read_staging(conn, ctx.run_id, "assessors")
@@ -68,10 +66,7 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
 
 def plan_review_uploads(ctx: RunContext) -> dict[str, int]:
     """Rule 5: which new PICSWeb reviews go to OneFile, and why the others cannot."""
-    if not ctx.plan.does_uploads:
-        skip_task("reviews are not uploaded in a reviews-only (backfill) run")
-    if not ctx.settings.upload_review_data:
-        skip_task("Upload Review Data is off in the PICSWeb OneFile settings")
+    ctx.require_upload()
     review = pw.review
     with ctx.picsweb.connect() as conn:
         candidates = read_frame(conn, sa.select(review).where(review.c.onefile_system_id.is_(None)))
