@@ -65,6 +65,10 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
         purged = project_tables.purge(conn, retention_days, ended)
         counts = project_tables.run_counts(conn, ctx.run_id)
         rejects = project_tables.read_rejects(conn, ctx.run_id)
+    if ctx.picsweb_conn_id != ctx.staging_conn_id:  # the PICSWeb side keeps work tables too
+        with ctx.picsweb.begin() as conn:
+            for table, n in project_tables.purge(conn, retention_days, ended).items():
+                purged[table] = purged.get(table, 0) + n
     for stage, values in counts.items():
         log.info("%s: %s", stage, ", ".join(f"{k}={v}" for k, v in values.items()))
     if not rejects.empty:
