@@ -38,6 +38,7 @@ from sqlalchemy.sql.dml import Insert, Update
 
 from picsweb_sync import picsweb_tables
 from picsweb_sync.project_tables import (
+    PICSWEB_SIDE_TABLES,
     audit,
     ensure_project_tables,
     gather_field_values,
@@ -212,7 +213,7 @@ def apply_updates(
     :class:`ConcurrentChangeError` (the transaction then rolls back) if a row changes
     between classification and update, so the audit never records a change not made.
     """
-    ensure_project_tables(conn)
+    ensure_project_tables(conn, PICSWEB_SIDE_TABLES)
     rows = spread_field_changes(updates)
     replace_partition(conn, sync_picsweb_work, {"run_id": run_id}, rows)
     groups = rows[["table_name", "field"]].drop_duplicates()
@@ -303,7 +304,7 @@ def insert_reviews(
     ids = inserts["onefile_system_id"]
     if ids.isna().any() or ids.duplicated().any():
         raise ValueError("every review insert needs a distinct onefile_system_id")
-    ensure_project_tables(conn)
+    ensure_project_tables(conn, PICSWEB_SIDE_TABLES)
     replace_partition(conn, sync_review_insert_work, {"run_id": run_id}, inserts)
     conn.execute(mark_existing_statement(run_id))
     conn.execute(insert_new_statement(run_id))

@@ -303,9 +303,17 @@ PURGED_TABLES: tuple[Table, ...] = tuple(
 )
 
 
-def ensure_project_tables(bind: Engine | Connection) -> None:
-    """Create the missing ``sync_*`` tables (idempotent; existing tables are left alone)."""
-    project_metadata.create_all(bind, checkfirst=True)
+# What must live in the PICSWeb database, to commit or roll back with PICSWeb's changes,
+# when staging has a database of its own.
+PICSWEB_SIDE_TABLES: tuple[Table, ...] = (sync_picsweb_work, sync_review_insert_work, sync_audit)
+
+
+def ensure_project_tables(
+    bind: Engine | Connection, tables: tuple[Table, ...] | None = None
+) -> None:
+    """Create the missing ``sync_*`` tables (idempotent; existing tables are left alone);
+    all of them, or only ``tables``."""
+    project_metadata.create_all(bind, tables=tables, checkfirst=True)
 
 
 # ----- staging ------------------------------------------------------------------------------
@@ -613,7 +621,12 @@ def finish_run(conn: Connection, run_id: str, outcome: str, now: dt.datetime | N
 
 
 # ----- retention ----------------------------------------------------------------------------
-def purge(conn: Connection, older_than_days: int, now: dt.datetime | None = None) -> dict[str, int]:
+def purge(
+    conn: Connection,
+    older_than_days: int,
+    now: dt.datetime | None = None,
+    tables: tuple[Table, ...] = PURGED_TABLES,
+) -> dict[str, int]:
     """Delete per-run rows (staging, change sets, work tables, outbox, rejects) created more
     than ``older_than_days`` days before ``now``; audit and run records are kept.
 
@@ -624,7 +637,9 @@ def purge(conn: Connection, older_than_days: int, now: dt.datetime | None = None
         raise ValueError("older_than_days must be at least 1: the current run needs its data")
     cutoff = _stamp(now) - dt.timedelta(days=older_than_days)
     return {
-        table.name: conn.execute(purge_statement(table, cutoff)).rowcount for table in PURGED_TABLES
+        table.name: conn.execute(purge_statement(table, cutoff)).rowcount
+        for table in tables
+        if table in PURGED_TABLES
     }
 
 

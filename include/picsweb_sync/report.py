@@ -24,7 +24,7 @@ def start_run(ctx: RunContext) -> dict[str, Any] | bool:
     """Read the settings and open the run record; ``False`` stops the run (integration off)."""
     project_tables.ensure_project_tables(ctx.staging)
     if ctx.picsweb_conn_id != ctx.staging_conn_id:
-        project_tables.ensure_project_tables(ctx.picsweb)
+        project_tables.ensure_project_tables(ctx.picsweb, project_tables.PICSWEB_SIDE_TABLES)
     with ctx.picsweb.connect() as conn:
         settings = read_settings(conn)
     with ctx.staging.begin() as conn:
@@ -67,7 +67,8 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
         rejects = project_tables.read_rejects(conn, ctx.run_id)
     if ctx.picsweb_conn_id != ctx.staging_conn_id:  # the PICSWeb side keeps work tables too
         with ctx.picsweb.begin() as conn:
-            for table, n in project_tables.purge(conn, retention_days, ended).items():
+            side = project_tables.PICSWEB_SIDE_TABLES
+            for table, n in project_tables.purge(conn, retention_days, ended, side).items():
                 purged[table] = purged.get(table, 0) + n
     for stage, values in counts.items():
         log.info("%s: %s", stage, ", ".join(f"{k}={v}" for k, v in values.items()))

@@ -38,7 +38,9 @@ def _changed_fields(before: dict[int, dict], after: dict[int, dict]) -> set[tupl
     }
 
 
-def _assert_clean_end_state(world, run_ids):
+def _assert_clean_end_state(world, run_ids, onefile_audit=None):
+    """``onefile_audit``: the audit frame holding OneFile writes when it is not PICSWeb's
+    (staging in its own database)."""
     want_quals, want_aims = _expected(world)
     assert _picsweb_quals(world) == want_quals
     assert _onefile_aims(world) == want_aims
@@ -49,6 +51,8 @@ def _assert_clean_end_state(world, run_ids):
     before_quals = {q["tq_id"]: q for q in world.original.picsweb["trainee_qualification"]}
     want_picsweb = {(str(k), f) for k, f in _changed_fields(before_quals, want_quals)}
     assert sorted(zip(quals["entity_key"], quals["field"], strict=True)) == sorted(want_picsweb)
+    if onefile_audit is not None:
+        audit = onefile_audit[onefile_audit["run_id"].isin(run_ids)]
     aims = audit[audit["entity"] == "LearningAim"]
     before_aims = {
         a["ID"]: {f: a[f] for f in ONEFILE_FIELDS} for a in world.original.onefile.learning_aims
@@ -166,3 +170,37 @@ def test_a_task_that_fails_once_is_retried_to_a_clean_runs_end_state(
         if c.method == "POST" and c.path.startswith("/LearningAim/") and "/Search" not in c.path
     ]
     assert len(aim_posts) == len({c.path for c in aim_posts}), "a learning aim was sent twice"
+
+
+def test_staging_on_its_own_connection(world, monkeypatch, tmp_path):
+    """Param staging_conn_id puts the sync's own tables in another database (here SQLite,
+    beside a PostgreSQL PICSWeb); PICSWeb then holds only what must commit with its
+    changes (work tables and the audit of PICSWeb writes)."""
+    import sqlalchemy as sa
+
+    from picsweb_sync import project_tables as pt
+    from picsweb_sync.db import read_frame
+
+    staging_file = tmp_path / "staging.sqlite"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_SYNC_STAGING", f'{{"conn_type": "sqlite", "host": "{staging_file}"}}'
+    )
+    run = world.run(staging_conn_id="sync_staging")
+    assert str(run.state) == "success"
+    staging = sa.create_engine(f"sqlite:///{staging_file}")
+    with staging.connect() as conn:
+        onefile_audit = read_frame(conn, sa.select(pt.sync_audit))
+    _assert_clean_end_state(world, [run.run_id], onefile_audit)
+    with staging.connect() as conn:
+        staged = conn.execute(
+            sa.select(sa.func.count())
+            .select_from(pt.STAGING["learning_aims"])
+            .where(pt.STAGING["learning_aims"].c.run_id == run.run_id)
+        ).scalar_one()
+        outcome = conn.execute(
+            sa.select(pt.sync_run.c.outcome).where(pt.sync_run.c.run_id == run.run_id)
+        ).scalar_one()
+    assert staged == len(world.original.onefile.learning_aims)
+    assert outcome == "success"
+    assert not sa.inspect(world.picsweb).has_table(pt.STAGING["learning_aims"].name)
+    staging.dispose()
