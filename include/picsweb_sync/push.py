@@ -260,36 +260,28 @@ def record_review_id(ctx: RunContext, outbox_id: int, review_id: int, onefile_id
             .values(onefile_system_id=onefile_id)
         ).rowcount
         if written:
-            project_tables.audit(
-                conn,
-                ctx.run_id,
-                pd.DataFrame(
-                    {
-                        "system": ["picsweb"],
-                        "entity": ["review"],
-                        "entity_key": [review_id],
-                        "field": ["onefile_system_id"],
-                        "old": [None],
-                        "new": [onefile_id],
-                    }
-                ),
+            _audit_one(
+                conn, ctx.run_id, "picsweb", "review", review_id, "onefile_system_id", onefile_id
             )
     with ctx.staging.begin() as conn:
         project_tables.mark_outbox(conn, outbox_id, "sent", result_id=onefile_id)
-        project_tables.audit(
+        _audit_one(
             conn,
             ctx.run_id,
-            pd.DataFrame(
-                {
-                    "system": ["onefile"],
-                    "entity": ["Review"],
-                    "entity_key": [onefile_id],
-                    "field": ["created_from_picsweb_review"],
-                    "old": [None],
-                    "new": [review_id],
-                }
-            ),
+            "onefile",
+            "Review",
+            onefile_id,
+            "created_from_picsweb_review",
+            review_id,
         )
+
+
+def _audit_one(
+    conn: sa.Connection, run_id: str, system: str, entity: str, key: int, field: str, new: int
+) -> None:
+    """Audit one field set where there was none (a new ID)."""
+    row = {"system": system, "entity": entity, "entity_key": key, "field": field}
+    project_tables.audit(conn, run_id, pd.DataFrame([{**row, "old": None, "new": new}]))
 
 
 def _picsweb_system_id(ctx: RunContext, review_id: int) -> int | None:
