@@ -53,7 +53,12 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
         trainees = read_frame(conn, sa.select(pw.trainee))
         officers = read_frame(conn, sa.select(pw.officer))
         linked = read_frame(conn, sa.select(review).where(review.c.onefile_system_id.is_not(None)))
-    merged = reviews.merge_reviews(staged, trainees, officers, assessors, linked)
+    # A review this sync created in OneFile whose ID never reached PICSWeb (the upload
+    # failed after the Review call) is that PICSWeb review, not a new one: the next push
+    # finds it by its VisitID and links it. Downloading it would create a duplicate.
+    ours = staged["visit_id"].isin(unlinked_upload_visits(ctx))
+    merged = reviews.merge_reviews(staged[~ours], trainees, officers, assessors, linked)
+    merged.counts["reviews_awaiting_upload_link"] = int(ours.sum())
     with ctx.staging.begin() as conn:
         project_tables.replace_change_set(
             conn, ctx.run_id, "picsweb_updates", merged.picsweb_updates, "reviews"
@@ -62,6 +67,28 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
             conn, ctx.run_id, "picsweb_review_inserts", merged.picsweb_review_inserts
         )
     return _counts(ctx, "merge_reviews", merged.counts)
+
+
+def unlinked_upload_visits(ctx: RunContext) -> list[int]:
+    """VisitIDs of review creates, from any run, that OneFile may hold but PICSWeb does not
+    yet know: an outbox row has the VisitID, and no row with it was ever marked sent."""
+    box = project_tables.sync_outbox
+    done = sa.alias(box, "done")
+    finished_later = sa.exists().where(
+        done.c.kind == box.c.kind, done.c.visit_id == box.c.visit_id, done.c.state == "sent"
+    )
+    with ctx.staging.connect() as conn:
+        visits = conn.execute(
+            sa.select(box.c.visit_id)
+            .where(
+                box.c.kind == "review_create",
+                box.c.state != "sent",
+                box.c.visit_id.is_not(None),
+                ~finished_later,  # a later run found and linked it (VisitID carried over)
+            )
+            .distinct()
+        ).scalars()
+        return [int(v) for v in visits]
 
 
 def plan_review_uploads(ctx: RunContext) -> dict[str, int]:
