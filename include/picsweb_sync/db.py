@@ -341,3 +341,35 @@ def insert_reviews(
         now,
     )
     return keys
+
+
+def link_review(conn: Connection, run_id: str, review_id: int, onefile_id: int) -> bool:
+    """Record the OneFile Review ID of an uploaded PICSWeb review, audited.
+
+    Only a review with no ID yet is written, so a retry never overwrites a link; returns
+    whether this call wrote it.
+    """
+    review = picsweb_tables.review
+    written = conn.execute(
+        update(review)
+        .where(review.c.review_id == review_id, review.c.onefile_system_id.is_(None))
+        .values(onefile_system_id=onefile_id)
+    ).rowcount
+    if written:
+        change = {"system": "picsweb", "entity": "review", "entity_key": review_id}
+        row = {**change, "field": "onefile_system_id", "old": None, "new": onefile_id}
+        audit(conn, run_id, pd.DataFrame([row]))
+    return bool(written)
+
+
+def reviews_already_linked(conn: Connection, review_ids: list[int]) -> set[int]:
+    """Which of these PICSWeb reviews already hold a OneFile Review ID (one query)."""
+    if not review_ids:
+        return set()
+    review = picsweb_tables.review
+    found = conn.execute(
+        select(review.c.review_id).where(
+            review.c.review_id.in_(review_ids), review.c.onefile_system_id.is_not(None)
+        )
+    ).scalars()
+    return {int(r) for r in found}

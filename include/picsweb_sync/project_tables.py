@@ -37,6 +37,8 @@ from sqlalchemy import (
     UnicodeText,
     UniqueConstraint,
     delete,
+    exists,
+    func,
     insert,
     select,
     update,
@@ -237,6 +239,9 @@ sync_review_insert_work = _partitioned(
 
 # ----- outbox, rejects, audit, run record ----------------------------------------------
 OUTBOX_STATES = ("pending", "sent", "failed", "rejected")
+# Outbox kinds.
+AIM_UPDATE = "learning_aim_update"
+REVIEW_CREATE = "review_create"
 sync_outbox = _partitioned(
     "sync_outbox",
     Column("outbox_id", _SURROGATE, Identity(), primary_key=True),
@@ -479,9 +484,10 @@ def enqueue_outbox(
     return len(records)
 
 
-def pending_outbox(conn: Connection, run_id: str, kind: str | None = None) -> pd.DataFrame:
-    """Outbox rows still to send (``pending``, or ``failed`` and so worth retrying), oldest
-    first, with ``payload`` decoded; ``visit_id`` tells a half-done review create."""
+def outbox_rows(
+    conn: Connection, run_id: str, kind: str | None = None, states: tuple[str, ...] = OUTBOX_STATES
+) -> pd.DataFrame:
+    """The run's outbox rows in ``states``, oldest first, with ``payload`` decoded."""
     stmt = select(
         sync_outbox.c.outbox_id,
         sync_outbox.c.kind,
@@ -491,11 +497,73 @@ def pending_outbox(conn: Connection, run_id: str, kind: str | None = None) -> pd
         sync_outbox.c.visit_id,
         sync_outbox.c.result_id,
         sync_outbox.c.attempts,
-    ).where(sync_outbox.c.run_id == run_id, sync_outbox.c.state.in_(("pending", "failed")))
+        sync_outbox.c.last_error,
+    ).where(sync_outbox.c.run_id == run_id, sync_outbox.c.state.in_(states))
     if kind is not None:
         stmt = stmt.where(sync_outbox.c.kind == kind)
     frame = read_frame(conn, stmt.order_by(sync_outbox.c.outbox_id))
     return frame.assign(payload=frame["payload"].map(json.loads).astype(object))
+
+
+def pending_outbox(conn: Connection, run_id: str, kind: str | None = None) -> pd.DataFrame:
+    """Outbox rows still to send (``pending``, or ``failed`` and so worth retrying);
+    ``visit_id`` tells a half-done review create."""
+    return outbox_rows(conn, run_id, kind, ("pending", "failed"))
+
+
+def carry_over_visits(conn: Connection, run_id: str) -> int:
+    """Give this run's pending review creates the VisitID an earlier run recorded but
+    never finished.
+
+    Without it, a review whose Review call reached OneFile in a run that then failed for
+    good would be created again by the next run.
+    """
+    earlier = sync_outbox.alias("earlier")
+    visit = (
+        select(func.max(earlier.c.visit_id))
+        .where(
+            earlier.c.kind == REVIEW_CREATE,
+            earlier.c.target_id == sync_outbox.c.target_id,
+            earlier.c.run_id != run_id,
+            earlier.c.state != "sent",
+            earlier.c.visit_id.is_not(None),
+        )
+        .scalar_subquery()
+    )
+    done = conn.execute(
+        update(sync_outbox)
+        .where(
+            sync_outbox.c.run_id == run_id,
+            sync_outbox.c.kind == REVIEW_CREATE,
+            sync_outbox.c.visit_id.is_(None),
+            sync_outbox.c.state == "pending",
+            visit.is_not(None),
+        )
+        .values(visit_id=visit)
+    )
+    return done.rowcount
+
+
+def unlinked_upload_visits(conn: Connection) -> list[int]:
+    """VisitIDs of review creates, from any run, that OneFile may hold but PICSWeb does not
+    yet know: an outbox row has the VisitID, and no row with it was ever marked sent."""
+    done = sync_outbox.alias("done")
+    finished_later = exists().where(
+        done.c.kind == sync_outbox.c.kind,
+        done.c.visit_id == sync_outbox.c.visit_id,
+        done.c.state == "sent",
+    )
+    visits = conn.execute(
+        select(sync_outbox.c.visit_id)
+        .where(
+            sync_outbox.c.kind == REVIEW_CREATE,
+            sync_outbox.c.state != "sent",
+            sync_outbox.c.visit_id.is_not(None),
+            ~finished_later,  # a later run found and linked it (VisitID carried over)
+        )
+        .distinct()
+    ).scalars()
+    return sorted(int(v) for v in visits)
 
 
 def mark_outbox(

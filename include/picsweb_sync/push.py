@@ -33,8 +33,8 @@ from picsweb_sync.runtime import RunContext
 
 log = logging.getLogger(__name__)
 
-AIM_UPDATE = "learning_aim_update"
-REVIEW_CREATE = "review_create"
+AIM_UPDATE = project_tables.AIM_UPDATE
+REVIEW_CREATE = project_tables.REVIEW_CREATE
 
 
 class PushIncomplete(RuntimeError):
@@ -93,13 +93,15 @@ def push_reviews(ctx: RunContext) -> dict[str, int]:
     with ctx.staging.begin() as conn:
         uploads = project_tables.read_change_set(conn, ctx.run_id, "review_uploads")
         project_tables.enqueue_outbox(conn, ctx.run_id, REVIEW_CREATE, review_create_items(uploads))
-        carry_over_visits(conn, ctx.run_id)
+        project_tables.carry_over_visits(conn, ctx.run_id)
         pending = project_tables.pending_outbox(conn, ctx.run_id, REVIEW_CREATE)
+    with ctx.picsweb.connect() as conn:
+        linked = db.reviews_already_linked(conn, [int(t) for t in pending["target_id"]])
     hook = ctx.onefile()
     counts = {"sent": 0, "recovered": 0, "rejected": 0, "failed": 0, "already_linked": 0}
     for row in pending.itertuples(index=False):  # two API calls per review: no set form exists
         try:
-            outcome = _create_review(ctx, hook, row)
+            outcome = _create_review(ctx, hook, row, int(row.target_id) in linked)
         except OneFileApiError as exc:
             counts[_record_failure(ctx, row, exc)] += 1
             continue
@@ -138,42 +140,9 @@ def review_create_items(uploads: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(items, columns=["target_id", "payload"])
 
 
-def carry_over_visits(conn: sa.Connection, run_id: str) -> int:
-    """Give this run's pending creates the VisitID an earlier run recorded but never finished.
-
-    Without it, a review whose Review call reached OneFile in a run that then failed for
-    good would be created again by the next run.
-    """
-    box = project_tables.sync_outbox
-    earlier = sa.alias(box, "earlier")
-    visit = (
-        sa.select(sa.func.max(earlier.c.visit_id))
-        .where(
-            earlier.c.kind == REVIEW_CREATE,
-            earlier.c.target_id == box.c.target_id,
-            earlier.c.run_id != run_id,
-            earlier.c.state != "sent",
-            earlier.c.visit_id.is_not(None),
-        )
-        .scalar_subquery()
-    )
-    done = conn.execute(
-        sa.update(box)
-        .where(
-            box.c.run_id == run_id,
-            box.c.kind == REVIEW_CREATE,
-            box.c.visit_id.is_(None),
-            box.c.state == "pending",
-            visit.is_not(None),
-        )
-        .values(visit_id=visit)
-    )
-    return done.rowcount
-
-
-def _create_review(ctx: RunContext, hook: Any, row: Any) -> str:
+def _create_review(ctx: RunContext, hook: Any, row: Any, already_linked: bool) -> str:
     review_id = int(row.target_id)
-    if _picsweb_system_id(ctx, review_id) is not None:
+    if already_linked:
         with ctx.staging.begin() as conn:
             project_tables.mark_outbox(conn, int(row.outbox_id), "sent")
         return "already_linked"
@@ -202,24 +171,15 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
     """
     if not ctx.settings.download_review_data:  # rule 6 is off: PICSWeb keeps its own values
         return 0
-    box = project_tables.sync_outbox
     with ctx.staging.connect() as conn:
-        sent = read_frame(
-            conn,
-            sa.select(box.c.result_id, box.c.visit_id, box.c.payload).where(
-                box.c.run_id == ctx.run_id,
-                box.c.kind == REVIEW_CREATE,
-                box.c.state == "sent",
-                box.c.result_id.is_not(None),
-            ),
-        )
+        sent = project_tables.outbox_rows(conn, ctx.run_id, REVIEW_CREATE, ("sent",))
         assessors = project_tables.read_staging(conn, ctx.run_id, "assessors")
+    sent = sent[sent["result_id"].notna()]
     if sent.empty:
         return 0
-    payloads = sent["payload"].map(json.loads)
     created = [
         {**p["review"], "ID": int(rid), "VisitID": int(vid), "StartedOn": None}
-        for p, rid, vid in zip(payloads, sent["result_id"], sent["visit_id"], strict=True)
+        for p, rid, vid in zip(sent["payload"], sent["result_id"], sent["visit_id"], strict=True)
     ]
     staged = onefile_fields.parse_reviews(created, organisation_id=0).frame
     review = picsweb_tables.review
@@ -252,44 +212,13 @@ def find_created_review(hook: Any, payload: dict[str, Any], visit_id: int) -> in
 
 def record_review_id(ctx: RunContext, outbox_id: int, review_id: int, onefile_id: int) -> None:
     """Write the new Review ID to PICSWeb (with its audit), then close the outbox row."""
-    review = picsweb_tables.review
     with ctx.picsweb.begin() as conn:
-        written = conn.execute(
-            sa.update(review)
-            .where(review.c.review_id == review_id, review.c.onefile_system_id.is_(None))
-            .values(onefile_system_id=onefile_id)
-        ).rowcount
-        if written:
-            _audit_one(
-                conn, ctx.run_id, "picsweb", "review", review_id, "onefile_system_id", onefile_id
-            )
+        db.link_review(conn, ctx.run_id, review_id, onefile_id)
     with ctx.staging.begin() as conn:
         project_tables.mark_outbox(conn, outbox_id, "sent", result_id=onefile_id)
-        _audit_one(
-            conn,
-            ctx.run_id,
-            "onefile",
-            "Review",
-            onefile_id,
-            "created_from_picsweb_review",
-            review_id,
-        )
-
-
-def _audit_one(
-    conn: sa.Connection, run_id: str, system: str, entity: str, key: int, field: str, new: int
-) -> None:
-    """Audit one field set where there was none (a new ID)."""
-    row = {"system": system, "entity": entity, "entity_key": key, "field": field}
-    project_tables.audit(conn, run_id, pd.DataFrame([{**row, "old": None, "new": new}]))
-
-
-def _picsweb_system_id(ctx: RunContext, review_id: int) -> int | None:
-    review = picsweb_tables.review
-    with ctx.picsweb.connect() as conn:
-        return conn.execute(
-            sa.select(review.c.onefile_system_id).where(review.c.review_id == review_id)
-        ).scalar_one_or_none()
+        change = {"system": "onefile", "entity": "Review", "entity_key": onefile_id}
+        row = {**change, "field": "created_from_picsweb_review", "old": None, "new": review_id}
+        project_tables.audit(conn, ctx.run_id, pd.DataFrame([row]))
 
 
 # ----- shared -----------------------------------------------------------------------------
@@ -318,18 +247,12 @@ def _finish(ctx: RunContext, stage: str, kind: str, counts: dict[str, int]) -> d
 
 
 def _refused_rows(conn: sa.Connection, run_id: str, kind: str) -> pd.DataFrame:
-    box = project_tables.sync_outbox
-    rows = read_frame(
-        conn,
-        sa.select(box.c.kind, box.c.target_id, box.c.last_error, box.c.payload).where(
-            box.c.run_id == run_id, box.c.kind == kind, box.c.state == "rejected"
-        ),
-    )
+    rows = project_tables.outbox_rows(conn, run_id, kind, ("rejected",))
     return pd.DataFrame(
         {
             "entity": rows["kind"],
             "source_id": rows["target_id"].map(str),
             "reason": "OneFile refused: " + rows["last_error"].astype(str),
-            "raw": rows["payload"].map(lambda p: json.dumps(json.loads(p), sort_keys=True)),
+            "raw": rows["payload"].map(lambda p: json.dumps(p, sort_keys=True)),
         }
     )

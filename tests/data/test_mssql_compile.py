@@ -68,6 +68,11 @@ def workload(engine) -> None:
         pt.enqueue_outbox(conn, "run-1", "review_create", items)
         (outbox_id,) = pt.pending_outbox(conn, "run-1", kind="review_create")["outbox_id"]
         pt.mark_outbox(conn, outbox_id, "sent", visit_id=1, result_id=2, error=None)
+        pt.outbox_rows(conn, "run-1", pt.REVIEW_CREATE, ("sent",))
+        pt.carry_over_visits(conn, "run-2")
+        pt.unlinked_upload_visits(conn)
+        db.reviews_already_linked(conn, [1, 2])
+        db.link_review(conn, "run-1", 1, 999001)
         pt.record_rejects(conn, "run-1", "extract", rejects("bad date"), 11)
         pt.read_rejects(conn, "run-1")
         pt.record_counts(conn, "run-1", "load", {"applied": 1})

@@ -264,3 +264,30 @@ def test_change_sets_of_two_merges_do_not_replace_each_other(engine):
     assert len(sample) > 1
     assert len(quals) == len(sample)
     assert len(reviews) == 1
+
+
+def _review_create(conn, run_id, target_id, state, visit_id=None):
+    items = pd.DataFrame({"target_id": [target_id], "payload": [{"review": {}}]})
+    pt.enqueue_outbox(conn, run_id, pt.REVIEW_CREATE, items)
+    rows = pt.outbox_rows(conn, run_id, pt.REVIEW_CREATE)
+    (outbox_id,) = rows.loc[rows["target_id"] == target_id, "outbox_id"]
+    if state != "pending" or visit_id is not None:
+        pt.mark_outbox(conn, int(outbox_id), state, visit_id=visit_id)
+
+
+def test_a_visit_left_by_a_failed_run_is_carried_over_and_held_back_until_linked(engine):
+    with engine.begin() as conn:
+        _review_create(conn, "run-1", 10, "failed", visit_id=700)  # crashed after Visit+Review
+        _review_create(conn, "run-1", 11, "sent", visit_id=701)  # finished normally
+        _review_create(conn, "run-1", 12, "rejected")  # refused, no visit
+        assert pt.unlinked_upload_visits(conn) == [700]
+        for target in (10, 11, 12):
+            _review_create(conn, "run-2", target, "pending")
+        assert pt.carry_over_visits(conn, "run-2") == 1
+        run2 = pt.outbox_rows(conn, "run-2", pt.REVIEW_CREATE).set_index("target_id")
+        assert run2.loc[10, "visit_id"] == 700
+        assert run2.loc[[11, 12], "visit_id"].isna().all()
+        still_unlinked = pt.unlinked_upload_visits(conn)
+        pt.mark_outbox(conn, int(run2.loc[10, "outbox_id"]), "sent", result_id=900)
+        assert still_unlinked == [700]
+        assert pt.unlinked_upload_visits(conn) == []  # run 2 linked it

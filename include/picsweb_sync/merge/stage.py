@@ -56,7 +56,8 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
     # A review this sync created in OneFile whose ID never reached PICSWeb (the upload
     # failed after the Review call) is that PICSWeb review, not a new one: the next push
     # finds it by its VisitID and links it. Downloading it would create a duplicate.
-    ours = staged["visit_id"].isin(unlinked_upload_visits(ctx))
+    with ctx.staging.connect() as conn:
+        ours = staged["visit_id"].isin(project_tables.unlinked_upload_visits(conn))
     merged = reviews.merge_reviews(staged[~ours], trainees, officers, assessors, linked)
     merged.counts["reviews_awaiting_upload_link"] = int(ours.sum())
     with ctx.staging.begin() as conn:
@@ -67,28 +68,6 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
             conn, ctx.run_id, "picsweb_review_inserts", merged.picsweb_review_inserts
         )
     return _counts(ctx, "merge_reviews", merged.counts)
-
-
-def unlinked_upload_visits(ctx: RunContext) -> list[int]:
-    """VisitIDs of review creates, from any run, that OneFile may hold but PICSWeb does not
-    yet know: an outbox row has the VisitID, and no row with it was ever marked sent."""
-    box = project_tables.sync_outbox
-    done = sa.alias(box, "done")
-    finished_later = sa.exists().where(
-        done.c.kind == box.c.kind, done.c.visit_id == box.c.visit_id, done.c.state == "sent"
-    )
-    with ctx.staging.connect() as conn:
-        visits = conn.execute(
-            sa.select(box.c.visit_id)
-            .where(
-                box.c.kind == "review_create",
-                box.c.state != "sent",
-                box.c.visit_id.is_not(None),
-                ~finished_later,  # a later run found and linked it (VisitID carried over)
-            )
-            .distinct()
-        ).scalars()
-        return [int(v) for v in visits]
 
 
 def plan_review_uploads(ctx: RunContext) -> dict[str, int]:
