@@ -163,12 +163,17 @@ def _field_target(table_name: str, field: str) -> tuple[Table, ColumnElement, Co
     return table, picsweb_tables.primary_key(table), column, value_kind(column.type)
 
 
-def _work_group(run_id: str, table_name: str, field: str) -> ColumnElement:
+def _work_group(run_id: str, work_key: str, table_name: str, field: str) -> ColumnElement:
     work = sync_picsweb_work.c
-    return (work.run_id == run_id) & (work.table_name == table_name) & (work.field == field)
+    return (
+        (work.run_id == run_id)
+        & (work.work_key == work_key)
+        & (work.table_name == table_name)
+        & (work.field == field)
+    )
 
 
-def classify_statement(run_id: str, table_name: str, field: str) -> Update:
+def classify_statement(run_id: str, table_name: str, field: str, work_key: str = "all") -> Update:
     """Record, for one (table, field) of the run, each row's current value and outcome."""
     _, key, column, kind = _field_target(table_name, field)
     work = sync_picsweb_work.c
@@ -181,12 +186,12 @@ def classify_statement(run_id: str, table_name: str, field: str) -> Update:
     )
     return (
         update(sync_picsweb_work)
-        .where(_work_group(run_id, table_name, field))
+        .where(_work_group(run_id, work_key, table_name, field))
         .values({work[f"cur_{kind}"]: current, work.outcome: outcome})
     )
 
 
-def apply_statement(run_id: str, table_name: str, field: str) -> Update:
+def apply_statement(run_id: str, table_name: str, field: str, work_key: str = "all") -> Update:
     """One ``UPDATE ... FROM`` for one (table, field): rows classified ``applied`` that
     still hold the old value (re-checked, so a concurrent edit is never overwritten)."""
     table, key, column, kind = _field_target(table_name, field)
@@ -195,7 +200,7 @@ def apply_statement(run_id: str, table_name: str, field: str) -> Update:
         update(table)
         .where(
             key == work.entity_key,
-            _work_group(run_id, table_name, field),
+            _work_group(run_id, work_key, table_name, field),
             work.outcome == "applied",
             _same(column, work[f"old_{kind}"]),
         )
@@ -204,7 +209,12 @@ def apply_statement(run_id: str, table_name: str, field: str) -> Update:
 
 
 def apply_updates(
-    conn: Connection, run_id: str, updates: pd.DataFrame, now: dt.datetime | None = None
+    conn: Connection,
+    run_id: str,
+    updates: pd.DataFrame,
+    now: dt.datetime | None = None,
+    *,
+    work_key: str = "all",
 ) -> ApplyResult:
     """Apply a ``picsweb_updates`` change set (``table``, ``key``, ``field``, ``old``,
     ``new``, ``rule``) to PICSWeb, set-based, auditing each field actually changed.
@@ -215,21 +225,23 @@ def apply_updates(
     """
     ensure_project_tables(conn, PICSWEB_SIDE_TABLES)
     rows = spread_field_changes(updates)
-    replace_partition(conn, sync_picsweb_work, {"run_id": run_id}, rows)
+    partition = {"run_id": run_id, "work_key": work_key}
+    replace_partition(conn, sync_picsweb_work, partition, rows)
     groups = rows[["table_name", "field"]].drop_duplicates()
     for table_name, field in groups.itertuples(index=False):
-        conn.execute(classify_statement(run_id, table_name, field))
+        conn.execute(classify_statement(run_id, table_name, field, work_key))
+        group = _work_group(run_id, work_key, table_name, field)
         expected = conn.execute(
             select(func.count())
             .select_from(sync_picsweb_work)
-            .where(_work_group(run_id, table_name, field), sync_picsweb_work.c.outcome == "applied")
+            .where(group, sync_picsweb_work.c.outcome == "applied")
         ).scalar_one()
-        written = conn.execute(apply_statement(run_id, table_name, field)).rowcount
+        written = conn.execute(apply_statement(run_id, table_name, field, work_key)).rowcount
         if written != expected:
             raise ConcurrentChangeError(
                 f"{table_name}.{field}: {expected - written} row(s) changed during the update"
             )
-    result = _read_outcomes(conn, run_id, updates)
+    result = _read_outcomes(conn, run_id, work_key, updates)
     applied = result[result["outcome"] == "applied"]
     audit(
         conn,
@@ -253,14 +265,16 @@ def apply_updates(
     )
 
 
-def _read_outcomes(conn: Connection, run_id: str, updates: pd.DataFrame) -> pd.DataFrame:
+def _read_outcomes(
+    conn: Connection, run_id: str, work_key: str, updates: pd.DataFrame
+) -> pd.DataFrame:
     """The input changes with the ``outcome`` and ``current`` the work table recorded."""
     work = sync_picsweb_work.c
     cur = [c for c in sync_picsweb_work.c if c.name.startswith("cur_")]
     found = read_frame(
         conn,
         select(work.change_no, work.table_name, work.field, work.outcome, *cur)
-        .where(work.run_id == run_id)
+        .where(work.run_id == run_id, work.work_key == work_key)
         .order_by(work.change_no),
     )
     return updates.reset_index(drop=True).assign(

@@ -25,7 +25,7 @@ def load_qualifications(ctx: RunContext) -> dict[str, int]:
             conn, ctx.run_id, "picsweb_updates", "qualifications"
         )
     with ctx.picsweb.begin() as conn:
-        result = db.apply_updates(conn, ctx.run_id, updates)
+        result = db.apply_updates(conn, ctx.run_id, updates, work_key="qualifications")
     return _report(ctx, "load_qualifications", result, inserted=0)
 
 
@@ -35,7 +35,7 @@ def load_reviews(ctx: RunContext) -> dict[str, int]:
         updates = project_tables.read_change_set(conn, ctx.run_id, "picsweb_updates", "reviews")
         inserts = project_tables.read_change_set(conn, ctx.run_id, "picsweb_review_inserts")
     with ctx.picsweb.begin() as conn:
-        result = db.apply_updates(conn, ctx.run_id, updates)
+        result = db.apply_updates(conn, ctx.run_id, updates, work_key="reviews")
         keys = db.insert_reviews(conn, ctx.run_id, inserts) if len(inserts) else None
     inserted = 0 if keys is None else int(keys["inserted"].sum())
     return _report(ctx, "load_reviews", result, inserted=inserted)

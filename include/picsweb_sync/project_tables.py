@@ -58,9 +58,10 @@ project_metadata = MetaData(
     }
 )
 
-# Generous: OneFile does not document its string lengths, and an over-long value must not
-# fail a whole extract. NVARCHAR on SQL Server, since OneFile text is Unicode.
-_TEXT = Unicode(1000)
+# Unbounded: OneFile documents no string lengths, and staging must hold whatever it sends
+# (a value too long for its PICSWeb column is a reject, decided when parsing, not an
+# overflow here). NVARCHAR(max) on SQL Server, since OneFile text is Unicode.
+_TEXT = UnicodeText()
 # Instants keep their microseconds on SQL Server too (DATETIME rounds to 1/300 s).
 _INSTANT = DateTime().with_variant(mssql.DATETIME2(), "mssql")
 # Generated surrogate keys: SQLite only autoincrements an INTEGER PRIMARY KEY.
@@ -227,11 +228,15 @@ CHANGE_SETS: dict[str, Table] = {
 }
 
 # ----- work tables in the PICSWeb database (see picsweb_sync.db.apply_updates) ----------
+# Partitioned by run and by the load that fills them (``work_key``: ``qualifications``,
+# ``reviews``): the two loads of one run may run side by side.
 sync_picsweb_work = _partitioned(
     "sync_picsweb_work",
+    Column("work_key", String(30), nullable=False),
     *_field_change_columns(),
     *_value_columns("cur"),
     Column("outcome", String(10)),
+    by=("run_id", "work_key"),
 )
 sync_review_insert_work = _partitioned(
     "sync_review_insert_work", *_review_insert_columns(), Column("existed", Boolean)
@@ -262,8 +267,9 @@ sync_reject = _partitioned(
     Column("stage", String(64), nullable=False),
     Column("organisation_id", BigInteger),
     Column("entity", String(40)),
-    Column("source_id", Unicode(100)),
-    Column("reason", Unicode(1000), nullable=False),
+    # Unbounded: a bad ID or a reason quoting a long value must fit whatever OneFile sent.
+    Column("source_id", UnicodeText),
+    Column("reason", UnicodeText, nullable=False),
     Column("raw", UnicodeText),
     by=("run_id", "stage"),
 )

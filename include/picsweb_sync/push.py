@@ -191,7 +191,9 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
             sa.select(review).where(review.c.onefile_system_id.in_(staged["review_id"].tolist())),
         )
         merged = reviews.merge_reviews(staged, trainees, officers, assessors, linked)
-        applied = db.apply_updates(conn, ctx.run_id, merged.picsweb_updates)
+        applied = db.apply_updates(
+            conn, ctx.run_id, merged.picsweb_updates, work_key="review_uploads"
+        )
     return len(applied.applied)
 
 

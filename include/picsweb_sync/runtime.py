@@ -49,7 +49,7 @@ class RunContext:
         return cls(
             settings_snapshot=(started or {}).get("settings"),
             run_id=dag_run.run_id,
-            run_type=str(getattr(dag_run, "run_type", "manual")),
+            run_type=run_type_value(getattr(dag_run, "run_type", None)),
             interval_start=start,
             interval_end=end,
             onefile_conn_id=params.get("onefile_conn_id", "onefile_api"),
@@ -113,6 +113,17 @@ class RunContext:
         from onefile.hook import OneFileHook
 
         return OneFileHook(onefile_conn_id=self.onefile_conn_id)
+
+
+def run_type_value(run_type: Any) -> str:
+    """``backfill``, ``scheduled``, ``manual``, ... from Airflow's run type.
+
+    Inside a task the run type is the ``DagRunType`` enum, whose ``str()`` is
+    ``DagRunType.BACKFILL``: compare its ``.value``, never its text.
+    """
+    if run_type is None:
+        return "manual"
+    return str(getattr(run_type, "value", run_type))
 
 
 def settings_snapshot(settings: SyncSettings) -> dict[str, Any]:
