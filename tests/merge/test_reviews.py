@@ -34,6 +34,13 @@ def assessors(*rows: dict[str, Any]):
     return parse_assessors(list(rows), 5740).frame
 
 
+def assessors_per_organisation(*rows: dict[str, Any]) -> pd.DataFrame:
+    """Each row staged by its own organisation's search (5740, 5741, ...), so the same
+    assessor can be staged twice, as two extract tasks would stage it."""
+    frames = [parse_assessors([row], 5740 + n).frame for n, row in enumerate(rows)]
+    return pd.concat(frames, ignore_index=True) if frames else assessors()
+
+
 @pytest.mark.parametrize(
     ("officer_rows", "assessor", "officer_id", "matched_by"),
     [
@@ -346,3 +353,135 @@ def test_counts_per_rule():
     assert result.counts["picsweb_rule6_start_time"] == 0
     assert result.counts["reviews_new"] == 1
     assert result.counts["reviews_officer_matched"] == 1
+
+
+# ----- officer matching straight from the review's AssessorID ------------------------------
+@pytest.mark.parametrize(
+    ("officer_rows", "staged", "assessor_id", "officer_id"),
+    [
+        pytest.param(
+            [{"officer_id": 1, "onefile_id": 300}], [], 300, 1, id="by-id-assessor-not-extracted"
+        ),
+        pytest.param(
+            [{"officer_id": 1, "onefile_id": 300}],
+            [{"ID": 301, "Email": "x@x.org"}],
+            300,
+            1,
+            id="by-id-only-other-assessors-extracted",
+        ),
+        pytest.param(
+            [{"officer_id": 1, "onefile_id": 300}, {"officer_id": 2, "onefile_id": 300}],
+            [],
+            300,
+            None,
+            id="two-officers-same-id-not-extracted",
+        ),
+        pytest.param(
+            [{"officer_id": 2, "email": "ann@x.org"}], [], 300, None, id="email-needs-the-assessor"
+        ),
+        pytest.param(
+            [{"officer_id": 2, "email": "ann@x.org"}],
+            [{"ID": 300, "Email": "ANN@x.org"}],
+            300,
+            2,
+            id="email-of-the-staged-assessor",
+        ),
+        pytest.param(
+            [{"officer_id": 1, "onefile_id": 300}, {"officer_id": 2, "email": "ann@x.org"}],
+            [{"ID": 300, "Email": "ann@x.org"}],
+            300,
+            1,
+            id="id-before-email",
+        ),
+        pytest.param(
+            [{"officer_id": 2, "email": "ann@x.org"}],
+            [{"ID": 300, "Email": "ann@x.org"}, {"ID": 300, "Email": " Ann@X.org"}],
+            300,
+            2,
+            id="assessor-staged-twice-same-email",
+        ),
+        pytest.param(
+            [{"officer_id": 2, "email": "ann@x.org"}],
+            [{"ID": 300, "Email": ""}, {"ID": 300, "Email": "ann@x.org"}],
+            300,
+            2,
+            id="assessor-staged-twice-one-blank-email",
+        ),
+        pytest.param(
+            [{"officer_id": 2, "email": "ann@x.org"}, {"officer_id": 3, "email": "bob@x.org"}],
+            [{"ID": 300, "Email": "ann@x.org"}, {"ID": 300, "Email": "bob@x.org"}],
+            300,
+            None,
+            id="assessor-staged-twice-emails-disagree",
+        ),
+        pytest.param(
+            [{"officer_id": 2, "email": "ann@x.org"}, {"officer_id": 3, "email": "ANN@x.org"}],
+            [{"ID": 300, "Email": "ann@x.org"}],
+            300,
+            None,
+            id="two-officers-same-email",
+        ),
+        pytest.param(
+            [{"officer_id": 1, "onefile_id": 300}], [], None, None, id="no-assessor-on-review"
+        ),
+    ],
+)
+def test_review_officer_is_matched_from_its_assessor_id(
+    officer_rows, staged, assessor_id, officer_id
+):
+    result = merge_reviews(
+        parse_reviews([review(AssessorID=assessor_id)], 5740).frame,
+        trainees({"trainee_id": 1, "onefile_learner_id": 100}),
+        officers(*officer_rows),
+        assessors_per_organisation(*staged),
+        reviews(),
+    )
+    assert result.picsweb_review_inserts["officer_id"].tolist() == [
+        pd.NA if officer_id is None else officer_id
+    ]
+    assert result.counts["reviews_officer_matched"] == int(officer_id is not None)
+    assert result.counts["reviews_officer_unmatched"] == int(
+        assessor_id is not None and officer_id is None
+    )
+
+
+def test_existing_review_takes_an_officer_matched_by_id_without_extracted_assessors():
+    result = merge_reviews(
+        parse_reviews([review(AssessorID=300)], 5740).frame,
+        trainees({"trainee_id": 1, "onefile_learner_id": 100}),
+        OFFICERS,
+        assessors(),
+        reviews({**IN_STEP, "officer_id": 5}),
+    )
+    assert records(result.picsweb_updates) == [
+        ("review", 7, "officer_id", 5, 1, "rule6_officer_id")
+    ]
+
+
+@pytest.mark.parametrize(
+    ("assessor_rows", "expected"),
+    [
+        pytest.param(
+            [{"ID": 301, "Email": "two@x.org"}, {"ID": 301, "Email": "TWO@x.org "}],
+            [(301, 2, "email")],
+            id="same-assessor-twice-is-one",
+        ),
+        pytest.param(
+            [{"ID": 301, "Email": "two@x.org"}, {"ID": 301, "Email": "five@x.org"}],
+            [(301, None, "ambiguous")],
+            id="copies-disagree-on-email",
+        ),
+        pytest.param(
+            [{"ID": 301, "Email": None}, {"ID": 301, "Email": "two@x.org"}],
+            [(301, 2, "email")],
+            id="blank-copy-ignored",
+        ),
+        pytest.param(
+            [{"ID": 300, "Email": "two@x.org"}, {"ID": 300, "Email": "five@x.org"}],
+            [(300, 1, "onefile_id")],
+            id="id-match-whatever-the-emails",
+        ),
+    ],
+)
+def test_match_officers_with_duplicate_assessors(assessor_rows, expected):
+    assert records(match_officers(assessors_per_organisation(*assessor_rows), OFFICERS)) == expected

@@ -2,9 +2,13 @@
 (``shared/contract/picsweb-schema.md``, "Matching" and "Rules").
 
 Decisions the contract leaves open, made here once:
-- officer matching: two officers with the assessor's OneFile ID, or (with none) two
-  officers with its email, match nobody; emails compare trimmed and case-insensitively;
-  a blank email matches nothing;
+- officer matching starts from the review's ``AssessorID`` itself: an officer whose
+  ``onefile_id`` is that ID matches even when the OneFile user was not extracted this run
+  (archived, another role or organisation, a rejected row). Only an ID no officer claims
+  is matched by email, which needs the staged assessor's email. Two officers with that
+  ``onefile_id``, or (with none) two officers with that email, match nobody; emails
+  compare trimmed and case-insensitively; a blank email matches nothing; an assessor
+  staged twice whose copies give two different emails is matched by ID only;
 - rule 6 touches only the fields the contract names (``end_time`` is PICSWeb's own), and
   only fields whose value really changes produce an update;
 - the same review ID twice in the staged reviews (two pages, two organisations) is one
@@ -92,13 +96,26 @@ class ReviewUploadPlan:
 
 # ----- officer matching -------------------------------------------------------------------
 def match_officers(assessors: pd.DataFrame, officers: pd.DataFrame) -> pd.DataFrame:
-    """Each OneFile assessor's PICSWeb officer: ``assessor_id``, ``officer_id`` (Int64,
-    NA when none) and ``matched_by`` (``onefile_id``, ``email``, ``ambiguous``, ``none``).
+    """Each staged OneFile assessor's PICSWeb officer: ``assessor_id``, ``officer_id``
+    (Int64, NA when none) and ``matched_by`` (``onefile_id``, ``email``, ``ambiguous``,
+    ``none``). :func:`match_assessor_ids` for the IDs of ``assessors`` themselves."""
+    return match_assessor_ids(assessors["assessor_id"], assessors, officers)
 
-    ``officer.onefile_id`` first; only an assessor no officer claims by ID is matched by
-    email, and only to a single officer.
+
+def match_assessor_ids(
+    assessor_ids: pd.Series, assessors: pd.DataFrame, officers: pd.DataFrame
+) -> pd.DataFrame:
+    """The PICSWeb officer of each distinct OneFile assessor ID in ``assessor_ids`` (nulls
+    dropped), in the shape of :func:`match_officers`.
+
+    ``officer.onefile_id`` first, straight from the ID: the assessor need not be among the
+    staged ``assessors`` (archived, another role or organisation, a rejected row). Only an
+    ID no officer claims is matched by email, which needs the staged assessor's email, and
+    only to a single officer. An assessor staged more than once (two organisations, two
+    roles) has one email: its copies' non-blank emails must agree, else it is ambiguous.
     """
-    result = assessors.drop_duplicates("assessor_id", keep="last")[["assessor_id", "email"]]
+    ids = pd.Series(assessor_ids, dtype="Int64").dropna().drop_duplicates()
+    result = pd.DataFrame({"assessor_id": ids.to_numpy()})
     by_id = _candidates(
         result.merge(
             officers[["officer_id", "onefile_id"]].dropna(),
@@ -106,16 +123,18 @@ def match_officers(assessors: pd.DataFrame, officers: pd.DataFrame) -> pd.DataFr
             right_on="onefile_id",
         )
     )
+    emails, disagreeing = _assessor_emails(assessors)
     officer_emails = officers.assign(email_key=_email_key(officers["email"]))
     by_email = _candidates(
-        result.assign(email_key=_email_key(result["email"]))
-        .dropna(subset="email_key")
-        .merge(officer_emails[["officer_id", "email_key"]].dropna(), on="email_key")
+        result.merge(emails, on="assessor_id").merge(
+            officer_emails[["officer_id", "email_key"]].dropna(), on="email_key"
+        )
     )
-    result = result[["assessor_id"]].merge(by_id, on="assessor_id", how="left")
+    result = result.merge(by_id, on="assessor_id", how="left")
     result = result.merge(by_email, on="assessor_id", how="left", suffixes=("", "_email"))
     id_count = result["candidates"].fillna(0)
     email_count = result["candidates_email"].fillna(0)
+    email_unsure = result["assessor_id"].isin(disagreeing).to_numpy(dtype=bool)
     use_email = (id_count == 0) & (email_count == 1)
     officer_id = (
         result["officer_id"]
@@ -123,7 +142,11 @@ def match_officers(assessors: pd.DataFrame, officers: pd.DataFrame) -> pd.DataFr
         .fillna(result["officer_id_email"].where(use_email))
     )
     matched_by = np.select(
-        [id_count == 1, use_email, (id_count > 1) | (email_count > 1)],
+        [
+            id_count == 1,
+            use_email,
+            (id_count > 1) | (email_count > 1) | ((id_count == 0) & email_unsure),
+        ],
         ["onefile_id", "email", "ambiguous"],
         default="none",
     )
@@ -134,6 +157,23 @@ def match_officers(assessors: pd.DataFrame, officers: pd.DataFrame) -> pd.DataFr
             "matched_by": pd.Series(matched_by, index=result.index, dtype="string"),
         }
     ).reset_index(drop=True)
+
+
+def _assessor_emails(assessors: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """(``assessor_id``/``email_key`` of each staged assessor with one non-blank email,
+    the IDs whose copies give different emails)."""
+    keys = (
+        pd.DataFrame(
+            {
+                "assessor_id": assessors["assessor_id"].astype("Int64"),
+                "email_key": _email_key(assessors["email"]),
+            }
+        )
+        .dropna()
+        .drop_duplicates()
+    )
+    disagree = keys["assessor_id"].duplicated(keep=False)
+    return keys[~disagree], keys.loc[disagree, "assessor_id"].drop_duplicates()
 
 
 def _candidates(pairs: pd.DataFrame) -> pd.DataFrame:
@@ -169,7 +209,8 @@ def merge_reviews(
         left_on="learner_id",
         right_on="onefile_learner_id",
     )
-    matched = match_officers(assessors, officers)[["assessor_id", "officer_id"]].dropna()
+    matched = match_assessor_ids(linked["assessor_id"], assessors, officers)
+    matched = matched[["assessor_id", "officer_id"]].dropna()
     linked = linked.merge(matched, on="assessor_id", how="left")
     wanted = pd.DataFrame(
         {
