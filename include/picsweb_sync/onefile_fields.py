@@ -6,14 +6,33 @@ the **[assumed]** ones included (``Code``, ``Title``, ``CertificateReceivedDate`
 corrects :data:`FIELDS` and nothing else.
 
 A row is parsed or rejected as a whole: a row without an ``ID``, with a date that is not an
-ISO-8601 instant, or with text in a number field is not in ``frame`` but in ``rejects``,
-with a reason naming each bad field and its value, so nothing half-parsed is ever written.
+ISO-8601 instant, with text in a number field, or with a value that does not fit the column
+it lands in is not in ``frame`` but in ``rejects``, with a reason naming each bad field, its
+value (shortened when long) and the limit, so nothing half-parsed is ever written and one
+bad value never stops the run (``shared/contract/picsweb-schema.md``, last paragraph).
+
+The limits are not a list of their own: each :class:`Field` names the PICSWeb column it
+lands in (``Field.picsweb``, a column of :mod:`picsweb_sync.picsweb_tables`), and the
+staging column of :data:`picsweb_sync.project_tables.STAGING` bounds it too. A text
+column's size is its ``type.length``; an integer column's range is its SQL type's
+(``SMALLINT`` 16, ``INTEGER`` 32, ``BIGINT`` 64 bits, signed). The narrower column wins.
 
 Decisions the contract leaves open:
 - a number field accepts a JSON number with no fraction (``12``, ``12.0``) or digits in a
-  string (``"12"``: some clients quote numbers); ``"twelve"``, ``3.5`` and ``true`` are bad;
+  string (``"12"``: some clients quote numbers); ``"twelve"``, ``3.5``, ``true``, a list
+  or an object are bad, and so is a whole number outside its columns' range
+  (``3000000000`` for an ``INTEGER``, ``2**70`` for a ``BIGINT`` ID);
+- an element count (``TotalElements``, ``ElementsDone``) is a number that is also ``>= 0``;
+- a text field takes a JSON string as it is (``""`` and whitespace too: blank is the
+  merge's business), and a whole number as its digits (``123`` and ``123.0`` are
+  ``"123"``); ``true``, ``12.5``, a list or an object are "not text". Its length is counted
+  in characters (code points) after trimming, since rules 2-4 write the trimmed value, and
+  must not exceed its column's;
+- a text field with no PICSWeb column (``Title``, ``Code``, names, emails: the sync writes
+  none of them to PICSWeb) lands only in unbounded staging text, so no length rejects it;
 - an instant without a zone is UTC (the only zone OneFile documents); ``""`` is unset;
-- a text field takes any JSON scalar as text (a number ``123`` is ``"123"``);
+- a page element that is not a JSON object (``null``, ``"abc"``, ``[1]``) is a reject
+  ("not a JSON object") with its JSON as ``raw``; the rest of the page parses;
 - the same ``ID`` twice in one extract (a page boundary that moved while paging) keeps one
   row: the last by ``LastModified`` where the entity has it, else the last seen. The other
   copies are **not** rejects (the entity is synced, from its newest copy); they are counted
@@ -26,61 +45,92 @@ import json
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
+from sqlalchemy import BigInteger, Column, Integer, SmallInteger
 
+from picsweb_sync import picsweb_tables as pw
+from picsweb_sync.project_tables import STAGING
 from picsweb_sync.ukdates import parse_instants, uk_date
 
-Kind = Literal["id", "int", "text", "instant", "uk_date"]
+Kind = Literal["id", "int", "count", "text", "instant", "uk_date"]
 
 
 @dataclass(frozen=True)
 class Field:
-    """One OneFile JSON field and the staging column it becomes."""
+    """One OneFile JSON field, the staging column it becomes and, where the sync writes it
+    to PICSWeb (or matches it against a PICSWeb column), that column: its type and size
+    bound what is accepted."""
 
     onefile: str
     column: str
     kind: Kind
     required: bool = False
+    picsweb: Column | None = None
 
 
-def _id(onefile: str, column: str) -> Field:
-    return Field(onefile, column, "id", required=True)
+def _id(onefile: str, column: str, picsweb: Column | None = None) -> Field:
+    return Field(onefile, column, "id", required=True, picsweb=picsweb)
 
+
+_LEARNER_ID = pw.trainee.c.onefile_learner_id
+_ASSESSOR_ID = pw.officer.c.onefile_id
+_QUALIFICATION = pw.trainee_qualification.c
 
 FIELDS: dict[str, tuple[Field, ...]] = {
     "learners": (
-        _id("ID", "learner_id"),
+        _id("ID", "learner_id", _LEARNER_ID),
         Field("FirstName", "first_name", "text"),
         Field("LastName", "last_name", "text"),
         Field("Email", "email", "text"),
         Field("MISID", "mis_id", "text"),
         Field("ULN", "uln", "text"),
-        Field("DefaultAssessorID", "default_assessor_id", "int"),
+        Field("DefaultAssessorID", "default_assessor_id", "int", picsweb=_ASSESSOR_ID),
         Field("LastModified", "last_modified", "instant"),
     ),
     "assessors": (
-        _id("ID", "assessor_id"),
+        _id("ID", "assessor_id", _ASSESSOR_ID),
         Field("FirstName", "first_name", "text"),
         Field("LastName", "last_name", "text"),
         Field("Email", "email", "text"),
         Field("Role", "role", "int"),
     ),
     "learning_aims": (
-        _id("ID", "learning_aim_id"),
-        Field("UserID", "learner_id", "int"),
+        _id("ID", "learning_aim_id", _QUALIFICATION.onefile_learning_aim_id),
+        Field("UserID", "learner_id", "int", picsweb=_LEARNER_ID),
         Field("Code", "code", "text"),  # [assumed]
         Field("Title", "title", "text"),  # [assumed]
-        Field("TotalElements", "total_elements", "int"),  # [assumed]
-        Field("ElementsDone", "elements_done", "int"),  # [assumed]
-        Field("RegistrationNumber", "registration_number", "text"),
-        Field("RegistrationDate", "registration_date", "uk_date"),
-        Field("CertificateAppliedDate", "certificate_applied_date", "uk_date"),
-        Field("CertificateReceivedDate", "certificate_received_date", "uk_date"),  # [assumed]
+        Field("TotalElements", "total_elements", "count", picsweb=_QUALIFICATION.total_elements),
+        Field("ElementsDone", "elements_done", "count", picsweb=_QUALIFICATION.elements_done),
+        Field(
+            "RegistrationNumber",
+            "registration_number",
+            "text",
+            picsweb=_QUALIFICATION.registration_number,
+        ),
+        Field(
+            "RegistrationDate",
+            "registration_date",
+            "uk_date",
+            picsweb=_QUALIFICATION.registration_date,
+        ),
+        Field(
+            "CertificateAppliedDate",
+            "certificate_applied_date",
+            "uk_date",
+            picsweb=_QUALIFICATION.certificate_applied_date,
+        ),
+        Field(
+            "CertificateReceivedDate",  # [assumed]
+            "certificate_received_date",
+            "uk_date",
+            picsweb=_QUALIFICATION.certificate_received_date,
+        ),
     ),
     "reviews": (
-        _id("ID", "review_id"),
-        Field("LearnerID", "learner_id", "int"),
-        Field("AssessorID", "assessor_id", "int"),
+        _id("ID", "review_id", pw.review.c.onefile_system_id),
+        Field("LearnerID", "learner_id", "int", picsweb=_LEARNER_ID),
+        Field("AssessorID", "assessor_id", "int", picsweb=_ASSESSOR_ID),
         # Required: a PICSWeb review cannot exist without its scheduled date.
         Field("ScheduledFor", "scheduled_for", "instant", required=True),
         Field("Status", "status", "int"),
@@ -106,7 +156,72 @@ ONEFILE_NAMES: dict[str, dict[str, str]] = {
 }
 
 REJECT_COLUMNS = ["entity", "source_id", "reason", "raw"]
+NOT_AN_OBJECT = "not a JSON object"
 _WHOLE_NUMBER = r"^\s*([+-]?\d+)(?:\.0*)?\s*$"
+_SHOWN_CHARACTERS = 80  # a value quoted in a reason is cut to this; ``raw`` keeps it whole
+# Most specific first: BigInteger and SmallInteger are Integers to SQLAlchemy.
+_INTEGER_TYPES = (
+    (BigInteger, "BIGINT", 64),
+    (SmallInteger, "SMALLINT", 16),
+    (Integer, "INTEGER", 32),
+)
+
+
+# ----- the limits, from the table definitions -------------------------------------------
+def max_length(column: Column) -> int | None:
+    """The most characters ``column`` holds (``None``: unbounded, or not text)."""
+    return getattr(column.type, "length", None)
+
+
+def int_range(column: Column) -> tuple[int, int, str] | None:
+    """(lowest, highest, SQL type name) of an integer ``column``; ``None`` if not an integer."""
+    for sql_type, name, bits in _INTEGER_TYPES:
+        if isinstance(column.type, sql_type):
+            return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, name
+    return None
+
+
+def landing_columns(entity: str, field: Field) -> tuple[Column, ...]:
+    """The columns a value of ``field`` is stored in: its staging column, and its PICSWeb
+    column when it has one."""
+    staging = STAGING[entity].c[field.column]
+    return (staging,) if field.picsweb is None else (field.picsweb, staging)
+
+
+def describe(column: Column) -> str:
+    """A column as a reject reason names it: ``PICSWeb's table.column`` or ``staging ...``."""
+    side = "PICSWeb's" if column.table.metadata is pw.metadata else "staging"
+    return f"{side} {column.table.name}.{column.name}"
+
+
+@dataclass(frozen=True)
+class _Limits:
+    """What one field's columns accept: the narrowest length and integer range, and the
+    column each comes from (to name it in a reason)."""
+
+    length: int | None = None
+    length_column: Column | None = None
+    low: int | None = None
+    high: int | None = None
+    sql_type: str = ""
+    range_column: Column | None = None
+
+
+def _limits(entity: str, field: Field) -> _Limits:
+    columns = landing_columns(entity, field)
+    lengths = [(max_length(c), c) for c in columns if max_length(c) is not None]
+    ranges = [(int_range(c), c) for c in columns if int_range(c) is not None]
+    length, length_column = min(lengths, key=lambda pair: pair[0], default=(None, None))
+    if not ranges:
+        return _Limits(length, length_column)
+    (low, high, sql_type), range_column = min(ranges, key=lambda pair: pair[0][1])
+    return _Limits(length, length_column, low, high, sql_type, range_column)
+
+
+LIMITS: dict[str, dict[str, _Limits]] = {
+    entity: {field.column: _limits(entity, field) for field in fields}
+    for entity, fields in FIELDS.items()
+}
 
 
 @dataclass(frozen=True)
@@ -139,29 +254,34 @@ def parse_reviews(rows: list[dict[str, Any]], organisation_id: int) -> Parsed:
     return parse_rows("reviews", rows, organisation_id)
 
 
-def parse_rows(entity: str, rows: list[dict[str, Any]], organisation_id: int) -> Parsed:
-    """Parse ``rows`` of ``entity`` (a key of :data:`FIELDS`) column by column."""
+def parse_rows(entity: str, rows: list[Any], organisation_id: int) -> Parsed:
+    """Parse ``rows`` of ``entity`` (a key of :data:`FIELDS`) column by column.
+
+    ``rows`` is a search's page elements as decoded JSON; one that is not an object is a
+    reject, never an error.
+    """
     fields = FIELDS[entity]
-    source = pd.DataFrame(rows, dtype=object, index=pd.RangeIndex(len(rows)))
+    index = pd.RangeIndex(len(rows))
+    is_object = pd.Series([isinstance(row, dict) for row in rows], index=index, dtype=bool)
+    objects = rows if is_object.all() else [row if isinstance(row, dict) else {} for row in rows]
+    source = pd.DataFrame(objects, dtype=object, index=index)
     raw = pd.Series(
-        [json.dumps(row, sort_keys=True, default=str) for row in rows],
-        index=source.index,
-        dtype="string",
+        [json.dumps(row, sort_keys=True, default=str) for row in rows], index=index, dtype="string"
     )
     columns: dict[str, pd.Series] = {}
-    reason = pd.Series(pd.NA, index=source.index, dtype="string")
+    reason = pd.Series(pd.NA, index=index, dtype="string")
     for field in fields:
-        values = source.get(field.onefile, pd.Series(None, index=source.index, dtype=object))
-        columns[field.column], problem = _parse_field(field, values)
+        values = source.get(field.onefile, pd.Series(None, index=index, dtype=object))
+        columns[field.column], problem = _parse_field(field, LIMITS[entity][field.column], values)
         reason = reason.where(problem.isna(), (reason + "; ").fillna("") + problem)
+    reason[~is_object] = f"{NOT_AN_OBJECT}: " + _shorten(raw[~is_object])
     bad = reason.notna()
     id_field = fields[0]
+    ids = source.get(id_field.onefile, pd.Series(None, index=index, dtype=object))
     rejects = pd.DataFrame(
         {
-            "entity": pd.Series(entity, index=source.index, dtype="string"),
-            "source_id": _as_text(
-                source.get(id_field.onefile, pd.Series(None, index=source.index, dtype=object))
-            ),
+            "entity": pd.Series(entity, index=index, dtype="string"),
+            "source_id": _source_ids(ids),
             "reason": reason,
             "raw": raw,
         }
@@ -169,7 +289,7 @@ def parse_rows(entity: str, rows: list[dict[str, Any]], organisation_id: int) ->
     frame = pd.DataFrame(
         {
             id_field.column: columns.pop(id_field.column),
-            "organisation_id": pd.Series(organisation_id, index=source.index, dtype="Int64"),
+            "organisation_id": pd.Series(organisation_id, index=index, dtype="Int64"),
             **columns,
             "raw": raw,
         }
@@ -178,30 +298,112 @@ def parse_rows(entity: str, rows: list[dict[str, Any]], organisation_id: int) ->
     return Parsed(kept, rejects, duplicates=len(frame) - len(kept))
 
 
-def _parse_field(field: Field, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _parse_field(field: Field, limits: _Limits, values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(typed column, problem text or NA per row) for one field."""
     present = values.notna()
-    if field.kind in ("id", "int"):
-        parsed = _as_text(values).str.extract(_WHOLE_NUMBER)[0].astype("Int64")
-        bad, complaint = present & parsed.isna(), "not a whole number"
+    problem = pd.Series(pd.NA, index=values.index, dtype="string")
+    if field.kind in ("id", "int", "count"):
+        parsed = _parse_whole_numbers(field, limits, values, present, problem)
     elif field.kind == "text":
-        parsed, bad, complaint = _as_text(values), pd.Series(False, index=values.index), ""
+        parsed = _parse_text(field, limits, values, present, problem)
     else:
         parsed, bad = parse_instants(values)
-        complaint = "not an ISO-8601 instant"
+        _complain(problem, bad, f"{field.onefile}: not an ISO-8601 instant: ", values)
         if field.kind == "uk_date":
             parsed = uk_date(parsed)
-    problem = pd.Series(pd.NA, index=values.index, dtype="string")
-    if bad.any():
-        shown = values[bad].map(lambda value: json.dumps(value, default=str))
-        problem[bad] = f"{field.onefile}: {complaint}: " + shown.astype("string")
-    missing = field.required & parsed.isna() & ~bad
+    missing = field.required & parsed.isna() & problem.isna()
     problem[missing] = f"{field.onefile}: missing"
     return parsed, problem
 
 
-def _as_text(values: pd.Series) -> pd.Series:
-    return values.astype("string")
+def _kinds(values: pd.Series) -> pd.Series:
+    """The Python type of each value (``bool`` apart from ``int``), for the JSON kinds."""
+    return values.map(type)
+
+
+def _whole_numbers(values: pd.Series, kinds: pd.Series) -> pd.Series:
+    """Each value as a Python ``int`` where it is a whole number (an int, a float with no
+    fraction, or digits in a string), else ``None``. Python ints, so no size overflows."""
+    numbers = pd.Series(None, index=values.index, dtype=object)
+    ints = kinds.eq(int)  # a bool's type is bool, not int
+    numbers[ints] = values[ints]
+    floats = values[kinds.eq(float)].astype(float)
+    whole = floats[np.isfinite(floats) & (np.mod(floats, 1) == 0)]
+    numbers[whole.index] = whole.map(int).astype(object)
+    texts = values[kinds.eq(str)]
+    if not texts.empty:
+        digits = texts.str.extract(_WHOLE_NUMBER)[0].dropna()
+        numbers[digits.index] = digits.map(int).astype(object)
+    return numbers
+
+
+def _parse_whole_numbers(
+    field: Field, limits: _Limits, values: pd.Series, present: pd.Series, problem: pd.Series
+) -> pd.Series:
+    numbers = _whole_numbers(values, _kinds(values))
+    number = numbers.notna()
+    _complain(problem, present & ~number, f"{field.onefile}: not a whole number: ", values)
+    if field.kind == "count":
+        negative = number & (numbers < 0)
+        _complain(problem, negative, f"{field.onefile}: negative count: ", numbers)
+        number &= ~negative
+    if limits.range_column is not None:
+        outside = number & ((numbers < limits.low) | (numbers > limits.high))
+        where = f"{describe(limits.range_column)}: {limits.low} to {limits.high}"
+        problem[outside] = (
+            f"{field.onefile}: "
+            + _shorten(numbers[outside].map(str).astype("string"))
+            + f" is out of range for {limits.sql_type} ({where})"
+        )
+        number &= ~outside
+    return numbers.where(number).astype("Int64")
+
+
+def _parse_text(
+    field: Field, limits: _Limits, values: pd.Series, present: pd.Series, problem: pd.Series
+) -> pd.Series:
+    kinds = _kinds(values)
+    strings = kinds.eq(str)
+    text = values.where(strings).astype("string")
+    numbers = _whole_numbers(values.where(~strings), kinds.where(~strings))
+    whole = numbers.notna()
+    text[whole] = numbers[whole].map(str)
+    _complain(problem, present & ~strings & ~whole, f"{field.onefile}: not text: ", values)
+    if limits.length is not None:
+        lengths = text.str.strip().str.len()
+        long = (lengths > limits.length).fillna(False).astype(bool)
+        problem[long] = (
+            f"{field.onefile}: "
+            + lengths[long].astype("string")
+            + f" characters, longer than {describe(limits.length_column)} ({limits.length}): "
+            + _shorten(_as_json(text[long]))
+        )
+    return text
+
+
+def _complain(problem: pd.Series, bad: pd.Series, prefix: str, values: pd.Series) -> None:
+    """Set ``problem`` to ``prefix`` + the value as (shortened) JSON where ``bad``."""
+    if bad.any():
+        problem[bad] = prefix + _shorten(_as_json(values[bad]))
+
+
+def _as_json(values: pd.Series) -> pd.Series:
+    return values.map(lambda value: json.dumps(value, default=str)).astype("string")
+
+
+def _shorten(text: pd.Series) -> pd.Series:
+    """Text cut to :data:`_SHOWN_CHARACTERS`, saying how long it was when cut."""
+    lengths = text.str.len()
+    cut = text.str.slice(0, _SHOWN_CHARACTERS) + "… (" + lengths.astype("string") + " characters)"
+    return text.where(lengths <= _SHOWN_CHARACTERS, cut)
+
+
+def _source_ids(ids: pd.Series) -> pd.Series:
+    """A reject's ``source_id``: the ID as sent, text as is and anything else as JSON
+    (a whole number as its digits)."""
+    strings = ids.map(type).eq(str)
+    shown = ids.where(~strings).map(lambda v: json.dumps(v, default=str), na_action="ignore")
+    return ids.where(strings, shown).astype("string")
 
 
 def _newest_copy(frame: pd.DataFrame, key: str) -> pd.DataFrame:
