@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from picsweb_sync.merge.qualifications import merge_qualifications
@@ -370,3 +371,101 @@ def test_picsweb_values_are_python_objects():
     values = {row.field: row.new for row in result.picsweb_updates.itertuples()}
     assert type(values["total_elements"]) is int
     assert type(values["registration_date"]) is dt.date
+
+
+# ----- the same aim staged by two organisations' searches -----------------------------------
+def merge_staged_twice(first: dict, second: dict, tqs: list[dict], **options: Any):
+    """``first`` staged by organisation 5740's search and ``second`` by 5741's."""
+    aims = pd.concat(
+        [parse_learning_aims([first], 5740).frame, parse_learning_aims([second], 5741).frame],
+        ignore_index=True,
+    )
+    links = options.get("links", {1: 100})
+    return merge_qualifications(
+        parse_learners([{"ID": 100, "LastModified": "2026-03-01T00:00:00Z"}], 5740).frame,
+        aims,
+        trainees(*({"trainee_id": t, "onefile_learner_id": lr} for t, lr in links.items())),
+        qualifications(*tqs),
+        units(),
+    )
+
+
+REG1 = (TQ, 10, "registration_number", None, "REG1", RN)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "picsweb", "expected", "counts"),
+    [
+        pytest.param(
+            aim(RegistrationNumber="REG1"),
+            aim(RegistrationNumber="REG1"),
+            [tq()],
+            [REG1],
+            {"aims_linked_by_id": 1, "aims_claimed_twice": 0, "aims_duplicate_copies": 1},
+            id="identical-linked-by-id",
+        ),
+        pytest.param(
+            aim(RegistrationNumber="REG1"),
+            aim(RegistrationNumber="REG1"),
+            [tq(onefile_learning_aim_id=None)],
+            [REG1, (TQ, 10, "onefile_learning_aim_id", None, 500, LINK)],
+            {"aims_linked_by_code": 1, "aims_ambiguous_code": 0, "aims_duplicate_copies": 1},
+            id="identical-linked-by-code",
+        ),
+        pytest.param(
+            aim(RegistrationNumber="REG1", Title=None, CertificateAppliedDate=None),
+            aim(RegistrationNumber=" REG1 ", Title="", CertificateAppliedDate=None),
+            [tq()],
+            [REG1],
+            {"aims_linked_by_id": 1, "aims_conflicting_copies": 0, "aims_duplicate_copies": 1},
+            id="blank-and-null-are-the-same-value",
+        ),
+        pytest.param(
+            aim(RegistrationNumber="REG1"),
+            aim(RegistrationNumber="REG2"),
+            [tq()],
+            [],
+            {"aims_linked_by_id": 0, "aims_claimed_twice": 0, "aims_conflicting_copies": 1},
+            id="copies-differ-aim-skipped",
+        ),
+        pytest.param(
+            aim(RegistrationNumber="reg1"),
+            aim(RegistrationNumber="REG1"),
+            [tq(onefile_learning_aim_id=None)],
+            [],
+            {"aims_linked_by_code": 0, "aims_conflicting_copies": 1},
+            id="copies-differ-in-case-not-linked-by-code",
+        ),
+        pytest.param(
+            aim(RegistrationNumber="REG1"),
+            aim(ID=501, RegistrationNumber="REG1"),
+            [tq(), tq(tq_id=11, onefile_learning_aim_id=501)],
+            [REG1, (TQ, 11, "registration_number", None, "REG1", RN)],
+            {"aims_linked_by_id": 2, "aims_duplicate_copies": 0},
+            id="two-different-aims-are-not-copies",
+        ),
+    ],
+)
+def test_an_aim_staged_twice(first, second, picsweb, expected, counts):
+    result = merge_staged_twice(first, second, picsweb)
+    assert records(result.picsweb_updates) == sorted(expected, key=repr)
+    assert result.onefile_updates.empty
+    assert {name: result.counts[name] for name in counts} == counts
+
+
+def test_a_learner_staged_twice_is_counted_once():
+    learners = pd.concat(
+        [
+            parse_learners([{"ID": 100, "LastModified": "2026-03-01T00:00:00Z"}], org).frame
+            for org in (5740, 5741)
+        ],
+        ignore_index=True,
+    )
+    result = merge_qualifications(
+        learners,
+        parse_learning_aims([aim()], 5740).frame,
+        trainees({"trainee_id": 1, "onefile_learner_id": 100}),
+        qualifications(tq()),
+        units(),
+    )
+    assert (result.counts["learners_linked"], result.counts["learners_unlinked"]) == (1, 0)

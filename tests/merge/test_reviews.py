@@ -327,20 +327,75 @@ def test_picsweb_review_of_another_run_is_not_touched():
     ]
 
 
-def test_duplicate_review_ids_are_one_review():
-    first = parse_reviews([review(StartedOn=None)], 5740).frame
-    second = parse_reviews([review(StartedOn="2026-02-10T10:35:00Z")], 5741).frame
+def staged_per_organisation(*rows: dict[str, Any]) -> pd.DataFrame:
+    """Each review row staged by its own organisation's search (5740, 5741, ...)."""
+    frames = [parse_reviews([row], 5740 + n).frame for n, row in enumerate(rows)]
+    return pd.concat(frames, ignore_index=True)
+
+
+STARTED = {"StartedOn": "2026-02-10T10:35:00Z"}
+
+
+@pytest.mark.parametrize(
+    ("copies", "picsweb", "inserted", "updated", "counts"),
+    [
+        pytest.param(
+            [review(), review()],
+            [],
+            [NEW],
+            [],
+            {"reviews_duplicate": 1, "reviews_conflicting_copies": 0, "reviews_new": 1},
+            id="identical-new-inserted-once",
+        ),
+        pytest.param(
+            [review(**STARTED), review(**STARTED)],
+            [IN_STEP],
+            [],
+            [("attended", "U", "Y"), ("actual_date", None, D(2026, 2, 10))],
+            {"reviews_duplicate": 1, "reviews_matched": 1},
+            id="identical-existing-updated-once",
+        ),
+        pytest.param(
+            [review(), review(**STARTED)],
+            [],
+            [],
+            [],
+            {"reviews_duplicate": 0, "reviews_conflicting_copies": 1, "reviews_new": 0},
+            id="copies-differ-new-skipped",
+        ),
+        pytest.param(
+            [review(AssessorID=300), review(AssessorID=None)],
+            [IN_STEP],
+            [],
+            [],
+            {"reviews_conflicting_copies": 1, "reviews_matched": 0},
+            id="copies-differ-null-vs-value-existing-left",
+        ),
+        pytest.param(
+            [review(), review(ID=901)],
+            [],
+            [NEW, {**NEW, "onefile_system_id": 901}],
+            [],
+            {"reviews_duplicate": 0, "reviews_conflicting_copies": 0, "reviews_new": 2},
+            id="two-reviews-are-not-copies",
+        ),
+    ],
+)
+def test_a_review_staged_twice(copies, picsweb, inserted, updated, counts):
     result = merge_reviews(
-        pd.concat([first, second], ignore_index=True),
+        staged_per_organisation(*copies),
         trainees({"trainee_id": 1, "onefile_learner_id": 100}),
         OFFICERS,
         assessors(*ASSESSORS),
-        reviews(),
+        reviews(*picsweb),
     )
-    assert records(result.picsweb_review_inserts) == [
-        tuple({**NEW, "attended": "Y", "actual_date": D(2026, 2, 10)}.values())
-    ]
-    assert result.counts["reviews_duplicate"] == 1
+    assert records(result.picsweb_review_inserts) == sorted(
+        (tuple(row.values()) for row in inserted), key=repr
+    )
+    assert records(result.picsweb_updates) == sorted(
+        [("review", 7, field, old, new, f"rule6_{field}") for field, old, new in updated], key=repr
+    )
+    assert {name: result.counts[name] for name in counts} == counts
 
 
 def test_counts_per_rule():

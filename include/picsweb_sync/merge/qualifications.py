@@ -8,6 +8,14 @@ Decisions the contract leaves open, made here once:
   that two qualifications (or two aims) share links nothing: a wrong link would copy one
   qualification's dates onto another, while a missing one is only counted;
 - an aim that two qualifications both claim by ID is skipped and counted, for the same reason;
+- the same aim staged more than once (two organisations' searches return it, or two pages)
+  is one aim when its copies agree in every value but ``organisation_id`` and ``raw``
+  (text compared trimmed, blank and null alike, as the rules see it); the copy of the
+  lowest organisation is kept and the others counted (``aims_duplicate_copies``). Copies
+  that really differ (OneFile changed the aim between two searches) are skipped for this
+  run and counted (``aims_conflicting_copies``): which one is current is unknown, and a
+  wrong one would be written to both systems; the next run's copies agree again. The
+  same holds for staged learners (counted once) and, in ``reviews``, for reviews;
 - rule 1 takes OneFile's counts only where OneFile has one: a null ``TotalElements`` is
   "not known", not "zero", so it never wipes PICSWeb's value;
 - rules 2-4 compare text after trimming (case kept: ``ab1`` and ``AB1`` differ and OneFile
@@ -68,7 +76,9 @@ def merge_qualifications(
     by code in this merge gets its rules applied in the same merge (with the values it
     has now), alongside the update that records the link.
     """
-    linked_learners = learners["learner_id"].isin(trainees["onefile_learner_id"].dropna())
+    learner_ids = learners["learner_id"].dropna().drop_duplicates()
+    linked_learners = learner_ids.isin(trainees["onefile_learner_id"].dropna())
+    learning_aims, duplicates, conflicting = distinct_copies(learning_aims, "learning_aim_id")
     links, link_updates, counts = match_learning_aims(learning_aims, trainees, qualifications)
     pairs = links.merge(learning_aims, on="learning_aim_id").merge(
         qualifications, on="tq_id", suffixes=(_OF, _PW)
@@ -83,6 +93,8 @@ def merge_qualifications(
     picsweb_updates = changes.concat(picsweb)
     onefile_updates = changes.concat(onefile)
     counts |= {
+        "aims_duplicate_copies": duplicates,
+        "aims_conflicting_copies": conflicting,
         "learners_linked": int(linked_learners.sum()),
         "learners_unlinked": int((~linked_learners).sum()),
         "qualifications_with_units": int(with_units.sum()),
@@ -90,6 +102,34 @@ def merge_qualifications(
         **changes.rule_counts(ONEFILE_RULES, onefile_updates, "onefile_"),
     }
     return QualificationMerge(picsweb_updates, onefile_updates, counts)
+
+
+def distinct_copies(frame: pd.DataFrame, key: str) -> tuple[pd.DataFrame, int, int]:
+    """One row per ``key`` of a staged frame that may hold an entity more than once.
+
+    Copies that agree in every value but ``organisation_id`` and ``raw`` (text compared
+    trimmed, a blank string as null) are one: the copy of the lowest ``organisation_id``
+    is kept. A ``key`` whose copies differ is dropped altogether. Returns (the rows kept,
+    in their original order; how many identical copies were dropped; how many keys had
+    differing copies).
+    """
+    frame = frame.reset_index(drop=True)
+    compared = [name for name in frame.columns if name not in ("organisation_id", "raw")]
+    values = pd.DataFrame({name: _comparable(frame[name]) for name in compared})
+    if "organisation_id" in frame.columns:
+        values = values.loc[frame.sort_values("organisation_id", kind="stable").index]
+    distinct = values.drop_duplicates()
+    differing = distinct[key].duplicated(keep=False)
+    kept = frame.loc[distinct.index[~differing].sort_values()]
+    return kept, len(frame) - len(distinct), int(distinct.loc[differing, key].nunique())
+
+
+def _comparable(values: pd.Series) -> pd.Series:
+    """Values as the rules compare them: text trimmed, blank text null; others as they are."""
+    if not isinstance(values.dtype, pd.StringDtype):
+        return values
+    trimmed = values.str.strip()
+    return trimmed.mask(trimmed.eq("")).astype("string")
 
 
 def match_learning_aims(

@@ -12,7 +12,10 @@ Decisions the contract leaves open, made here once:
 - rule 6 touches only the fields the contract names (``end_time`` is PICSWeb's own), and
   only fields whose value really changes produce an update;
 - the same review ID twice in the staged reviews (two pages, two organisations) is one
-  review, the last staged copy;
+  review when its copies agree in every value but ``organisation_id`` and ``raw``
+  (``reviews_duplicate``); a review whose copies differ (OneFile changed it between two
+  searches) is skipped this run and counted (``reviews_conflicting_copies``), since which
+  copy is current is unknown (``qualifications.distinct_copies``, as for learning aims);
 - rule 5 eligibility is the contract's scope: a ``Normal`` review (trimmed, any case, as
   SQL Server compares it) of a linked trainee, without ``onefile_system_id``, with a blank
   ``attended`` and no ``actual_date``. A review outside that scope is simply not eligible
@@ -35,6 +38,7 @@ import pandas as pd
 
 from picsweb_sync.merge import changes
 from picsweb_sync.merge.blank import is_blank
+from picsweb_sync.merge.qualifications import distinct_copies
 from picsweb_sync.ukdates import format_instant, uk_date, uk_local_to_utc, uk_time
 
 TABLE = "review"
@@ -203,7 +207,7 @@ def merge_reviews(
     PICSWeb ``trainee`` table, ``officers`` the ``officer`` table and
     ``picsweb_reviews`` the ``review`` table.
     """
-    unique = reviews.drop_duplicates("review_id", keep="last")
+    unique, duplicates, conflicting = distinct_copies(reviews, "review_id")
     linked = unique.merge(
         learners_trainees[["trainee_id", "onefile_learner_id"]].dropna(),
         left_on="learner_id",
@@ -240,7 +244,8 @@ def merge_reviews(
     inserts = _review_inserts(new)
     counts = {
         "reviews_received": len(reviews),
-        "reviews_duplicate": len(reviews) - len(unique),
+        "reviews_duplicate": duplicates,
+        "reviews_conflicting_copies": conflicting,
         "reviews_learner_unlinked": len(unique) - len(linked),
         "reviews_matched": len(existing),
         "reviews_new": len(inserts),
