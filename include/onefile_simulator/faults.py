@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import random
 import threading
 from collections import deque
@@ -56,6 +57,14 @@ class ServedMalformed:
     source_id: object
 
 
+@dataclass(frozen=True)
+class ServedInjected:
+    """A raw page element that was actually sent (any JSON value, an object or not)."""
+
+    entity: str
+    row: object
+
+
 class FaultInjector:
     """Holds the faults a test switched on; the server asks it about every call.
 
@@ -69,8 +78,10 @@ class FaultInjector:
         self._lock = threading.Lock()
         self._rules: list[FaultRule] = []
         self._malformed: dict[str, deque[str]] = {}
+        self._injected: dict[str, list[object]] = {}
         self._random = random.Random(seed)
         self.served_malformed: list[ServedMalformed] = []
+        self.served_injected: list[ServedInjected] = []
 
     def add(
         self,
@@ -114,13 +125,28 @@ class FaultInjector:
             for kind in kinds:
                 queue.extend([kind] * count)
 
+    def inject_rows(self, entity: str, rows: Iterable[object]) -> None:
+        """Send `rows` as they are, after the rows of the next search page of `entity`
+        that has any: raw JSON values a real OneFile page could hold by mistake (``None``,
+        a string, a list, an object with odd values), which the stored data could not.
+
+        The page grows by them (paging reads on, as after any full page); the stored data
+        stays intact; `served_injected` tells which were sent.
+        """
+        if entity not in _BAD_DATE_FIELD:
+            raise ValueError(f"unknown searchable entity {entity!r}")
+        with self._lock:
+            self._injected.setdefault(entity, []).extend(copy.deepcopy(list(rows)))
+
     def clear(self) -> None:
         """Switch every fault off and start the seeded randomness again."""
         with self._lock:
             self._rules.clear()
             self._malformed.clear()
+            self._injected.clear()
             self._random = random.Random(self._seed)
             self.served_malformed.clear()
+            self.served_injected.clear()
 
     def _append(self, rule: FaultRule) -> None:
         with self._lock:
@@ -139,16 +165,20 @@ class FaultInjector:
                 return rule
         return None
 
-    def corrupt_page(self, entity: str, rows: list[dict]) -> list[dict]:
-        """The page to send: `rows` with queued corruptions applied to copies of its first rows."""
+    def corrupt_page(self, entity: str, rows: list[dict]) -> list[object]:
+        """The page to send: `rows` with queued corruptions applied to copies of its first
+        rows, then any injected rows."""
         with self._lock:
+            page: list[object] = list(rows)
+            injected = self._injected.pop(entity, [])
+            page += injected
+            self.served_injected += [ServedInjected(entity, row) for row in injected]
             queue = self._malformed.get(entity)
             if not queue:
-                return rows
-            page = list(rows)
-            for index in range(min(len(queue), len(page))):
+                return page
+            for index in range(min(len(queue), len(rows))):
                 kind = queue.popleft()
-                source = page[index]
+                source = rows[index]
                 spoiled = dict(source)
                 if kind == "missing_id":
                     spoiled.pop("ID", None)
