@@ -1,7 +1,9 @@
 """Extract: one organisation's OneFile rows into this run's staging partition.
 
 Each function is one mapped task (one organisation). It reads everything first, parses
-it (rows that do not parse become rejects with their reason) and then replaces its own
+it (a row that does not parse, has a value that does not fit the column it lands in, or is
+not a JSON object at all becomes a reject with its reason: see
+:mod:`picsweb_sync.onefile_fields`) and then replaces its own
 staging partition and rejects in one transaction: a retry after a crash, a timeout or a
 manual clear leaves exactly one copy of the organisation's rows, and two runs never
 see each other's data.
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import pandas as pd
 
@@ -54,8 +57,8 @@ def _stage(
     ctx: RunContext,
     entity: str,
     organisation_id: int,
-    rows: Iterable[dict],
-    parse: Callable[[list[dict], int], onefile_fields.Parsed],
+    rows: Iterable[Any],  # a search's page elements as OneFile sent them, objects or not
+    parse: Callable[[list[Any], int], onefile_fields.Parsed],
 ) -> dict[str, int]:
     parsed = parse(list(rows), organisation_id)
     frame: pd.DataFrame = parsed.frame

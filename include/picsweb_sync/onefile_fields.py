@@ -234,22 +234,22 @@ class Parsed:
     duplicates: int = 0
 
 
-def parse_learners(rows: list[dict[str, Any]], organisation_id: int) -> Parsed:
+def parse_learners(rows: list[Any], organisation_id: int) -> Parsed:
     """OneFile ``User`` rows of role 1 -> the learners frame."""
     return parse_rows("learners", rows, organisation_id)
 
 
-def parse_assessors(rows: list[dict[str, Any]], organisation_id: int) -> Parsed:
+def parse_assessors(rows: list[Any], organisation_id: int) -> Parsed:
     """OneFile ``User`` rows of the assessor roles -> the assessors frame."""
     return parse_rows("assessors", rows, organisation_id)
 
 
-def parse_learning_aims(rows: list[dict[str, Any]], organisation_id: int) -> Parsed:
+def parse_learning_aims(rows: list[Any], organisation_id: int) -> Parsed:
     """OneFile ``LearningAim`` rows -> the learning aims frame (dates as UK dates)."""
     return parse_rows("learning_aims", rows, organisation_id)
 
 
-def parse_reviews(rows: list[dict[str, Any]], organisation_id: int) -> Parsed:
+def parse_reviews(rows: list[Any], organisation_id: int) -> Parsed:
     """OneFile ``Review`` rows -> the reviews frame (instants as naive UTC)."""
     return parse_rows("reviews", rows, organisation_id)
 
