@@ -8,7 +8,8 @@ tests/data/test_mssql_compile.py).
 Writes to PICSWeb are set-based and guarded. :func:`apply_updates` loads a run's field
 changes into a work table in the PICSWeb database, then per (table, field) classifies every
 change in one statement and applies it in one ``UPDATE ... FROM``, only where the row still
-holds the value the merge read. A row edited in between is a *conflict*, reported and left
+holds the value the merge read (text compared exactly, whatever the database's collation:
+:class:`ExactText`). A row edited in between is a *conflict*, reported and left
 alone; a rerun after success finds every row already at its new value and does nothing.
 The caller owns the transaction, so a failure anywhere leaves nothing behind.
 """
@@ -18,9 +19,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
+    CHAR,
+    NCHAR,
+    Column,
     ColumnElement,
     Table,
     case,
@@ -34,7 +39,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.engine.url import URL
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.dml import Insert, Update
+from sqlalchemy.sql.functions import FunctionElement
 
 from picsweb_sync import picsweb_tables
 from picsweb_sync.project_tables import (
@@ -152,9 +159,73 @@ class ApplyResult:
     conflicts: pd.DataFrame
 
 
-def _same(a: ColumnElement, b: ColumnElement) -> ColumnElement:
-    """NULL-safe equality that T-SQL understands too (no ``IS NOT DISTINCT FROM``)."""
-    return or_(a == b, a.is_(None) & b.is_(None))
+MSSQL_EXACT_COLLATION = "Latin1_General_100_BIN2"
+
+
+class ExactText(FunctionElement):
+    """A text expression compared exactly (code point for code point), whatever the
+    collation of its column or database. Wrap both sides of the comparison.
+
+    PICSWeb's SQL Server compares text with the database's default collation, which is
+    case-insensitive, and T-SQL's ``=`` ignores trailing spaces, so ``'ab' = 'AB '`` holds
+    there. Compiled per dialect: on SQL Server ``(expr + N'|') COLLATE
+    Latin1_General_100_BIN2`` (a binary collation; the sentinel character keeps trailing
+    spaces significant); on PostgreSQL ``expr COLLATE "C"`` (overriding, say, a
+    case-insensitive ICU collation); elsewhere (SQLite, binary by default) the expression
+    itself.
+    """
+
+    inherit_cache = True
+    name = "exact_text"
+
+    def __init__(self, expr: ColumnElement) -> None:
+        super().__init__(expr)
+        self.type = expr.type
+
+
+class ExactChar(ExactText):
+    """:class:`ExactText` for a fixed-length ``CHAR`` column, whose trailing spaces are
+    padding, not data (SQL Server and PostgreSQL both pad and compare them away): on SQL
+    Server only the binary collation, no sentinel."""
+
+    inherit_cache = True
+    name = "exact_char"
+
+
+def _exact_argument(element: ExactText, compiler: Any, **kw: Any) -> str:
+    (argument,) = element.clauses
+    return compiler.process(argument.self_group(), **kw)
+
+
+@compiles(ExactText)
+def _exact_default(element: ExactText, compiler: Any, **kw: Any) -> str:
+    return _exact_argument(element, compiler, **kw)
+
+
+@compiles(ExactText, "postgresql")
+def _exact_postgresql(element: ExactText, compiler: Any, **kw: Any) -> str:
+    return f'{_exact_argument(element, compiler, **kw)} COLLATE "C"'
+
+
+@compiles(ExactText, "mssql")
+def _exact_mssql(element: ExactText, compiler: Any, **kw: Any) -> str:
+    return f"({_exact_argument(element, compiler, **kw)} + N'|') COLLATE {MSSQL_EXACT_COLLATION}"
+
+
+@compiles(ExactChar, "mssql")
+def _exact_char_mssql(element: ExactChar, compiler: Any, **kw: Any) -> str:
+    return f"{_exact_argument(element, compiler, **kw)} COLLATE {MSSQL_EXACT_COLLATION}"
+
+
+def _same(a: ColumnElement, b: ColumnElement, target: Column) -> ColumnElement:
+    """NULL-safe equality that T-SQL understands too (no ``IS NOT DISTINCT FROM``) of two
+    values of the PICSWeb column ``target``; text compares exactly (:class:`ExactText`)."""
+    if value_kind(target.type) != "text":
+        equal = a == b
+    else:
+        exact = ExactChar if isinstance(target.type, CHAR | NCHAR) else ExactText
+        equal = exact(a) == exact(b)
+    return or_(equal, a.is_(None) & b.is_(None))
 
 
 def _field_target(table_name: str, field: str) -> tuple[Table, ColumnElement, ColumnElement, str]:
@@ -180,8 +251,8 @@ def classify_statement(run_id: str, table_name: str, field: str, work_key: str =
     current = select(column).where(key == work.entity_key).scalar_subquery()
     outcome = case(
         (~exists().where(key == work.entity_key), "missing"),
-        (_same(current, work[f"new_{kind}"]), "unchanged"),
-        (_same(current, work[f"old_{kind}"]), "applied"),
+        (_same(current, work[f"new_{kind}"], column), "unchanged"),
+        (_same(current, work[f"old_{kind}"], column), "applied"),
         else_="conflict",
     )
     return (
@@ -202,7 +273,7 @@ def apply_statement(run_id: str, table_name: str, field: str, work_key: str = "a
             key == work.entity_key,
             _work_group(run_id, work_key, table_name, field),
             work.outcome == "applied",
-            _same(column, work[f"old_{kind}"]),
+            _same(column, work[f"old_{kind}"], column),
         )
         .values({column: work[f"new_{kind}"]})
     )

@@ -152,3 +152,42 @@ def test_nullable_unique_picsweb_columns_use_filtered_indexes():
     sql = str(CreateIndex(*picsweb_tables.review.indexes).compile(dialect=DIALECT))
     assert "CREATE UNIQUE INDEX ux_review_onefile_system_id ON review (onefile_system_id)" in sql
     assert "WHERE onefile_system_id IS NOT NULL" in sql
+
+
+BIN2 = "COLLATE Latin1_General_100_BIN2"
+
+
+@pytest.mark.parametrize(
+    ("table", "field", "exact"),
+    [
+        pytest.param(
+            "trainee_qualification",
+            "registration_number",
+            "(trainee_qualification.registration_number + N'|') COLLATE Latin1_General_100_BIN2"
+            " = (sync_picsweb_work.old_text + N'|') COLLATE Latin1_General_100_BIN2",
+            id="varchar-binary-and-trailing-spaces-kept",
+        ),
+        pytest.param(
+            "review",
+            "attended",
+            "review.attended COLLATE Latin1_General_100_BIN2"
+            " = sync_picsweb_work.old_text COLLATE Latin1_General_100_BIN2",
+            id="char-binary-padding-is-not-data",
+        ),
+    ],
+)
+def test_text_is_compared_exactly_on_sql_server(table, field, exact):
+    """SQL Server's default collation ignores case: every comparison that decides an
+    outcome, and the UPDATE's guard, uses a binary collation instead."""
+    classify = " ".join(tsql(db.classify_statement("run-1", table, field)).split())
+    guard = " ".join(tsql(db.apply_statement("run-1", table, field)).split())
+    assert exact in guard
+    assert guard.count(BIN2) == 2
+    assert classify.count(BIN2) == 4  # current vs new ("unchanged"), current vs old ("applied")
+    assert "sync_picsweb_work.new_text" in classify.split(BIN2)[1]
+
+
+@pytest.mark.parametrize(("table", "field"), [("review", "start_time"), ("review", "officer_id")])
+def test_other_kinds_compare_without_collation_on_sql_server(table, field):
+    assert "COLLATE" not in tsql(db.classify_statement("run-1", table, field))
+    assert "COLLATE" not in tsql(db.apply_statement("run-1", table, field))
