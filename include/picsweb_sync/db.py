@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from sqlalchemy import (
     NCHAR,
     Column,
     ColumnElement,
+    Select,
     Table,
     case,
     create_engine,
@@ -54,6 +56,7 @@ from picsweb_sync.project_tables import (
     sync_review_insert_work,
 )
 from picsweb_sync.sqlframes import (  # re-exported: the data layer's public helpers
+    empty_frame,
     read_frame,
     replace_partition,
     to_records,
@@ -63,12 +66,17 @@ from picsweb_sync.sqlframes import (  # re-exported: the data layer's public hel
 __all__ = [
     "ApplyResult",
     "ConcurrentChangeError",
+    "MAX_IN_LIST",
     "apply_updates",
+    "empty_frame",
     "engine_for_connection",
     "engine_for_url",
     "insert_reviews",
     "read_frame",
     "replace_partition",
+    "reviews_already_linked",
+    "reviews_with_onefile_ids",
+    "select_in_chunks",
     "to_records",
     "url_for_connection",
 ]
@@ -447,14 +455,61 @@ def link_review(conn: Connection, run_id: str, review_id: int, onefile_id: int) 
     return bool(written)
 
 
-def reviews_already_linked(conn: Connection, review_ids: list[int]) -> set[int]:
-    """Which of these PICSWeb reviews already hold a OneFile Review ID (one query)."""
-    if not review_ids:
-        return set()
+def reviews_already_linked(conn: Connection, review_ids: Iterable[Any]) -> set[int]:
+    """Which of these PICSWeb reviews already hold a OneFile Review ID (a query per
+    :data:`MAX_IN_LIST` IDs)."""
     review = picsweb_tables.review
-    found = conn.execute(
-        select(review.c.review_id).where(
-            review.c.review_id.in_(review_ids), review.c.onefile_system_id.is_not(None)
-        )
-    ).scalars()
-    return {int(r) for r in found}
+    found = select_in_chunks(
+        conn,
+        lambda chunk: select(review.c.review_id).where(
+            review.c.review_id.in_(chunk), review.c.onefile_system_id.is_not(None)
+        ),
+        review_ids,
+    )
+    return {int(r) for r in found["review_id"]}
+
+
+def reviews_with_onefile_ids(conn: Connection, onefile_ids: Iterable[Any]) -> pd.DataFrame:
+    """The PICSWeb ``review`` rows (every column, typed) whose ``onefile_system_id`` is one
+    of ``onefile_ids`` (OneFile Review IDs; nulls and repeats ignored), ordered by it."""
+    review = picsweb_tables.review
+    return select_in_chunks(
+        conn,
+        lambda chunk: select(review).where(review.c.onefile_system_id.in_(chunk)),
+        onefile_ids,
+    ).sort_values("onefile_system_id", ignore_index=True)
+
+
+# ----- bounded lookups ------------------------------------------------------------------------
+MAX_IN_LIST = 1000
+"""IDs in one ``IN (...)`` list. SQL Server takes at most 2,100 parameters in a statement,
+and a list as long as a first-enable backlog (tens of thousands) would fail there, or make a
+statement per backlog size for the plan cache; chunks keep one safe query shape."""
+
+
+def id_chunks(ids: Iterable[Any], size: int = MAX_IN_LIST) -> Iterator[list[int]]:
+    """The distinct non-null ``ids`` as sorted Python ints, in lists of at most ``size``."""
+    if size < 1:
+        raise ValueError("chunk size must be at least 1")
+    distinct = pd.Series(list(ids), dtype="Int64").dropna().drop_duplicates().sort_values()
+    values = [int(value) for value in distinct]
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def select_in_chunks(
+    conn: Connection,
+    stmt_for: Callable[[list[int]], Select],
+    ids: Iterable[Any],
+    chunk: int = MAX_IN_LIST,
+) -> pd.DataFrame:
+    """:func:`read_frame` of ``stmt_for(some_ids)`` for each chunk of at most ``chunk`` of
+    the distinct ``ids``, stacked: a lookup by an ID list of any length, each statement with
+    a bounded ``IN`` list. ``stmt_for`` must select the same columns for every chunk; a row
+    found by two chunks appears twice. No IDs: an empty, typed frame and no query.
+    """
+    chunks = list(id_chunks(ids, chunk))
+    if not chunks:
+        return empty_frame(stmt_for([]))
+    frames = [read_frame(conn, stmt_for(ids_of_chunk)) for ids_of_chunk in chunks]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

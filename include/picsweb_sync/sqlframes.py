@@ -104,6 +104,13 @@ def read_frame(conn: Connection, stmt: Select) -> pd.DataFrame:
     )
 
 
+def empty_frame(stmt: Select) -> pd.DataFrame:
+    """What :func:`read_frame` returns for ``stmt`` when it finds no rows, without running it."""
+    return pd.DataFrame(
+        {column.key: frame_column([], column.type) for column in stmt.selected_columns}
+    )
+
+
 def replace_partition(
     conn: Connection, table: Table, partition: Mapping[str, Any], frame: pd.DataFrame
 ) -> int:

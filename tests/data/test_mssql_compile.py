@@ -191,3 +191,23 @@ def test_text_is_compared_exactly_on_sql_server(table, field, exact):
 def test_other_kinds_compare_without_collation_on_sql_server(table, field):
     assert "COLLATE" not in tsql(db.classify_statement("run-1", table, field))
     assert "COLLATE" not in tsql(db.apply_statement("run-1", table, field))
+
+
+def test_id_lookups_stay_under_sql_servers_parameter_limit(tmp_path):
+    """SQL Server takes at most 2,100 parameters a statement: a lookup by 2,500 IDs is three
+    statements of at most 1,000, as SQL Server would receive them."""
+    engine = db.engine_for_url(f"sqlite:///{tmp_path / 'ids.sqlite'}")
+    create_picsweb_tables(engine)
+    captured: list[ClauseElement] = []
+    event.listen(engine, "before_execute", lambda conn, stmt, *args: captured.append(stmt))
+    ids = list(range(1, 2_501))
+    with engine.connect() as conn:
+        db.reviews_already_linked(conn, ids)
+        db.reviews_with_onefile_ids(conn, ids)
+    engine.dispose()
+    compiled = [
+        stmt.compile(dialect=DIALECT, compile_kwargs={"render_postcompile": True})
+        for stmt in captured
+    ]
+    assert [len(c.params) for c in compiled] == [1000, 1000, 500] * 2
+    assert all(" IN (__[POSTCOMPILE" not in str(c) for c in compiled)
