@@ -12,31 +12,46 @@ DOC_MD = """
 
 Keeps learners' qualifications and progress reviews in step between **PICSWeb** (the MIS)
 and **OneFile** (the e-portfolio), by the rules of PICSWeb's OneFile integration.
+Runs daily at **02:00 UK time** (Europe/London; the schedule follows the clock change),
+each run covering the UK day before it.
 
-| step | what it does | safe to rerun alone? |
+| step | what it does | what a rerun (clear) does |
 |---|---|---|
-| `start_run` | reads the PICSWeb *OneFile Settings* row; stops the run (green) when integration is off | yes |
-| `extract_*` | one task per OneFile organisation: learners, assessors, learning aims, reviews → staging. Malformed rows become rejects with a reason | yes: replaces its own staging rows |
-| `merge_qualifications` | rules 1–4 (elements, registration, certificate dates) → change sets | yes: replaces its change set |
-| `load_qualifications` | writes the PICSWeb changes in one transaction, audited field by field | yes: a change is applied only where PICSWeb still holds the value the merge saw; anything else is a *conflict* for the next run |
-| `push_learning_aims` | sends the values PICSWeb fills in to OneFile through the outbox | yes: only unsent rows go again |
-| `merge_reviews` / `load_reviews` | rule 6: OneFile reviews update or create PICSWeb reviews (only with *Download Review Data* on) | yes |
-| `plan_review_uploads` / `push_reviews` | rule 5: new PICSWeb reviews are created in OneFile exactly once (only with *Upload Review Data* on) | yes: a review created before a crash is found again, never created twice |
-| `finish_run` | run record, `last_synchronised`, purge of old staging | yes |
-| `record_failure` | runs only when a step failed: marks the run record failed | yes |
+| `start_run` | reads the PICSWeb *OneFile Settings* row; stops the run (green) when integration is off | reads the settings again; the run's later tasks use what it read |
+| `extract_*` | one task per OneFile organisation (labelled by its ID): learners, assessors, learning aims, reviews → staging. A value that does not parse or does not fit its PICSWeb column is a *reject* with its reason; the rest goes on | extracts afresh and replaces its own staging rows: the run's data is then as new as any |
+| `merge_qualifications` | rules 1–4 (elements, registration, certificate dates) → change set | decides again from the run's staged rows and PICSWeb as it is now |
+| `load_qualifications` | writes the PICSWeb changes in one transaction, audited field by field | applies a change only where PICSWeb still holds the value the merge saw (else a *conflict*, left for the next run); **refuses, changing nothing, when a newer run already loaded OneFile data extracted later** (clear from `extract_` to redo an old run) |
+| `push_learning_aims` | fills OneFile's blanks from PICSWeb through the outbox | sends only unsent rows, each re-checked just before sending: a field OneFile no longer has blank, or PICSWeb no longer holds, is not sent |
+| `merge_reviews` / `load_reviews` | rule 6: OneFile reviews update or create PICSWeb reviews (only with *Download Review Data* on) | as the qualification merge and load (refuses when newer data over the same review window was loaded) |
+| `plan_review_uploads` / `push_reviews` | rule 5: new PICSWeb reviews are created in OneFile exactly once (only with *Upload Review Data* on) | plans again from PICSWeb now; each create is re-checked against the PICSWeb review just before sending (no longer eligible: not sent; rescheduled: sent with its new time). A create that may have reached OneFile before a crash is found and linked, never repeated |
+| `finish_run` | run record, `last_synchronised`, purge of old staging | closes the run record again |
+| `record_failure` | runs only when a step failed: marks the run failed with each failed task and its error | writes the same record again |
+
+**Two branches.** Qualifications and reviews share only the extracts: a failure in one
+never stops the other. **Runs side by side** (backfills, a scheduled run beside them)
+take turns at writing: a writing task that waits says in its log for which run, and gives
+up after `lock_wait_minutes`.
 
 **Review window.** Scheduled and manual runs sync reviews scheduled from
 `review_days_before` days before the data interval to `review_days_after` days after it.
-A **backfill** (`airflow backfill create --dag-id onefile_picsweb_sync --from-date … --to-date …`)
-syncs only the reviews scheduled inside each run's interval and skips the learner,
-qualification and upload work (mode `auto`; force with the `mode` param).
+A **backfill** syncs only the reviews scheduled inside each run's interval and skips the
+learner, qualification and upload work (mode `auto`; force with the `mode` param). All of
+March, one run at a time:
+`airflow backfill create --dag-id onefile_picsweb_sync --from-date 2026-03-01 --to-date 2026-03-31T23:59 --reprocess-behavior completed --max-active-runs 1`
 
-**Where to look when something is off:** the tables `sync_run` (one row per run with
-counts), `sync_reject` (rows set aside, with the reason), `sync_audit` (every field
-changed, old and new) and `sync_outbox` (what was sent to OneFile, and its state).
+**Rerun one task of a day:** `airflow tasks clear onefile_picsweb_sync -t push_reviews -s 2026-03-20 -e 2026-03-20T23:59 -y`
+(runs start at 02:00, so the range ends at the day's end; `-t` matches any part of a task
+id: `-t extract_` clears every extract task).
+
+**Where to look when something is off:** the tables `sync_run` (one row per run; a
+failed run names its failed tasks and their errors), `sync_run_count` (counts per task),
+`sync_reject` (rows set aside, with the reason), `sync_audit` (every field changed, old
+and new) and `sync_outbox` (what was sent to OneFile, and its state: `skipped` rows say
+why they no longer applied).
 
 Connections: `onefile_api` (http; host = base URL with `/api/v2.1`, password = customer
-token), `picsweb_db` (mssql in production). Secrets live only in those connections.
+token; a token OneFile refuses fails the run at once, naming the connection),
+`picsweb_db` (mssql in production). Secrets live only in those connections.
 
 Every task that calls OneFile runs in the pool `onefile_api` (1 slot), so the whole run
 stays under OneFile's 300 calls a minute. Without that pool those tasks never start:
@@ -55,14 +70,16 @@ RETRY_DELAY = timedelta(seconds=conf.getint("core", "default_task_retry_delay", 
 ONEFILE_POOL = "onefile_api"
 
 
-def _ctx():
-    from picsweb_sync.runtime import RunContext
+def _run(stage: str, **arguments):
+    """Run ``picsweb_sync.<stage>`` for the current task (see ``runtime.run_stage``)."""
+    from picsweb_sync.runtime import run_stage
 
-    return RunContext.from_airflow(get_current_context())
+    return run_stage(stage, get_current_context(), **arguments)
 
 
 @dag(
     dag_id="onefile_picsweb_sync",
+    description="OneFile ↔ PICSWeb: learners' qualifications and reviews, daily at 02:00 UK time",
     # A data-interval timetable, not a bare cron string (which in Airflow 3 gives empty
     # intervals): each run covers the UK day before it, which the review window and
     # backfills are measured from.
@@ -90,15 +107,19 @@ def _ctx():
         "review_days_after": Param(30, type="integer", minimum=0),
         "mode": Param("auto", enum=["auto", "full", "reviews_only"]),
         "retention_days": Param(30, type="integer", minimum=1),
+        "lock_wait_minutes": Param(
+            60,
+            type="integer",
+            minimum=1,
+            description="how long a writing task waits for another run's lock before failing",
+        ),
     },
 )
 def onefile_picsweb_sync():
     @task.short_circuit
     def start_run() -> dict:
         """Settings, project tables, run record; False (skip all) when integration is off."""
-        from picsweb_sync import report
-
-        return report.start_run(_ctx())
+        return _run("report.start_run")
 
     @task
     def organisations(started: dict) -> list[int]:
@@ -106,82 +127,58 @@ def onefile_picsweb_sync():
 
     @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
     def extract_learners(organisation_id: int) -> dict:
-        from picsweb_sync import extract
-
-        return extract.extract_learners(_ctx(), organisation_id)
+        return _run("extract.extract_learners", organisation_id=organisation_id)
 
     @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
     def extract_assessors(organisation_id: int) -> dict:
-        from picsweb_sync import extract
-
-        return extract.extract_assessors(_ctx(), organisation_id)
+        return _run("extract.extract_assessors", organisation_id=organisation_id)
 
     @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
     def extract_learning_aims(organisation_id: int) -> dict:
-        from picsweb_sync import extract
-
-        return extract.extract_learning_aims(_ctx(), organisation_id)
+        return _run("extract.extract_learning_aims", organisation_id=organisation_id)
 
     @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
     def extract_reviews(organisation_id: int) -> dict:
-        from picsweb_sync import extract
-
-        return extract.extract_reviews(_ctx(), organisation_id)
+        return _run("extract.extract_reviews", organisation_id=organisation_id)
 
     @task(trigger_rule="none_failed")
     def merge_qualifications() -> dict:
-        from picsweb_sync.merge import stage
-
-        return stage.merge_qualifications(_ctx())
+        return _run("merge.stage.merge_qualifications")
 
     @task(trigger_rule="none_failed")
     def load_qualifications() -> dict:
-        from picsweb_sync import load
-
-        return load.load_qualifications(_ctx())
+        return _run("load.load_qualifications")
 
     @task(trigger_rule="none_failed", pool=ONEFILE_POOL)
     def push_learning_aims() -> dict:
-        from picsweb_sync import push
-
-        return push.push_learning_aims(_ctx())
+        return _run("push.push_learning_aims")
 
     @task(trigger_rule="none_failed")
     def merge_reviews() -> dict:
-        from picsweb_sync.merge import stage
-
-        return stage.merge_reviews(_ctx())
+        return _run("merge.stage.merge_reviews")
 
     @task(trigger_rule="none_failed")
     def load_reviews() -> dict:
-        from picsweb_sync import load
-
-        return load.load_reviews(_ctx())
+        return _run("load.load_reviews")
 
     @task(trigger_rule="none_failed")
     def plan_review_uploads() -> dict:
-        from picsweb_sync.merge import stage
-
-        return stage.plan_review_uploads(_ctx())
+        return _run("merge.stage.plan_review_uploads")
 
     @task(trigger_rule="none_failed", pool=ONEFILE_POOL)
     def push_reviews() -> dict:
-        from picsweb_sync import push
-
-        return push.push_reviews(_ctx())
+        return _run("push.push_reviews")
 
     @task(trigger_rule="none_failed")
     def finish_run() -> dict:
-        from picsweb_sync import report
-
-        return report.finish_run(_ctx())
+        return _run("report.finish_run")
 
     @task(trigger_rule="one_failed")
-    def record_failure() -> None:
-        """Runs only when a step failed: marks the run record failed for the data team."""
-        from picsweb_sync import report
+    def record_failure() -> str:
+        """Runs only when a step failed: marks the run record failed, saying why."""
+        from picsweb_sync.runtime import failed_tasks
 
-        report.record_failure(_ctx())
+        return _run("report.record_failure", failed_tasks=failed_tasks(get_current_context()))
 
     started = start_run()
     orgs = organisations(started)
@@ -190,6 +187,7 @@ def onefile_picsweb_sync():
     aims = extract_learning_aims.expand(organisation_id=orgs)
     reviews = extract_reviews.expand(organisation_id=orgs)
 
+    # Two branches that share only the extracts: a failure in one never stops the other.
     merged_quals = merge_qualifications()
     loaded_quals = load_qualifications()
     pushed_aims = push_learning_aims()
@@ -199,8 +197,8 @@ def onefile_picsweb_sync():
     loaded_reviews = load_reviews()
     planned = plan_review_uploads()
     pushed_reviews = push_reviews()
-    [learners, assessors, reviews] >> merged_reviews >> loaded_reviews >> planned >> pushed_reviews
-    loaded_quals >> merged_reviews  # reviews see the qualification run's links and counts
+    [assessors, reviews] >> merged_reviews >> loaded_reviews >> planned >> pushed_reviews
+    learners >> planned  # the upload plan needs each learner's organisation
 
     [pushed_aims, pushed_reviews] >> finish_run()
     [pushed_aims, pushed_reviews] >> record_failure()

@@ -4,41 +4,80 @@ Each change is applied only where PICSWeb still holds the value the merge read
 (``picsweb_sync.db.apply_updates``), so a rerun after success changes and audits nothing,
 and a row someone edited in between is left alone and reported as a conflict: the next
 run merges it again from what PICSWeb then holds.
+
+Each load holds its lock (``picsweb_sync.locks``) so runs side by side take turns, and
+refuses, changing nothing, when another run has already loaded OneFile data extracted
+later than its own (``picsweb_sync.freshness``): a cleared load of an old run never undoes
+what newer runs brought in.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
 import pandas as pd
 
-from picsweb_sync import db, project_tables
-from picsweb_sync.runtime import RunContext
+from picsweb_sync import db, freshness, locks, project_tables
+from picsweb_sync.runtime import RunContext, skip_task
 
 log = logging.getLogger(__name__)
 
 
 def load_qualifications(ctx: RunContext) -> dict[str, int]:
     ctx.require_qualifications()
-    with ctx.staging.connect() as conn:
-        updates = project_tables.read_change_set(
-            conn, ctx.run_id, "picsweb_updates", "qualifications"
-        )
-    with ctx.picsweb.begin() as conn:
-        result = db.apply_updates(conn, ctx.run_id, updates, work_key="qualifications")
+    with ctx.lock(locks.QUALIFICATIONS):
+        basis = _fresh_basis(ctx, freshness.QUALIFICATIONS, None)
+        with ctx.staging.connect() as conn:
+            updates = project_tables.read_change_set(
+                conn, ctx.run_id, "picsweb_updates", "qualifications"
+            )
+        with ctx.picsweb.begin() as conn:
+            result = db.apply_updates(conn, ctx.run_id, updates, work_key="qualifications")
+        _mark(ctx, freshness.QUALIFICATIONS, basis)
     return _report(ctx, "load_qualifications", result, inserted=0)
 
 
 def load_reviews(ctx: RunContext) -> dict[str, int]:
     ctx.require_download()
-    with ctx.staging.connect() as conn:
-        updates = project_tables.read_change_set(conn, ctx.run_id, "picsweb_updates", "reviews")
-        inserts = project_tables.read_change_set(conn, ctx.run_id, "picsweb_review_inserts")
-    with ctx.picsweb.begin() as conn:
-        result = db.apply_updates(conn, ctx.run_id, updates, work_key="reviews")
-        keys = db.insert_reviews(conn, ctx.run_id, inserts) if len(inserts) else None
+    with ctx.lock(locks.REVIEWS):
+        basis = _fresh_basis(ctx, freshness.REVIEWS, (ctx.plan.review_from, ctx.plan.review_to))
+        with ctx.staging.connect() as conn:
+            updates = project_tables.read_change_set(conn, ctx.run_id, "picsweb_updates", "reviews")
+            inserts = project_tables.read_change_set(conn, ctx.run_id, "picsweb_review_inserts")
+        with ctx.picsweb.begin() as conn:
+            result = db.apply_updates(conn, ctx.run_id, updates, work_key="reviews")
+            keys = db.insert_reviews(conn, ctx.run_id, inserts) if len(inserts) else None
+        _mark(ctx, freshness.REVIEWS, basis)
     inserted = 0 if keys is None else int(keys["inserted"].sum())
     return _report(ctx, "load_reviews", result, inserted=inserted)
+
+
+def _fresh_basis(
+    ctx: RunContext, stage: str, window: tuple[dt.datetime, dt.datetime] | None
+) -> freshness.Basis | None:
+    """What this load is based on; skips the task (changing nothing) when another run has
+    already loaded newer OneFile data (``picsweb_sync.freshness``)."""
+    with ctx.staging.connect() as conn:
+        extracted = freshness.extracted_at(conn, ctx.run_id, stage)
+        if extracted is None:  # nothing staged (purged, or nothing extracted): nothing to undo
+            return None
+        window = window and tuple(_naive_utc(t) for t in window)
+        basis = freshness.Basis(extracted, *(window or (None, None)))
+        newer = freshness.newer_load(conn, ctx.run_id, stage, basis)
+    if newer is not None:
+        skip_task(freshness.refusal(newer, basis, stage, ctx.task_label))
+    return basis
+
+
+def _mark(ctx: RunContext, stage: str, basis: freshness.Basis | None) -> None:
+    if basis is not None:
+        with ctx.staging.begin() as conn:
+            freshness.record_load(conn, ctx.run_id, stage, basis)
+
+
+def _naive_utc(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _report(ctx: RunContext, stage: str, result: db.ApplyResult, inserted: int) -> dict[str, int]:

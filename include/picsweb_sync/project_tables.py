@@ -24,6 +24,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    ColumnElement,
     Date,
     DateTime,
     Identity,
@@ -37,8 +38,6 @@ from sqlalchemy import (
     UnicodeText,
     UniqueConstraint,
     delete,
-    exists,
-    func,
     insert,
     select,
     update,
@@ -243,7 +242,11 @@ sync_review_insert_work = _partitioned(
 )
 
 # ----- outbox, rejects, audit, run record ----------------------------------------------
-OUTBOX_STATES = ("pending", "sent", "failed", "rejected")
+# ``skipped``: not sent, because re-checked just before sending it no longer applied
+# (the PICSWeb row or the OneFile value changed since the merge, or another run did it);
+# ``last_error`` says why.
+OUTBOX_STATES = ("pending", "sent", "failed", "rejected", "skipped")
+FINAL_STATES = ("sent", "rejected", "skipped")
 # Outbox kinds.
 AIM_UPDATE = "learning_aim_update"
 REVIEW_CREATE = "review_create"
@@ -296,7 +299,43 @@ sync_run = Table(
     Column("started_at", _INSTANT, nullable=False),
     Column("ended_at", _INSTANT),
     Column("outcome", String(20), nullable=False),
-    Column("counts", UnicodeText),  # JSON summary of sync_run_count, written by finish_run
+    # Why a failed run failed: each failed task and its error (no secrets), by record_failure.
+    Column("failure", UnicodeText),
+)
+# The error of each failed task try, written by the task itself as it fails
+# (``runtime.run_stage``), so ``record_failure`` can say why without reading task logs.
+sync_task_error = Table(
+    "sync_task_error",
+    project_metadata,
+    _run_id(),
+    Column("task", String(250), nullable=False),
+    Column("try_number", Integer),
+    Column("error", UnicodeText, nullable=False),
+    Column("failed_at", _INSTANT, nullable=False),
+    Index(None, "run_id"),
+)
+# What each run's loads were based on: a load of OneFile data extracted earlier than data
+# another run has already loaded (over an overlapping review window) would undo newer
+# changes, so it refuses (``picsweb_sync.freshness``).
+sync_load_mark = Table(
+    "sync_load_mark",
+    project_metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("stage", String(40), primary_key=True),
+    Column("extracted_at", _INSTANT, nullable=False),
+    Column("window_from", _INSTANT),
+    Column("window_to", _INSTANT),
+    Column("loaded_at", _INSTANT, nullable=False),
+)
+# Named locks with a heartbeat (``picsweb_sync.locks``): runs side by side (backfills,
+# a scheduled run beside them) take turns at writing.
+sync_lock = Table(
+    "sync_lock",
+    project_metadata,
+    Column("name", String(64), primary_key=True),
+    Column("holder", Unicode(500)),
+    Column("acquired_at", _INSTANT),
+    Column("heartbeat_at", _INSTANT),
 )
 # Counts live in their own rows: parallel (mapped) tasks of one run write them at once.
 sync_run_count = Table(
@@ -490,21 +529,26 @@ def enqueue_outbox(
     return len(records)
 
 
+_OUTBOX_COLUMNS = (
+    sync_outbox.c.outbox_id,
+    sync_outbox.c.kind,
+    sync_outbox.c.target_id,
+    sync_outbox.c.payload,
+    sync_outbox.c.state,
+    sync_outbox.c.visit_id,
+    sync_outbox.c.result_id,
+    sync_outbox.c.attempts,
+    sync_outbox.c.last_error,
+)
+
+
 def outbox_rows(
     conn: Connection, run_id: str, kind: str | None = None, states: tuple[str, ...] = OUTBOX_STATES
 ) -> pd.DataFrame:
     """The run's outbox rows in ``states``, oldest first, with ``payload`` decoded."""
-    stmt = select(
-        sync_outbox.c.outbox_id,
-        sync_outbox.c.kind,
-        sync_outbox.c.target_id,
-        sync_outbox.c.payload,
-        sync_outbox.c.state,
-        sync_outbox.c.visit_id,
-        sync_outbox.c.result_id,
-        sync_outbox.c.attempts,
-        sync_outbox.c.last_error,
-    ).where(sync_outbox.c.run_id == run_id, sync_outbox.c.state.in_(states))
+    stmt = select(*_OUTBOX_COLUMNS).where(
+        sync_outbox.c.run_id == run_id, sync_outbox.c.state.in_(states)
+    )
     if kind is not None:
         stmt = stmt.where(sync_outbox.c.kind == kind)
     frame = read_frame(conn, stmt.order_by(sync_outbox.c.outbox_id))
@@ -517,59 +561,56 @@ def pending_outbox(conn: Connection, run_id: str, kind: str | None = None) -> pd
     return outbox_rows(conn, run_id, kind, ("pending", "failed"))
 
 
-def carry_over_visits(conn: Connection, run_id: str) -> int:
-    """Give this run's pending review creates the VisitID an earlier run recorded but
-    never finished.
+def unknown_outcome(table: Table = sync_outbox) -> ColumnElement[bool]:
+    """Review creates whose outcome is unknown: the Visit was created and recorded, the
+    Review call may or may not have reached OneFile, and nobody has found out yet."""
+    return (
+        (table.c.kind == REVIEW_CREATE)
+        & table.c.visit_id.is_not(None)
+        & table.c.result_id.is_(None)
+        & table.c.state.not_in(FINAL_STATES)
+    )
 
-    Without it, a review whose Review call reached OneFile in a run that then failed for
-    good would be created again by the next run.
-    """
-    earlier = sync_outbox.alias("earlier")
-    visit = (
-        select(func.max(earlier.c.visit_id))
-        .where(
-            earlier.c.kind == REVIEW_CREATE,
-            earlier.c.target_id == sync_outbox.c.target_id,
-            earlier.c.run_id != run_id,
-            earlier.c.state != "sent",
-            earlier.c.visit_id.is_not(None),
-        )
-        .scalar_subquery()
-    )
-    done = conn.execute(
-        update(sync_outbox)
-        .where(
-            sync_outbox.c.run_id == run_id,
-            sync_outbox.c.kind == REVIEW_CREATE,
-            sync_outbox.c.visit_id.is_(None),
-            sync_outbox.c.state == "pending",
-            visit.is_not(None),
-        )
-        .values(visit_id=visit)
-    )
-    return done.rowcount
+
+def unknown_creates(conn: Connection) -> pd.DataFrame:
+    """Every review create of any run whose outcome is unknown, oldest first, with the
+    payload it was sent with (recovery searches by what was sent, not by what PICSWeb
+    holds now)."""
+    stmt = select(*_OUTBOX_COLUMNS, sync_outbox.c.run_id).where(unknown_outcome())
+    frame = read_frame(conn, stmt.order_by(sync_outbox.c.outbox_id))
+    return frame.assign(payload=frame["payload"].map(json.loads).astype(object))
 
 
 def unlinked_upload_visits(conn: Connection) -> list[int]:
     """VisitIDs of review creates, from any run, that OneFile may hold but PICSWeb does not
-    yet know: an outbox row has the VisitID, and no row with it was ever marked sent."""
-    done = sync_outbox.alias("done")
-    finished_later = exists().where(
-        done.c.kind == sync_outbox.c.kind,
-        done.c.visit_id == sync_outbox.c.visit_id,
-        done.c.state == "sent",
+    yet know: their outcome is still unknown (see :func:`unknown_outcome`)."""
+    visits = conn.execute(select(sync_outbox.c.visit_id).where(unknown_outcome()).distinct())
+    return sorted(int(v) for v in visits.scalars())
+
+
+def set_payload(conn: Connection, outbox_id: int, payload: Mapping[str, Any]) -> None:
+    """Replace what an unsent outbox row will send (re-planned from the current state)."""
+    conn.execute(
+        update(sync_outbox)
+        .where(sync_outbox.c.outbox_id == plain(outbox_id), sync_outbox.c.state != "sent")
+        .values(payload=json.dumps(payload, sort_keys=True), updated_at=utcnow())
     )
-    visits = conn.execute(
-        select(sync_outbox.c.visit_id)
-        .where(
-            sync_outbox.c.kind == REVIEW_CREATE,
-            sync_outbox.c.state != "sent",
-            sync_outbox.c.visit_id.is_not(None),
-            ~finished_later,  # a later run found and linked it (VisitID carried over)
+
+
+def restart_create(conn: Connection, outbox_id: int, payload: Mapping[str, Any], note: str) -> None:
+    """Start a review create afresh with ``payload``: its recorded visit is known to hold
+    no review (searched for) and no longer fits the review, so it is let go (``note``)."""
+    conn.execute(
+        update(sync_outbox)
+        .where(sync_outbox.c.outbox_id == plain(outbox_id), sync_outbox.c.result_id.is_(None))
+        .values(
+            payload=json.dumps(payload, sort_keys=True),
+            visit_id=None,
+            state="pending",
+            last_error=note,
+            updated_at=utcnow(),
         )
-        .distinct()
-    ).scalars()
-    return sorted(int(v) for v in visits)
+    )
 
 
 def mark_outbox(
@@ -616,6 +657,15 @@ def record_rejects(
     (``entity``, ``source_id``, ``reason``, ``raw``), so a retried task counts once."""
     partition = {"run_id": run_id, "stage": stage, "organisation_id": organisation_id}
     return replace_partition(conn, sync_reject, partition, frame)
+
+
+def add_rejects(conn: Connection, run_id: str, stage: str, frame: pd.DataFrame) -> int:
+    """Append rejects that happen once by construction (e.g. a review that could not be
+    linked, whose outbox row is then closed), where :func:`record_rejects` would replace."""
+    records = to_records(frame.assign(run_id=run_id, stage=stage), sync_reject)
+    if records:
+        conn.execute(insert(sync_reject), records)
+    return len(records)
 
 
 def read_rejects(conn: Connection, run_id: str) -> pd.DataFrame:
@@ -682,16 +732,48 @@ def run_counts(conn: Connection, run_id: str) -> dict[str, dict[str, int]]:
     return counts
 
 
-def finish_run(conn: Connection, run_id: str, outcome: str, now: dt.datetime | None = None) -> None:
-    """Close the run record with its outcome and a JSON summary of its counts."""
-    summary = json.dumps(run_counts(conn, run_id), sort_keys=True)
+def finish_run(
+    conn: Connection,
+    run_id: str,
+    outcome: str,
+    now: dt.datetime | None = None,
+    failure: str | None = None,
+) -> None:
+    """Close the run record with its outcome (and, for a failed run, why).
+
+    The run's counts stay in ``sync_run_count`` only, the one place every task (and every
+    rerun of a task) writes them: :func:`run_counts` reads them.
+    """
     done = conn.execute(
         update(sync_run)
         .where(sync_run.c.run_id == run_id)
-        .values(ended_at=_stamp(now), outcome=outcome, counts=summary)
+        .values(ended_at=_stamp(now), outcome=outcome, failure=failure)
     )
     if done.rowcount != 1:
         raise LookupError(f"run {run_id!r} was never started")
+
+
+def record_task_error(
+    conn: Connection,
+    run_id: str,
+    task: str,
+    try_number: int | None,
+    error: str,
+    now: dt.datetime | None = None,
+) -> None:
+    """Keep one failed task try's error (already free of secrets) for the run record."""
+    conn.execute(
+        insert(sync_task_error).values(
+            run_id=run_id, task=task, try_number=try_number, error=error, failed_at=_stamp(now)
+        )
+    )
+
+
+def task_errors(conn: Connection, run_id: str) -> pd.DataFrame:
+    """The run's task errors, the last try of each task first."""
+    columns = [c for c in sync_task_error.c if c.name != "run_id"]
+    stmt = select(*columns).where(sync_task_error.c.run_id == run_id)
+    return read_frame(conn, stmt.order_by(sync_task_error.c.failed_at.desc()))
 
 
 # ----- retention ----------------------------------------------------------------------------
@@ -718,5 +800,9 @@ def purge(
 
 
 def purge_statement(table: Table, cutoff: dt.datetime) -> Delete:
-    """Delete the rows of ``table`` created before ``cutoff``."""
-    return delete(table).where(table.c.created_at < cutoff)
+    """Delete the rows of ``table`` created before ``cutoff``; never an outbox row whose
+    outcome is still unknown (a review OneFile may hold that PICSWeb does not know yet)."""
+    stmt = delete(table).where(table.c.created_at < cutoff)
+    if table is sync_outbox:
+        stmt = stmt.where(~unknown_outcome())
+    return stmt

@@ -1,24 +1,38 @@
-"""Push: the OneFile change sets sent through the outbox, each row exactly once.
+"""Push: the OneFile change sets sent through the outbox, each row exactly once, and only
+while it still applies.
 
 The outbox (``sync_outbox``) holds one row per OneFile write with its state. A push sends
-only rows not yet ``sent``, and marks each one as OneFile answers, so a retried or
-cleared task resends only what did not go.
+only rows not yet done, and marks each one as OneFile answers, so a retried or cleared
+task resends only what did not go.
 
-Creating a review is two calls (Visit, then Review). The VisitID is recorded in the
-outbox *before* the Review call; a row that has a VisitID but no ReviewID is a create that
-may have reached OneFile before a crash, so it is first looked for (``Review/Search`` by
-learner and scheduled time, told apart by that VisitID) and recorded if found, never
-created a second time. The new Review ID is written to PICSWeb's
-``review.onefile_system_id`` as soon as OneFile returns it. A VisitID left by an earlier,
-failed run is carried into the next run's outbox row, so recovery works across runs too.
-What cannot be recovered: a Visit call that fails after OneFile created the visit leaves
-an empty visit in OneFile (no review is ever duplicated).
+**Re-checked at the moment of sending.** A push may run long after its merge (a task
+cleared days later, a run waiting for another's lock), so just before sending, each row
+is checked against what both systems hold *now*:
+- a learning-aim update sends only the fields that OneFile still has blank and that PICSWeb
+  still holds the value of (PICSWeb fills OneFile's blanks, never overwrites them);
+- a review create is planned again from the PICSWeb review as it is now (rule 5): one
+  that is no longer eligible (attendance entered, linked meanwhile, deleted) is not sent;
+  one that was rescheduled is sent with its new time.
+A row that no longer applies is ``skipped``, with the reason in ``last_error``.
+
+**Exactly once.** Creating a review is two calls (Visit, then Review). The VisitID is
+recorded in the outbox *before* the Review call. A row with a VisitID and no Review ID is
+a create whose outcome is unknown: the Review call may have reached OneFile before a
+crash. Every review push, of any run, first settles all such rows: it looks for the review
+by what was *sent* (the learner and the recorded ``ScheduledFor``, told apart by the
+VisitID; failing that, among all the learner's reviews), and links the one it finds to its
+PICSWeb review whatever happened to that row since. A create is never repeated while its
+outcome is unknown, and the retention purge never deletes such a row. What cannot be
+recovered: a Visit call that fails after OneFile created the visit, or a visit whose
+review turned out never to have been created, leaves an empty visit in OneFile (no review
+is ever duplicated).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -26,40 +40,64 @@ import pandas as pd
 import sqlalchemy as sa
 
 from onefile.hook import OneFileApiError
-from picsweb_sync import db, onefile_fields, picsweb_tables, project_tables
+from picsweb_sync import db, locks, onefile_fields, picsweb_tables, project_tables
 from picsweb_sync.db import read_frame
 from picsweb_sync.merge import reviews
+from picsweb_sync.merge.blank import is_blank
 from picsweb_sync.runtime import RunContext
+from picsweb_sync.ukdates import date_to_onefile
 
 log = logging.getLogger(__name__)
 
 AIM_UPDATE = project_tables.AIM_UPDATE
 REVIEW_CREATE = project_tables.REVIEW_CREATE
+CHUNK = 1000  # IDs per IN (...) list: SQL Server takes at most 2,100 parameters
 
 
 class PushIncomplete(RuntimeError):
     """Some outbox rows failed for a reason worth retrying; the task fails so Airflow retries."""
 
 
+def _chunks(ids: list[int]) -> Iterator[list[int]]:
+    for start in range(0, len(ids), CHUNK):
+        yield ids[start : start + CHUNK]
+
+
+def _read_where_in(conn: sa.Connection, table: sa.Table, column: str, ids: list[int]):
+    """Rows of ``table`` whose ``column`` is one of ``ids``, in bounded queries."""
+    frames = [
+        read_frame(conn, sa.select(table).where(table.c[column].in_(chunk)))
+        for chunk in _chunks(sorted({int(i) for i in ids}))
+    ]
+    return (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else read_frame(conn, sa.select(table).where(sa.false()))
+    )
+
+
 # ----- learning aims (rules 2-4: PICSWeb fills OneFile's blanks) ---------------------------
 def push_learning_aims(ctx: RunContext) -> dict[str, int]:
     ctx.require_qualifications()
-    with ctx.staging.begin() as conn:
-        changes = project_tables.read_change_set(conn, ctx.run_id, "onefile_updates")
-        project_tables.enqueue_outbox(conn, ctx.run_id, AIM_UPDATE, aim_update_items(changes))
-        pending = project_tables.pending_outbox(conn, ctx.run_id, AIM_UPDATE)
-    hook = ctx.onefile()
-    counts = {"sent": 0, "rejected": 0, "failed": 0}
-    for row in pending.itertuples(index=False):  # one API call per row: no set form exists
-        try:
-            hook.update_learning_aim(int(row.target_id), row.payload)
-        except OneFileApiError as exc:
-            counts[_record_failure(ctx, row, exc)] += 1
-            continue
+    counts = {"sent": 0, "skipped": 0, "rejected": 0, "failed": 0}
+    with ctx.lock(locks.QUALIFICATIONS):
         with ctx.staging.begin() as conn:
-            project_tables.mark_outbox(conn, int(row.outbox_id), "sent")
-            project_tables.audit(conn, ctx.run_id, _aim_audit_rows(changes, int(row.target_id)))
-        counts["sent"] += 1
+            changes = project_tables.read_change_set(conn, ctx.run_id, "onefile_updates")
+            items = aim_update_items(changes)
+            project_tables.enqueue_outbox(conn, ctx.run_id, AIM_UPDATE, items)
+            pending = project_tables.pending_outbox(conn, ctx.run_id, AIM_UPDATE)
+            staged = project_tables.read_staging(conn, ctx.run_id, "learning_aims")
+        if not pending.empty:
+            hook = ctx.onefile()
+            aims = [int(t) for t in pending["target_id"]]
+            onefile_now = current_learning_aims(hook, staged, aims)
+            with ctx.picsweb.connect() as conn:
+                picsweb_now = _read_where_in(
+                    conn, picsweb_tables.trainee_qualification, "onefile_learning_aim_id", aims
+                )
+            checked = aim_fields_still_to_fill(pending, onefile_now, picsweb_now)
+            for row in checked.itertuples(index=False):  # one API call per row: no set form
+                counts[_send_aim_update(ctx, hook, row)] += 1
     return _finish(ctx, "push_learning_aims", AIM_UPDATE, counts)
 
 
@@ -73,90 +111,283 @@ def aim_update_items(changes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"target_id": payloads.index, "payload": payloads.to_numpy()})
 
 
-def _aim_audit_rows(changes: pd.DataFrame, aim_id: int) -> pd.DataFrame:
-    sent = changes[changes["entity_id"] == aim_id]
-    return pd.DataFrame(
-        {
-            "system": "onefile",
-            "entity": "LearningAim",
-            "entity_key": sent["entity_id"],
-            "field": sent["field"],
-            "old": sent["old"],
-            "new": sent["new"],
-        }
-    )
+def current_learning_aims(hook: Any, staged: pd.DataFrame, aim_ids: list[int]) -> pd.DataFrame:
+    """The learning aims ``aim_ids`` as OneFile holds them now (parsed), read with as few
+    calls as the run's staged aims allow: per learner when few learners are concerned,
+    else the organisation's pages."""
+    wanted = staged[staged["learning_aim_id"].isin(aim_ids)]
+    rows: list[dict[str, Any]] = []
+    page = getattr(getattr(hook, "settings", None), "page_size", 100) or 100
+    for organisation_id, group in wanted.groupby("organisation_id"):
+        learners = group["learner_id"].dropna().unique()
+        organisation_pages = -(-int((staged["organisation_id"] == organisation_id).sum()) // page)
+        if len(learners) <= organisation_pages:
+            for learner_id in learners:
+                rows.extend(hook.search_learning_aims(user_id=int(learner_id)))
+        else:
+            rows.extend(hook.search_learning_aims(organisation_id=int(organisation_id)))
+    parsed = onefile_fields.parse_learning_aims(rows, organisation_id=0).frame
+    return parsed[parsed["learning_aim_id"].isin(aim_ids)]
+
+
+def aim_fields_still_to_fill(
+    pending: pd.DataFrame, onefile_now: pd.DataFrame, picsweb_now: pd.DataFrame
+) -> pd.DataFrame:
+    """Each pending aim update reduced to the fields that still apply: OneFile's value is
+    still blank and PICSWeb still holds the value to send (in OneFile's wire form).
+
+    Returns ``pending`` with ``payload`` reduced and ``reason`` (NA when something is
+    left to send, else why nothing is).
+    """
+    columns = {v: k for k, v in onefile_fields.ONEFILE_NAMES["learning_aims"].items()}
+    onefile = onefile_now.drop_duplicates("learning_aim_id").set_index("learning_aim_id")
+    linked = picsweb_now.dropna(subset=["onefile_learning_aim_id"])
+    picsweb = linked.drop_duplicates("onefile_learning_aim_id").set_index("onefile_learning_aim_id")
+    payloads, reasons = [], []
+    for target, payload in zip(pending["target_id"], pending["payload"], strict=True):
+        kept, why = {}, []
+        aim = int(target)
+        for field, value in payload.items():
+            column = columns[field]
+            if aim not in onefile.index:
+                why.append("the learning aim is no longer in OneFile's search")
+                break
+            if aim not in picsweb.index:
+                why.append("no PICSWeb qualification is linked to it any more")
+                break
+            now_onefile = onefile.at[aim, column]
+            if not bool(is_blank(pd.Series([now_onefile], dtype=object)).iloc[0]):
+                why.append(f"{field} is no longer blank in OneFile")
+                continue
+            if _wire_value(picsweb.at[aim, column], column) != value:
+                why.append(f"{field} changed in PICSWeb since the merge")
+                continue
+            kept[field] = value
+        payloads.append(kept)
+        reasons.append(pd.NA if kept else "; ".join(dict.fromkeys(why)) or "nothing to send")
+    return pending.assign(payload=payloads, reason=pd.Series(reasons, dtype="string").to_numpy())
+
+
+def _wire_value(value: Any, column: str) -> Any:
+    """A PICSWeb value as the merge sends it to OneFile (dates midnight UTC, text trimmed)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
+        return None
+    if column.endswith("_date"):
+        return date_to_onefile(pd.Series([value], dtype=object)).iloc[0]
+    return str(value).strip()
+
+
+def _send_aim_update(ctx: RunContext, hook: Any, row: Any) -> str:
+    outbox_id = int(row.outbox_id)
+    if not pd.isna(row.reason):
+        _skip(ctx, outbox_id, f"not sent: {row.reason}")
+        return "skipped"
+    with ctx.staging.begin() as conn:
+        project_tables.set_payload(conn, outbox_id, row.payload)
+    try:
+        hook.update_learning_aim(int(row.target_id), row.payload)
+    except OneFileApiError as exc:
+        return _record_failure(ctx, row, exc)
+    with ctx.staging.begin() as conn:
+        project_tables.mark_outbox(conn, outbox_id, "sent")
+        audit = pd.DataFrame(
+            {
+                "system": "onefile",
+                "entity": "LearningAim",
+                "entity_key": int(row.target_id),
+                "field": list(row.payload),
+                "old": None,  # sent only where OneFile was blank, re-checked just before
+                "new": list(row.payload.values()),
+            }
+        )
+        project_tables.audit(conn, ctx.run_id, audit)
+    return "sent"
 
 
 # ----- reviews (rule 5: new PICSWeb reviews created in OneFile) ----------------------------
 def push_reviews(ctx: RunContext) -> dict[str, int]:
-    ctx.require_upload()
-    with ctx.staging.begin() as conn:
-        uploads = project_tables.read_change_set(conn, ctx.run_id, "review_uploads")
-        project_tables.enqueue_outbox(conn, ctx.run_id, REVIEW_CREATE, review_create_items(uploads))
-        project_tables.carry_over_visits(conn, ctx.run_id)
-        pending = project_tables.pending_outbox(conn, ctx.run_id, REVIEW_CREATE)
-    with ctx.picsweb.connect() as conn:
-        linked = db.reviews_already_linked(conn, [int(t) for t in pending["target_id"]])
-    hook = ctx.onefile()
-    counts = {"sent": 0, "recovered": 0, "rejected": 0, "failed": 0, "already_linked": 0}
-    for row in pending.itertuples(index=False):  # two API calls per review: no set form exists
-        try:
-            outcome = _create_review(ctx, hook, row, int(row.target_id) in linked)
-        except OneFileApiError as exc:
-            counts[_record_failure(ctx, row, exc)] += 1
-            continue
-        counts[outcome] += 1
-    counts["fields_reflected"] = reflect_uploaded_reviews(ctx)
+    counts = {"recovered": 0, "sent": 0, "skipped": 0, "rejected": 0, "failed": 0}
+    with ctx.lock(locks.REVIEWS):
+        with ctx.staging.connect() as conn:
+            unknown = project_tables.unknown_creates(conn)
+        hook = ctx.onefile() if not unknown.empty else None
+        counts["recovered"] = settle_unknown_creates(ctx, hook, unknown)
+        if not (ctx.plan.does_uploads and ctx.settings.upload_review_data):
+            if counts["recovered"]:
+                _finish(ctx, "push_reviews", REVIEW_CREATE, counts)
+            ctx.require_upload()  # after settling: a create of unknown outcome never waits
+        with ctx.staging.begin() as conn:
+            uploads = project_tables.read_change_set(conn, ctx.run_id, "review_uploads")
+            items = review_create_items(uploads)
+            project_tables.enqueue_outbox(conn, ctx.run_id, REVIEW_CREATE, items)
+            pending = project_tables.pending_outbox(conn, ctx.run_id, REVIEW_CREATE)
+        if not pending.empty:
+            hook = hook or ctx.onefile()
+            fresh = plan_again(ctx, [int(t) for t in pending["target_id"]])
+            for row in pending.itertuples(index=False):  # two API calls a review: no set form
+                try:
+                    outcome = _create_review(ctx, hook, row, fresh.get(int(row.target_id)))
+                except OneFileApiError as exc:
+                    counts[_record_failure(ctx, row, exc)] += 1
+                    continue
+                counts[outcome] += 1
+        counts["fields_reflected"] = reflect_uploaded_reviews(ctx)
     return _finish(ctx, "push_reviews", REVIEW_CREATE, counts)
 
 
 def review_create_items(uploads: pd.DataFrame) -> pd.DataFrame:
     """The Visit and Review bodies of each upload, exactly as the contract names them."""
-    items = []
-    for u in uploads.itertuples(index=False):  # builds small dicts, no data-dependent logic
-        items.append(
-            {
-                "target_id": int(u.review_id),
-                "payload": {
-                    "visit": {
-                        "LearnerID": int(u.learner_id),
-                        "OrganisationID": int(u.organisation_id),
-                        "DateFrom": u.visit_from,
-                        "DateTo": u.visit_to,
-                        "VisitTypeID": int(u.visit_type_id),
-                        "SMSReminder": False,
-                        "AssessorID": int(u.assessor_id),
-                    },
-                    "review": {
-                        "LearnerID": int(u.learner_id),
-                        "Status": 1,
-                        "ScheduledFor": u.scheduled_for,
-                        "AssessorID": int(u.assessor_id),
-                    },
-                    "organisation_id": int(u.organisation_id),
-                },
-            }
-        )
+    items = [
+        {"target_id": int(u.review_id), "payload": review_create_payload(u)}
+        for u in uploads.itertuples(index=False)  # builds small dicts, no data-dependent logic
+    ]
     return pd.DataFrame(items, columns=["target_id", "payload"])
 
 
-def _create_review(ctx: RunContext, hook: Any, row: Any, already_linked: bool) -> str:
-    review_id = int(row.target_id)
-    if already_linked:
-        with ctx.staging.begin() as conn:
-            project_tables.mark_outbox(conn, int(row.outbox_id), "sent")
-        return "already_linked"
+def review_create_payload(upload: Any) -> dict[str, Any]:
+    """The Visit and Review bodies of one planned upload (a ``review_uploads`` row)."""
+    return {
+        "visit": {
+            "LearnerID": int(upload.learner_id),
+            "OrganisationID": int(upload.organisation_id),
+            "DateFrom": upload.visit_from,
+            "DateTo": upload.visit_to,
+            "VisitTypeID": int(upload.visit_type_id),
+            "SMSReminder": False,
+            "AssessorID": int(upload.assessor_id),
+        },
+        "review": {
+            "LearnerID": int(upload.learner_id),
+            "Status": 1,
+            "ScheduledFor": upload.scheduled_for,
+            "AssessorID": int(upload.assessor_id),
+        },
+        "organisation_id": int(upload.organisation_id),
+    }
+
+
+def plan_again(ctx: RunContext, review_ids: list[int]) -> dict[int, dict[str, Any] | str]:
+    """Rule 5 applied again, now, to these PICSWeb reviews: review ID -> the payload to send,
+    or the reason it can no longer be sent."""
+    with ctx.picsweb.connect() as conn:
+        current = _read_where_in(conn, picsweb_tables.review, "review_id", review_ids)
+        trainees = read_frame(conn, sa.select(picsweb_tables.trainee))
+        officers = read_frame(conn, sa.select(picsweb_tables.officer))
+    with ctx.staging.connect() as conn:
+        learners = project_tables.read_staging(conn, ctx.run_id, "learners")
+    plan = reviews.plan_review_uploads(
+        current,
+        trainees,
+        officers,
+        ctx.settings.visit_type_id,
+        learners[["learner_id", "organisation_id"]],
+    )
+    answer: dict[int, dict[str, Any] | str] = {
+        int(review_id): "the PICSWeb review was deleted" for review_id in review_ids
+    }
+    joined = current.merge(
+        trainees[["trainee_id", "onefile_learner_id", "main_officer_id"]],
+        on="trainee_id",
+        how="left",
+    )
+    for review_id, why in zip(
+        joined["review_id"], reviews.review_upload_eligibility(joined), strict=True
+    ):
+        if not pd.isna(why):
+            answer[int(review_id)] = f"no longer eligible for upload ({why.replace('_', ' ')})"
+    for review_id, why in zip(plan.rejects["review_id"], plan.rejects["reason"], strict=True):
+        answer[int(review_id)] = f"cannot be uploaded now: {why}"
+    for upload in plan.uploads.itertuples(index=False):
+        answer[int(upload.review_id)] = review_create_payload(upload)
+    return answer
+
+
+def _create_review(ctx: RunContext, hook: Any, row: Any, fresh: dict[str, Any] | str | None) -> str:
+    """Send one pending create, re-checked: ``'sent'`` or ``'skipped'``."""
+    outbox_id = int(row.outbox_id)
+    if not isinstance(fresh, dict):
+        _skip(ctx, outbox_id, f"not sent: the PICSWeb review {fresh or 'changed'}")
+        return "skipped"
     visit_id = None if pd.isna(row.visit_id) else int(row.visit_id)
-    found = None
+    if visit_id is not None and fresh != row.payload:
+        # This row's earlier try made a visit whose review never reached OneFile (settled
+        # above), and the review has changed since: that visit is left empty, a new one made.
+        with ctx.staging.begin() as conn:
+            project_tables.restart_create(conn, outbox_id, fresh, f"visit {visit_id} left empty")
+        visit_id = None
+    elif fresh != row.payload:
+        with ctx.staging.begin() as conn:
+            project_tables.set_payload(conn, outbox_id, fresh)
     if visit_id is None:
-        visit_id = hook.create_visit(row.payload["visit"])
+        visit_id = hook.create_visit(fresh["visit"])
         with ctx.staging.begin() as conn:  # recorded before the Review call, see module doc
-            project_tables.mark_outbox(conn, int(row.outbox_id), "pending", visit_id=visit_id)
-    else:
+            project_tables.mark_outbox(conn, outbox_id, "pending", visit_id=visit_id)
+    onefile_id = hook.create_review({**fresh["review"], "VisitID": visit_id})
+    record_review_id(ctx, outbox_id, int(row.target_id), onefile_id)
+    return "sent"
+
+
+def settle_unknown_creates(ctx: RunContext, hook: Any, unknown: pd.DataFrame) -> int:
+    """Find out what became of every review create whose outcome is unknown (any run) and
+    link each review found to its PICSWeb review. Returns how many were found."""
+    found_count = 0
+    for row in unknown.itertuples(index=False):
+        visit_id = int(row.visit_id)
         found = find_created_review(hook, row.payload, visit_id)
-    onefile_id = found or hook.create_review({**row.payload["review"], "VisitID": visit_id})
-    record_review_id(ctx, int(row.outbox_id), review_id, onefile_id)
-    return "recovered" if found else "sent"
+        if found is not None:
+            record_review_id(ctx, int(row.outbox_id), int(row.target_id), found)
+            found_count += 1
+        elif row.run_id != ctx.run_id:
+            _skip(
+                ctx,
+                int(row.outbox_id),
+                f"the Review call never reached OneFile (no review has visit {visit_id}); "
+                f"visit {visit_id} is left empty and the review is planned again by the next "
+                "run that uploads",
+            )
+        # A row of this run that was not found is sent below, re-checked, with its visit.
+    return found_count
+
+
+def find_created_review(hook: Any, payload: dict[str, Any], visit_id: int) -> int | None:
+    """The review an earlier attempt created with this VisitID, if OneFile has it: first
+    around the ``ScheduledFor`` that was sent, then among all the learner's reviews (it
+    may have been rescheduled in OneFile since)."""
+    review = payload["review"]
+    scheduled = datetime.fromisoformat(review["ScheduledFor"].replace("Z", "+00:00"))
+    windows = [(scheduled - timedelta(days=1), scheduled + timedelta(days=1)), (None, None)]
+    for date_from, date_to in windows:
+        for row in hook.search_reviews(
+            payload["organisation_id"],
+            learner_id=review["LearnerID"],
+            date_from=date_from,
+            date_to=date_to,
+        ):
+            if row.get("VisitID") == visit_id:
+                return int(row["ID"])
+    return None
+
+
+def record_review_id(ctx: RunContext, outbox_id: int, review_id: int, onefile_id: int) -> None:
+    """Write the new Review ID to PICSWeb (with its audit), then close the outbox row.
+
+    The PICSWeb review is linked whatever happened to it since the upload, as long as it
+    has no OneFile ID yet; one that is gone or linked to another review is reported."""
+    with ctx.picsweb.begin() as conn:
+        linked = db.link_review(conn, ctx.run_id, review_id, onefile_id)
+    with ctx.staging.begin() as conn:
+        project_tables.mark_outbox(conn, outbox_id, "sent", result_id=onefile_id)
+        change = {"system": "onefile", "entity": "Review", "entity_key": onefile_id}
+        row = {**change, "field": "created_from_picsweb_review", "old": None, "new": review_id}
+        project_tables.audit(conn, ctx.run_id, pd.DataFrame([row]))
+        if not linked:
+            reason = (
+                f"OneFile review {onefile_id} was created for PICSWeb review {review_id}, "
+                "which is gone or already holds another OneFile ID: link them by hand"
+            )
+            reject = {"entity": "review", "source_id": str(review_id), "reason": reason}
+            project_tables.add_rejects(conn, ctx.run_id, "push_reviews", pd.DataFrame([reject]))
+            log.warning("%s", reason)
 
 
 def reflect_uploaded_reviews(ctx: RunContext) -> int:
@@ -164,10 +395,11 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
 
     A created review is, in OneFile, scheduled and not started, with the chosen assessor;
     the next download would write exactly that back (attended ``U``, the assessor's
-    officer, a 09:00 start time where PICSWeb had none). Writing it now, from what was
-    sent, keeps PICSWeb equal to OneFile and lets the next run change nothing. The rule
-    itself is the download's own (``merge_reviews``), not a copy; the write is the same
-    guarded, audited ``apply_updates``, so a retry reflects nothing twice.
+    officer, a 09:00 start time where PICSWeb had none). Writing it now keeps PICSWeb equal
+    to OneFile and lets the next run change nothing. The rule is the download's own
+    (``merge_reviews``); the write is the same guarded, audited ``apply_updates``, so a
+    retry reflects nothing twice. A review whose attendance was recorded in PICSWeb since
+    its upload is left alone: that entry is newer than anything this push knows.
     """
     if not ctx.settings.download_review_data:  # rule 6 is off: PICSWeb keeps its own values
         return 0
@@ -186,44 +418,25 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
     with ctx.picsweb.begin() as conn:
         trainees = read_frame(conn, sa.select(picsweb_tables.trainee))
         officers = read_frame(conn, sa.select(picsweb_tables.officer))
-        linked = read_frame(
-            conn,
-            sa.select(review).where(review.c.onefile_system_id.in_(staged["review_id"].tolist())),
-        )
+        linked = _read_where_in(conn, review, "onefile_system_id", staged["review_id"].tolist())
+        as_uploaded = linked[
+            is_blank(linked["attended"]) | linked["attended"].eq("U").fillna(False)
+        ]
+        as_uploaded = as_uploaded[as_uploaded["actual_date"].isna()]
         merged = reviews.merge_reviews(staged, trainees, officers, assessors, linked)
-        applied = db.apply_updates(
-            conn, ctx.run_id, merged.picsweb_updates, work_key="review_uploads"
-        )
+        updates = merged.picsweb_updates
+        updates = updates[updates["key"].isin(as_uploaded["review_id"])]
+        applied = db.apply_updates(conn, ctx.run_id, updates, work_key="review_uploads")
     return len(applied.applied)
 
 
-def find_created_review(hook: Any, payload: dict[str, Any], visit_id: int) -> int | None:
-    """The review an earlier attempt created with this VisitID, if OneFile has it."""
-    review = payload["review"]
-    scheduled = datetime.fromisoformat(review["ScheduledFor"].replace("Z", "+00:00"))
-    for row in hook.search_reviews(
-        payload["organisation_id"],
-        learner_id=review["LearnerID"],
-        date_from=scheduled - timedelta(days=1),
-        date_to=scheduled + timedelta(days=1),
-    ):
-        if row.get("VisitID") == visit_id:
-            return int(row["ID"])
-    return None
-
-
-def record_review_id(ctx: RunContext, outbox_id: int, review_id: int, onefile_id: int) -> None:
-    """Write the new Review ID to PICSWeb (with its audit), then close the outbox row."""
-    with ctx.picsweb.begin() as conn:
-        db.link_review(conn, ctx.run_id, review_id, onefile_id)
-    with ctx.staging.begin() as conn:
-        project_tables.mark_outbox(conn, outbox_id, "sent", result_id=onefile_id)
-        change = {"system": "onefile", "entity": "Review", "entity_key": onefile_id}
-        row = {**change, "field": "created_from_picsweb_review", "old": None, "new": review_id}
-        project_tables.audit(conn, ctx.run_id, pd.DataFrame([row]))
-
-
 # ----- shared -----------------------------------------------------------------------------
+def _skip(ctx: RunContext, outbox_id: int, reason: str) -> None:
+    with ctx.staging.begin() as conn:
+        project_tables.mark_outbox(conn, outbox_id, "skipped", error=reason)
+    log.info("outbox %s %s", outbox_id, reason)
+
+
 def _record_failure(ctx: RunContext, row: Any, exc: OneFileApiError) -> str:
     """A 4xx means OneFile refused the data: a reject, not retried. Anything else (5xx
     after the hook's own retries, timeouts) is ``failed`` and retried by the task."""

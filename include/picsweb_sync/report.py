@@ -13,6 +13,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import pandas as pd
+
 from picsweb_sync import project_tables, ukdates
 from picsweb_sync.runtime import RunContext, settings_snapshot
 from picsweb_sync.settings import mark_synchronised, read_settings
@@ -83,6 +85,36 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def record_failure(ctx: RunContext) -> None:
+def record_failure(ctx: RunContext, failed_tasks: list[str] | None = None) -> str:
+    """Close the record of a run that failed, saying why: each failed task (as Airflow
+    reports them) with the last error it recorded (no secrets). Returns that text."""
+    with ctx.staging.connect() as conn:
+        errors = project_tables.task_errors(conn, ctx.run_id)
+    failure = failure_summary(failed_tasks or [], errors)
     with ctx.staging.begin() as conn:
-        project_tables.finish_run(conn, ctx.run_id, "failed")
+        try:
+            project_tables.finish_run(conn, ctx.run_id, "failed", failure=failure)
+        except LookupError:  # start_run itself failed before it opened the record
+            project_tables.start_run(conn, ctx.run_id)
+            project_tables.finish_run(conn, ctx.run_id, "failed", failure=failure)
+    log.error("run %s failed: %s", ctx.run_id, failure)
+    return failure
+
+
+def failure_summary(failed_tasks: list[str], errors: pd.DataFrame) -> str:
+    """One line per failed task: its name, and the last error it recorded (newest first).
+
+    ``failed_tasks`` come from Airflow (``extract_reviews_1`` for a mapped task); a task
+    killed before it could record its error is still named, with "no error recorded".
+    """
+    last = errors.drop_duplicates("task")  # newest first: the last try of each task
+    lines = []
+    for row in last.itertuples(index=False):
+        lines.append(f"{row.task} (try {row.try_number}): {row.error}")
+    recorded = {str(label).split(" (")[0] for label in last["task"]}
+    for task in failed_tasks:
+        base, _, index = task.rpartition("_")
+        named = f"{base}[{index}]" if index.isdigit() else task
+        if named not in recorded:
+            lines.append(f"{named}: failed with no error recorded (see the task's log)")
+    return "\n".join(lines) or "a task failed (no error recorded; see the task logs)"

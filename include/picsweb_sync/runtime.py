@@ -6,9 +6,11 @@ from tests and scripts with plain values.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -19,6 +21,8 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from onefile.hook import OneFileHook
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ class RunContext:
     # The settings row as ``start_run`` read it: every task of a run works to one snapshot,
     # even when someone edits the settings screen while the run is going.
     settings_snapshot: Mapping[str, Any] | None = None
+    # Who is working: ``task[map index] try n``, for locks and error records.
+    task_label: str = "task"
+    try_number: int | None = None
 
     @classmethod
     def from_airflow(cls, context: Mapping[str, Any]) -> RunContext:
@@ -46,7 +53,16 @@ class RunContext:
         ti = context.get("ti")
         if ti is not None and ti.task_id != "start_run":
             started = ti.xcom_pull(task_ids="start_run")
+        label, try_number = "task", None
+        if ti is not None:
+            map_index = getattr(ti, "map_index", -1)
+            label = (
+                ti.task_id if map_index is None or map_index < 0 else f"{ti.task_id}[{map_index}]"
+            )
+            try_number = getattr(ti, "try_number", None)
         return cls(
+            task_label=label,
+            try_number=try_number,
             settings_snapshot=(started or {}).get("settings"),
             run_id=dag_run.run_id,
             run_type=run_type_value(getattr(dag_run, "run_type", None)),
@@ -92,6 +108,15 @@ class RunContext:
             skip_task("reviews are not uploaded in a reviews-only (backfill) run")
         if not self.settings.upload_review_data:
             skip_task("Upload Review Data is off in the PICSWeb OneFile settings")
+
+    def lock(self, name: str) -> AbstractContextManager[None]:
+        """Hold the staging database's lock ``name`` (``picsweb_sync.locks``) for a write,
+        waiting up to the ``lock_wait_minutes`` Param for a run that holds it."""
+        from picsweb_sync import locks
+
+        holder = f"run {self.run_id}, {self.task_label} try {self.try_number}"
+        wait = timedelta(minutes=float(self.param("lock_wait_minutes", 60)))
+        return locks.held(self.staging, name, holder, wait)
 
     def param(self, name: str, default: Any) -> Any:
         value = self.params.get(name)
@@ -151,3 +176,74 @@ def skip_task(reason: str) -> NoReturn:
     from airflow.sdk.exceptions import AirflowSkipException
 
     raise AirflowSkipException(reason)
+
+
+_MAX_ERROR_CHARS = 4000
+
+
+def run_stage(stage: str, context: Mapping[str, Any], **arguments: Any) -> Any:
+    """Run the stage function ``stage`` (``module.function`` under ``picsweb_sync``) for
+    the current task: its :class:`RunContext` first, then ``arguments``.
+
+    Its first log line names the task and its arguments (a mapped extract's organisation),
+    so a failure or a retry reads right from the top. An error is kept in the run's
+    ``sync_task_error`` (free of secrets) before it is raised again, so ``record_failure``
+    can say why the run failed.
+    """
+    import importlib
+
+    from airflow.sdk.exceptions import AirflowSkipException
+
+    module, _, name = stage.rpartition(".")
+    function = getattr(importlib.import_module(f"picsweb_sync.{module}"), name)
+    ctx = RunContext.from_airflow(context)
+    described = ", ".join(f"{key}={value}" for key, value in arguments.items())
+    label = f"{ctx.task_label} ({described})" if described else ctx.task_label
+    log.info("%s of run %s, try %s", label, ctx.run_id, ctx.try_number)
+    try:
+        return function(ctx, **arguments)
+    except AirflowSkipException:
+        raise
+    except BaseException as exc:
+        _keep_error(ctx, label, exc)
+        raise
+
+
+def failed_tasks(context: Mapping[str, Any]) -> list[str]:
+    """The run's failed task instances as Airflow knows them (``task`` or ``task_<map
+    index>``), including one whose process was killed before it could say anything."""
+    ti, dag_run = context.get("ti"), context["dag_run"]
+    try:
+        states = ti.get_task_states(dag_id=dag_run.dag_id, run_ids=[dag_run.run_id])
+    except Exception:  # the failure record must still be written
+        log.warning("could not read the run's task states from Airflow", exc_info=True)
+        return []
+    return sorted(
+        task for task, state in states.get(dag_run.run_id, {}).items() if state == "failed"
+    )
+
+
+def error_text(exc: BaseException) -> str:
+    """``Type: message`` with every secret Airflow knows of masked, shortened for the record."""
+    text = f"{type(exc).__name__}: {exc}"
+    try:
+        from airflow.sdk.log import redact
+
+        text = str(redact(text))
+    except ImportError:  # without Airflow (plain scripts) there are no registered secrets
+        pass
+    if len(text) > _MAX_ERROR_CHARS:
+        text = text[: _MAX_ERROR_CHARS - 1] + "…"
+    return text
+
+
+def _keep_error(ctx: RunContext, label: str, exc: BaseException) -> None:
+    from picsweb_sync import project_tables
+
+    try:
+        with ctx.staging.begin() as conn:
+            project_tables.record_task_error(
+                conn, ctx.run_id, label, ctx.try_number, error_text(exc)
+            )
+    except Exception:  # the staging database may be what failed: the task's own error wins
+        log.warning("could not record the error of %s in sync_task_error", label, exc_info=True)

@@ -16,11 +16,11 @@ def test_a_run_that_failed_after_the_review_call_is_recovered_by_the_next_run(wo
     real = push.record_review_id
     doomed: list[int] = []
 
-    def always_crash_for_the_first(ctx, outbox_id, review_id, onefile_id):
+    def always_crash_for_the_first(ctx, outbox_id, review_id, onefile_id, **kw):
         if not doomed or doomed[0] == review_id:
             doomed[:1] = [review_id]
             raise ConnectionError("injected crash after the Review call, every attempt")
-        return real(ctx, outbox_id, review_id, onefile_id)
+        return real(ctx, outbox_id, review_id, onefile_id, **kw)
 
     monkeypatch.setattr(push, "record_review_id", always_crash_for_the_first)
     first = world.run()

@@ -259,7 +259,7 @@ def test_a_crash_between_the_review_call_and_storing_its_id_creates_one_review(w
     stored = {"n": 0}
     crashed: list[int] = []
 
-    def crash_once(ctx, outbox_id, review_id, onefile_id):
+    def crash_once(ctx, outbox_id, review_id, onefile_id, **kw):
         if stored["n"] == 1 and not crashed:
             crashed.append(review_id)
             raise ConnectionError("injected crash after the Review call")
