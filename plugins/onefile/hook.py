@@ -4,7 +4,8 @@ It owns everything the contract (``shared/contract/onefile-api.md``) asks of a c
 session tokens (issue, renew after 23 hours, renew once on a 401), paged searches, a
 client-side rate limiter that keeps a healthy run under OneFile's 300 calls a minute,
 retries for 429 / 5xx / timeouts / dropped connections, and keeping both tokens out of
-logs and error messages.
+logs and error messages. A customer token OneFile refuses is never retried: it fails the
+Airflow task at once, without the task's retries (:class:`OneFileAuthenticationError`).
 
 The connection (default ``onefile_api``, type http): ``host`` is the base URL including
 ``/api/v2.1`` (Live, Beta and Practice differ only there), ``password`` is the customer
@@ -26,7 +27,7 @@ from typing import Any
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 from airflow.sdk.log import mask_secret
 
 SESSION_TOKEN_LIFETIME = timedelta(hours=23)
@@ -57,6 +58,49 @@ class OneFileApiError(AirflowException):
         answer = f"HTTP {status}" if status is not None else "no answer"
         detail = f"code {code}: {message}" if code is not None else message
         super().__init__(f"OneFile {method} {path} failed: {answer}, {detail}")
+
+
+class OneFileAuthenticationError(AirflowFailException):
+    """OneFile refused the customer token (401 or 403 at ``POST /Authentication``), or the
+    connection has none. No retry can fix that, so it is raised at once, and as an
+    :class:`~airflow.sdk.exceptions.AirflowFailException` it fails the Airflow task without
+    its retries: a wrong token goes red in seconds, not after every retry delay.
+
+    Deliberately *not* a :class:`OneFileApiError`: callers catch that to record one
+    OneFile call's failure and go on with the next (a refused write is a rejected row); an
+    authentication failure is no row's fault and must stop the task. The text names the
+    connection and the HTTP status, never a token.
+    """
+
+    def __init__(
+        self,
+        conn_id: str,
+        status: int | None,
+        method: str = "POST",
+        path: str = "/Authentication",
+    ) -> None:
+        self.conn_id = conn_id
+        self.status = status
+        self.method = method
+        self.path = path
+        if status is None:
+            text = (
+                f"OneFile connection {conn_id!r} has no customer token: "
+                "set the connection's password"
+            )
+        else:
+            text = (
+                f"OneFile refused the customer token of connection {conn_id!r} "
+                f"(HTTP {status} at {method} {path}): check the connection's password"
+            )
+        super().__init__(text)
+
+    def serialize(self) -> tuple[str, tuple[Any, ...], dict[str, Any]]:
+        """What Airflow needs to rebuild the exception elsewhere (keyword arguments, since
+        the default of ``(str(self),)`` does not fit this constructor)."""
+        cls = type(self)
+        names = ("conn_id", "status", "method", "path")
+        return f"{cls.__module__}.{cls.__name__}", (), {n: getattr(self, n) for n in names}
 
 
 @dataclass(frozen=True)
@@ -215,9 +259,7 @@ class OneFileHook(HttpHook):
             if self._http is None or self._limiter is None:
                 connection = self.get_connection(self.onefile_conn_id)
                 if not connection.password:
-                    raise AirflowException(
-                        f"Connection {self.onefile_conn_id!r} has no customer token (password)"
-                    )
+                    raise OneFileAuthenticationError(self.onefile_conn_id, None)
                 self._customer_token = connection.password
                 mask_secret(self._customer_token)
                 self.settings = OneFileSettings.merged(connection.extra_dejson, self._overrides)
@@ -320,6 +362,8 @@ class OneFileHook(HttpHook):
                 status = response.status_code
                 if status < 400:
                     return response
+                if status in (401, 403) and not authenticated:
+                    raise OneFileAuthenticationError(self.onefile_conn_id, status, method, path)
                 error = self._error(response, method, path)
                 if status == 401 and authenticated:
                     if renewed:

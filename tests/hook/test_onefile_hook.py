@@ -124,12 +124,7 @@ def test_authenticates_once_then_uses_session_token(
     assert hook.calls_made == len(sim.calls) == 3
 
 
-def test_wrong_customer_token_fails_without_retry(sim: OneFileSimulator, hook_for: HookFor) -> None:
-    hook = hook_for(sim, password="not-the-customer-token")
-    with pytest.raises(OneFileApiError) as raised:
-        hook.search_organisations()
-    assert (raised.value.status, raised.value.path) == (401, "/Authentication")
-    assert len(sim.calls) == 1
+# A wrong customer token: tests/hook/test_authentication_failure.py.
 
 
 @pytest.mark.parametrize("quote_token", [False, True], ids=["bare", "json-quoted"])
