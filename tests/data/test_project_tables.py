@@ -190,7 +190,7 @@ def test_rejects_are_replaced_per_run_stage_and_organisation(engine):
     assert sorted(found["reason"].tolist()) == ["bad count", "bad date", "two matches"]
 
 
-def test_run_record_keeps_first_start_and_sums_up_counts(engine):
+def test_run_record_keeps_first_start_and_its_counts_have_one_source(engine):
     t0 = dt.datetime(2026, 3, 29, 7, 0, tzinfo=dt.timezone(dt.timedelta(hours=1)))
     with engine.begin() as conn:
         pt.start_run(conn, "run-1", t0)
@@ -199,14 +199,35 @@ def test_run_record_keeps_first_start_and_sums_up_counts(engine):
         pt.record_counts(conn, "run-1", "extract[11]", {"learners": 41})
         pt.record_counts(conn, "run-1", "load", {"applied": 7})
         pt.finish_run(conn, "run-1", "success", t0 + dt.timedelta(minutes=9))
+        # a task cleared and rerun after the run ended: the run's counts follow
+        pt.record_counts(conn, "run-1", "load", {"applied": 8})
         row = conn.execute(select(pt.sync_run)).one()
+        counts = pt.run_counts(conn, "run-1")
     naive_utc_start = dt.datetime(2026, 3, 29, 6, 0, tzinfo=dt.UTC).replace(tzinfo=None)
-    assert (row.started_at, row.ended_at, row.outcome) == (
+    assert (row.started_at, row.ended_at, row.outcome, row.failure) == (
         naive_utc_start,
         naive_utc_start + dt.timedelta(minutes=9),
         "success",
+        None,
     )
-    assert json.loads(row.counts) == {"extract[11]": {"learners": 41}, "load": {"applied": 7}}
+    assert "counts" not in pt.sync_run.c  # no second copy to go stale
+    assert counts == {"extract[11]": {"learners": 41}, "load": {"applied": 8}}
+
+
+def test_a_failed_run_keeps_why_and_task_errors_newest_first(engine):
+    t0 = dt.datetime(2026, 3, 29, 7, 0, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        pt.start_run(conn, "run-1", t0)
+        pt.record_task_error(conn, "run-1", "load_reviews", 1, "ValueError: one", t0)
+        pt.record_task_error(
+            conn, "run-1", "load_reviews", 2, "ValueError: two", t0 + dt.timedelta(minutes=1)
+        )
+        pt.record_task_error(conn, "run-2", "load_reviews", 1, "other run", t0)
+        pt.finish_run(conn, "run-1", "failed", failure="load_reviews (try 2): ValueError: two")
+        errors = pt.task_errors(conn, "run-1")
+        row = conn.execute(select(pt.sync_run)).one()
+    assert errors["error"].tolist() == ["ValueError: two", "ValueError: one"]
+    assert (row.outcome, row.failure) == ("failed", "load_reviews (try 2): ValueError: two")
 
 
 def test_finish_run_needs_a_started_run(engine):
@@ -275,19 +296,46 @@ def _review_create(conn, run_id, target_id, state, visit_id=None):
         pt.mark_outbox(conn, int(outbox_id), state, visit_id=visit_id)
 
 
-def test_a_visit_left_by_a_failed_run_is_carried_over_and_held_back_until_linked(engine):
+def test_creates_of_unknown_outcome_are_held_back_until_settled(engine):
     with engine.begin() as conn:
         _review_create(conn, "run-1", 10, "failed", visit_id=700)  # crashed after Visit+Review
         _review_create(conn, "run-1", 11, "sent", visit_id=701)  # finished normally
         _review_create(conn, "run-1", 12, "rejected")  # refused, no visit
-        assert pt.unlinked_upload_visits(conn) == [700]
-        for target in (10, 11, 12):
-            _review_create(conn, "run-2", target, "pending")
-        assert pt.carry_over_visits(conn, "run-2") == 1
-        run2 = pt.outbox_rows(conn, "run-2", pt.REVIEW_CREATE).set_index("target_id")
-        assert run2.loc[10, "visit_id"] == 700
-        assert run2.loc[[11, 12], "visit_id"].isna().all()
-        still_unlinked = pt.unlinked_upload_visits(conn)
-        pt.mark_outbox(conn, int(run2.loc[10, "outbox_id"]), "sent", result_id=900)
-        assert still_unlinked == [700]
-        assert pt.unlinked_upload_visits(conn) == []  # run 2 linked it
+        _review_create(conn, "run-1", 13, "skipped", visit_id=703)  # searched: never created
+        _review_create(conn, "run-2", 14, "pending", visit_id=704)  # running now
+        assert pt.unlinked_upload_visits(conn) == [700, 704]
+        unknown = pt.unknown_creates(conn)
+        assert unknown[["run_id", "target_id"]].values.tolist() == [["run-1", 10], ["run-2", 14]]
+        assert unknown["payload"].tolist() == [{"review": {}}, {"review": {}}]
+        (outbox_id,) = unknown.loc[unknown["target_id"] == 10, "outbox_id"]
+        pt.mark_outbox(conn, int(outbox_id), "sent", result_id=900)  # found and linked
+        assert pt.unlinked_upload_visits(conn) == [704]
+
+
+def test_purge_never_deletes_a_create_whose_outcome_is_unknown(engine):
+    with time_machine.travel(dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)), engine.begin() as c:
+        _review_create(c, "run-old", 10, "failed", visit_id=700)
+        _review_create(c, "run-old", 11, "sent", visit_id=701)
+        _review_create(c, "run-old", 12, "pending")
+    now = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+    with engine.begin() as conn:
+        deleted = pt.purge(conn, older_than_days=30, now=now)
+        left = pt.outbox_rows(conn, "run-old")
+    assert deleted["sync_outbox"] == 2
+    assert left["target_id"].tolist() == [10]
+
+
+def test_a_restarted_create_lets_its_empty_visit_go(engine):
+    with engine.begin() as conn:
+        _review_create(conn, "run-1", 10, "failed", visit_id=700)
+        (outbox_id,) = pt.outbox_rows(conn, "run-1")["outbox_id"]
+        pt.restart_create(conn, int(outbox_id), {"review": {"x": 1}}, "visit 700 left empty")
+        row = pt.outbox_rows(conn, "run-1").iloc[0]
+    assert pd.isna(row["visit_id"])
+    assert (row["state"], row["payload"], row["last_error"]) == (
+        "pending",
+        {"review": {"x": 1}},
+        "visit 700 left empty",
+    )
+    with engine.connect() as conn:
+        assert pt.unlinked_upload_visits(conn) == []
