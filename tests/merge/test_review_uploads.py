@@ -203,3 +203,24 @@ def test_many_reviews_split_into_uploads_rejects_and_not_eligible():
     ]
     assert result.rejects.empty
     assert result.counts["reviews_not_eligible_attended_set"] == 1
+
+
+@pytest.mark.parametrize(
+    "staged",
+    [
+        pytest.param([(100, 5741), (100, 5740)], id="higher-organisation-staged-first"),
+        pytest.param([(100, 5740), (100, 5741)], id="lower-organisation-staged-first"),
+        pytest.param([(100, None), (100, 5741), (100, 5740), (100, 5740)], id="null-and-repeats"),
+    ],
+)
+def test_learner_staged_by_two_organisations_uploads_to_the_lowest(staged):
+    """Whatever order staging reads them in (it has none), one organisation, always the same."""
+    result = plan_review_uploads(
+        reviews(BASE),
+        trainees(TRAINEE),
+        OFFICERS,
+        VISIT_TYPE,
+        pd.DataFrame(staged, columns=["learner_id", "organisation_id"]).astype("Int64"),
+    )
+    assert result.uploads["organisation_id"].tolist() == [5740]
+    assert result.rejects.empty

@@ -24,6 +24,8 @@ Decisions the contract leaves open, made here once:
   still cannot be sent is a **reject** with its reason, every run until fixed: no officer
   with a OneFile ID (the review's, else the trainee's main officer), or a linked learner
   that no synced organisation has (so the Visit's ``OrganisationID`` is unknown);
+- a learner staged by two organisations uploads its reviews to the lowest organisation ID,
+  so the choice never depends on the (unordered) order staging is read in;
 - an ``end_time`` not after the start time is ignored (one-hour visit), since OneFile
   would get a visit that ends before it begins.
 """
@@ -342,9 +344,7 @@ def plan_review_uploads(
     not_eligible = review_upload_eligibility(reviews)
     eligible = reviews[not_eligible.isna()].rename(columns={"onefile_learner_id": "learner_id"})
     eligible = eligible.merge(
-        organisation_by_learner.drop_duplicates("learner_id")[["learner_id", "organisation_id"]],
-        on="learner_id",
-        how="left",
+        _one_organisation_per_learner(organisation_by_learner), on="learner_id", how="left"
     )
     eligible["assessor_id"] = assessor_for_upload(eligible, officers)
     reason = _upload_reject_reasons(eligible)
@@ -376,6 +376,15 @@ def plan_review_uploads(
         },
     }
     return ReviewUploadPlan(uploads, rejects, counts)
+
+
+def _one_organisation_per_learner(organisation_by_learner: pd.DataFrame) -> pd.DataFrame:
+    """``learner_id``/``organisation_id``, one row per learner: a learner staged by several
+    organisations' searches takes the lowest organisation, the same whatever order staging
+    was read in; a null organisation is none."""
+    pairs = organisation_by_learner[["learner_id", "organisation_id"]].dropna()
+    pairs = pairs.sort_values(["learner_id", "organisation_id"], kind="stable")
+    return pairs.drop_duplicates("learner_id")
 
 
 _NOT_ELIGIBLE = ("not_normal", "in_onefile", "attended_set", "actual_date_set", "trainee_unlinked")
