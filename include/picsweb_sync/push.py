@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -51,28 +50,19 @@ log = logging.getLogger(__name__)
 
 AIM_UPDATE = project_tables.AIM_UPDATE
 REVIEW_CREATE = project_tables.REVIEW_CREATE
-CHUNK = 1000  # IDs per IN (...) list: SQL Server takes at most 2,100 parameters
+
+
+_NOT_DATA = (401, 403, 429)  # 4xx answers that say nothing about the row's data
 
 
 class PushIncomplete(RuntimeError):
     """Some outbox rows failed for a reason worth retrying; the task fails so Airflow retries."""
 
 
-def _chunks(ids: list[int]) -> Iterator[list[int]]:
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start : start + CHUNK]
-
-
-def _read_where_in(conn: sa.Connection, table: sa.Table, column: str, ids: list[int]):
-    """Rows of ``table`` whose ``column`` is one of ``ids``, in bounded queries."""
-    frames = [
-        read_frame(conn, sa.select(table).where(table.c[column].in_(chunk)))
-        for chunk in _chunks(sorted({int(i) for i in ids}))
-    ]
-    return (
-        pd.concat(frames, ignore_index=True)
-        if frames
-        else read_frame(conn, sa.select(table).where(sa.false()))
+def _rows_where_in(conn: sa.Connection, table: sa.Table, column: str, ids) -> pd.DataFrame:
+    """Rows of ``table`` whose ``column`` is one of ``ids``, in bounded ``IN`` lists."""
+    return db.select_in_chunks(
+        conn, lambda chunk: sa.select(table).where(table.c[column].in_(chunk)), ids
     )
 
 
@@ -92,7 +82,7 @@ def push_learning_aims(ctx: RunContext) -> dict[str, int]:
             aims = [int(t) for t in pending["target_id"]]
             onefile_now = current_learning_aims(hook, staged, aims)
             with ctx.picsweb.connect() as conn:
-                picsweb_now = _read_where_in(
+                picsweb_now = _rows_where_in(
                     conn, picsweb_tables.trainee_qualification, "onefile_learning_aim_id", aims
                 )
             checked = aim_fields_still_to_fill(pending, onefile_now, picsweb_now)
@@ -270,7 +260,7 @@ def plan_again(ctx: RunContext, review_ids: list[int]) -> dict[int, dict[str, An
     """Rule 5 applied again, now, to these PICSWeb reviews: review ID -> the payload to send,
     or the reason it can no longer be sent."""
     with ctx.picsweb.connect() as conn:
-        current = _read_where_in(conn, picsweb_tables.review, "review_id", review_ids)
+        current = _rows_where_in(conn, picsweb_tables.review, "review_id", review_ids)
         trainees = read_frame(conn, sa.select(picsweb_tables.trainee))
         officers = read_frame(conn, sa.select(picsweb_tables.officer))
     with ctx.staging.connect() as conn:
@@ -414,11 +404,10 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
         for p, rid, vid in zip(sent["payload"], sent["result_id"], sent["visit_id"], strict=True)
     ]
     staged = onefile_fields.parse_reviews(created, organisation_id=0).frame
-    review = picsweb_tables.review
     with ctx.picsweb.begin() as conn:
         trainees = read_frame(conn, sa.select(picsweb_tables.trainee))
         officers = read_frame(conn, sa.select(picsweb_tables.officer))
-        linked = _read_where_in(conn, review, "onefile_system_id", staged["review_id"].tolist())
+        linked = db.reviews_with_onefile_ids(conn, staged["review_id"])
         as_uploaded = linked[
             is_blank(linked["attended"]) | linked["attended"].eq("U").fillna(False)
         ]
@@ -439,8 +428,9 @@ def _skip(ctx: RunContext, outbox_id: int, reason: str) -> None:
 
 def _record_failure(ctx: RunContext, row: Any, exc: OneFileApiError) -> str:
     """A 4xx means OneFile refused the data: a reject, not retried. Anything else (5xx
-    after the hook's own retries, timeouts) is ``failed`` and retried by the task."""
-    refused = exc.status is not None and 400 <= exc.status < 500
+    after the hook's own retries, timeouts, and 401/403/429, which are about the session
+    or the rate, not the data) is ``failed`` and retried by the task."""
+    refused = exc.status is not None and 400 <= exc.status < 500 and exc.status not in _NOT_DATA
     state = "rejected" if refused else "failed"
     with ctx.staging.begin() as conn:
         project_tables.mark_outbox(conn, int(row.outbox_id), state, error=str(exc))
@@ -453,10 +443,14 @@ def _finish(ctx: RunContext, stage: str, kind: str, counts: dict[str, int]) -> d
         project_tables.record_counts(conn, ctx.run_id, stage, counts)
         refused = _refused_rows(conn, ctx.run_id, kind)
         project_tables.record_rejects(conn, ctx.run_id, f"{stage}_refused", refused)
+        failed = project_tables.outbox_rows(conn, ctx.run_id, kind, ("failed",))
     log.info("%s: %s", stage, counts)
     if counts["failed"]:
+        errors = list(dict.fromkeys(failed["last_error"].dropna().astype(str)))
+        shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
         raise PushIncomplete(
-            f"{counts['failed']} OneFile write(s) failed and will be retried; see sync_outbox"
+            f"{counts['failed']} OneFile write(s) failed and will be retried ({shown}); "
+            "see sync_outbox"
         )
     return counts
 
