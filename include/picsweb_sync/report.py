@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from picsweb_sync import project_tables, ukdates
+from picsweb_sync import freshness, project_tables, ukdates
 from picsweb_sync.runtime import RunContext, settings_snapshot
 from picsweb_sync.settings import mark_synchronised, read_settings
 
@@ -60,8 +60,12 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
     ended = now or datetime.now(UTC)
     retention_days = int(ctx.param("retention_days", 30))
     if ctx.plan.does_qualifications:  # a reviews-only backfill run is not a full sync
-        with ctx.picsweb.begin() as conn:
-            mark_synchronised(conn, ukdates.uk_wall_clock(ended))
+        newer = _newer_full_sync(ctx)
+        if newer is None:
+            with ctx.picsweb.begin() as conn:
+                mark_synchronised(conn, ukdates.uk_wall_clock(ended))
+        else:
+            log.info("last_synchronised left as it is: run %s synced newer OneFile data", newer)
     with ctx.staging.begin() as conn:
         project_tables.finish_run(conn, ctx.run_id, "success", ended)
         purged = project_tables.purge(conn, retention_days, ended)
@@ -83,6 +87,18 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
         "rejects": len(rejects),
         "purged_rows": int(sum(purged.values())),
     }
+
+
+def _newer_full_sync(ctx: RunContext) -> str | None:
+    """Another run that already loaded qualifications from OneFile data extracted after
+    this run's (a cleared ``finish_run`` of an old run must not claim a newer sync)."""
+    with ctx.staging.connect() as conn:
+        extracted = freshness.extracted_at(conn, ctx.run_id, freshness.QUALIFICATIONS)
+        if extracted is None:
+            return None
+        basis = freshness.Basis(extracted)
+        newer = freshness.newer_load(conn, ctx.run_id, freshness.QUALIFICATIONS, basis)
+    return None if newer is None else newer.run_id
 
 
 def record_failure(ctx: RunContext, failed_tasks: list[str] | None = None) -> str:

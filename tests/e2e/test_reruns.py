@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowSkipException
 
 from onefile.hook import OneFileApiError, OneFileHook
-from picsweb_sync import extract, load, push
+from picsweb_sync import extract, load, push, report
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.demo import run_dag
@@ -60,6 +60,11 @@ def _picsweb(world) -> dict[str, pd.DataFrame]:
 def _assert_same(before: dict[str, pd.DataFrame], after: dict[str, pd.DataFrame]) -> None:
     for name, frame in before.items():
         pd.testing.assert_frame_equal(after[name], frame, obj=name)
+
+
+def _last_synchronised(world):
+    with world.picsweb.connect() as conn:
+        return conn.execute(sa.select(pw.onefile_settings.c.last_synchronised)).scalar_one()
 
 
 def _outbox(world, run_id: str, kind: str) -> pd.DataFrame:
@@ -129,6 +134,14 @@ def test_an_old_runs_merge_and_load_refuse_after_a_newer_run_and_redo_from_extra
             task(old)
     _assert_same(after_second, _picsweb(world))  # the review was not set back to U
     assert len(world.audit()) == audit_rows
+    # The old run's other tasks, cleared too: nothing they write claims a newer state.
+    synced = _last_synchronised(world)
+    stage.plan_review_uploads(old)
+    assert push.push_reviews(old)["sent"] == 0
+    assert push.push_learning_aims(old)["sent"] == 0
+    report.finish_run(old)
+    assert _last_synchronised(world) == synced  # run 2 synced newer data
+    _assert_same(after_second, _picsweb(world))
 
     # Cleared from its extracts, the old run works on fresh data and changes nothing new.
     for organisation_id in old.settings.organisation_ids:
