@@ -1,0 +1,423 @@
+"""The demo profile of docker-compose.yaml: a PICSWeb on SQL Server and the matching OneFile.
+
+    python deploy/picsweb_demo.py init           # SQL Server: database, the sync's login, demo data
+    python deploy/picsweb_demo.py serve-onefile  # the matching OneFile simulator on 0.0.0.0
+    python deploy/picsweb_demo.py logical-date   # the logical date of the run that syncs the demo
+    python deploy/picsweb_demo.py ddl            # the T-SQL of the PICSWeb tables (--project-tables)
+
+``init`` waits for the SQL Server, creates the database ``PICSWEB_DB_NAME`` (case-insensitive
+collation, as PICSWeb's), the login ``PICSWEB_DB_LOGIN`` with ``PICSWEB_DB_PASSWORD`` as a
+db_owner of it (the sync creates its own ``sync_*`` tables on its first run), then, connected
+as that login (as Airflow will be), the PICSWeb tables and the demo rows: the generator's
+PICSWeb (``onefile_simulator.generate_dataset`` + ``picsweb_sync.demo_db``), as ``make demo``
+loads into SQLite. It loads once: a database that holds the demo already is left alone
+(``--reset`` rebuilds it). The day the demo reviews are scheduled around (``DEMO_TODAY``, else
+today's UK date) is kept in ``DEMO_STATE_DIR``, a volume the simulator reads, so both sides
+are generated from the same seed and day.
+
+Settings come from the environment the compose file gives (see .env.example). Runs in the
+project image, where ``include/`` is importable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mssql
+
+UK = ZoneInfo("Europe/London")
+DAY_FILE = "demo-day"
+DEFAULT_COLLATION = "SQL_Latin1_General_CP1_CI_AS"  # SQL Server's default: case-insensitive
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+class DemoError(Exception):
+    """Something the user fixes in .env (said plainly, without a traceback)."""
+
+
+# ----- settings -------------------------------------------------------------------------------
+def env(name: str, default: str | None = None) -> str:
+    value = os.environ.get(name, "") or default
+    if not value:
+        raise DemoError(f"{name} is not set: set it in .env (see .env.example)")
+    return value
+
+
+def demo_shape() -> dict[str, int]:
+    """The generator's parameters; the simulator and the PICSWeb must use the same ones."""
+    return {
+        "seed": int(env("DEMO_SEED", "7")),
+        "organisations": int(env("DEMO_ORGANISATIONS", "2")),
+        "learners": int(env("DEMO_LEARNERS", "25")),
+    }
+
+
+def state_dir() -> Path:
+    return Path(env("DEMO_STATE_DIR", "/opt/airflow/demo-state"))
+
+
+def uk_today() -> dt.date:
+    return dt.datetime.now(UK).date()
+
+
+def chosen_day() -> dt.date:
+    """``DEMO_TODAY`` (YYYY-MM-DD) or today's UK date."""
+    text = os.environ.get("DEMO_TODAY", "").strip()
+    if not text:
+        return uk_today()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise DemoError(f"DEMO_TODAY={text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def stored_day(directory: Path) -> dt.date | None:
+    path = directory / DAY_FILE
+    if not path.exists():
+        return None
+    return dt.date.fromisoformat(path.read_text().strip())
+
+
+def store_day(directory: Path, day: dt.date) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / DAY_FILE).write_text(day.isoformat() + "\n")
+
+
+def logical_date(day: dt.date) -> dt.datetime:
+    """The run for ``day``: 02:00 UK time, when the DAG is scheduled. Its review window
+    (30 days either side of its data interval) holds every demo review."""
+    return dt.datetime.combine(day, dt.time(2), tzinfo=UK)
+
+
+# ----- T-SQL --------------------------------------------------------------------------------
+def checked_name(kind: str, name: str) -> str:
+    """A database or login name: letters, digits and underscores only (they are spliced
+    into T-SQL, which takes no parameters for names)."""
+    if not _NAME.match(name):
+        raise DemoError(f"{kind} {name!r}: use letters, digits and underscores only")
+    return name
+
+
+def quote_name(name: str) -> str:
+    """``[name]``, as SQL Server quotes identifiers."""
+    return mssql.dialect().identifier_preparer.quote_identifier(name)
+
+
+def unicode_literal(value: str) -> str:
+    """``N'...'`` (CREATE LOGIN takes its password as a literal, not a parameter)."""
+    return "N'" + value.replace("'", "''") + "'"
+
+
+def create_database_sql(name: str, collation: str = DEFAULT_COLLATION) -> str:
+    checked_name("database", name)
+    checked_name("collation", collation)
+    return (
+        f"IF DB_ID({unicode_literal(name)}) IS NULL "
+        f"CREATE DATABASE {quote_name(name)} COLLATE {collation}"
+    )
+
+
+def drop_database_sql(name: str) -> str:
+    """Drop a database, ending the sessions still using it."""
+    checked_name("database", name)
+    return (
+        f"IF DB_ID({unicode_literal(name)}) IS NOT NULL BEGIN "
+        f"ALTER DATABASE {quote_name(name)} SET SINGLE_USER WITH ROLLBACK IMMEDIATE; "
+        f"DROP DATABASE {quote_name(name)}; END"
+    )
+
+
+def login_sql(login: str, password: str) -> str:
+    """Create the login, or set its password to the one in .env when it exists."""
+    checked_name("login", login)
+    secret = unicode_literal(password)
+    return (
+        f"IF SUSER_ID({unicode_literal(login)}) IS NULL "
+        f"CREATE LOGIN {quote_name(login)} WITH PASSWORD = {secret}, CHECK_POLICY = OFF "
+        f"ELSE ALTER LOGIN {quote_name(login)} WITH PASSWORD = {secret}"
+    )
+
+
+def database_user_sql(login: str) -> str:
+    """Run in the demo database: the login's user, db_owner there (and nowhere else)."""
+    checked_name("login", login)
+    return (
+        f"IF USER_ID({unicode_literal(login)}) IS NULL "
+        f"CREATE USER {quote_name(login)} FOR LOGIN {quote_name(login)}; "
+        f"ALTER ROLE db_owner ADD MEMBER {quote_name(login)}"
+    )
+
+
+def mssql_url(host: str, port: int, login: str, password: str, database: str) -> sa.URL:
+    """A SQLAlchemy URL (the password needs no escaping: URL.create keeps it apart)."""
+    return sa.URL.create(
+        "mssql+pymssql", username=login, password=password, host=host, port=port, database=database
+    )
+
+
+def wait_for(
+    engine: sa.Engine,
+    timeout: float,
+    interval: float = 3.0,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Until the server answers ``SELECT 1`` (SQL Server takes a while on its first start)."""
+    deadline = clock() + timeout
+    while True:
+        try:
+            with engine.connect() as conn:
+                conn.execute(sa.text("SELECT 1"))
+            return
+        except sa.exc.DBAPIError as exc:
+            if clock() >= deadline:
+                reason = str(exc.orig or exc).strip().splitlines()[0]
+                raise DemoError(
+                    f"{engine.url.render_as_string(hide_password=True)} did not answer in "
+                    f"{timeout:.0f} s: {reason}"
+                ) from None
+            print("waiting for SQL Server ...", flush=True)
+            time.sleep(interval)
+
+
+# ----- the demo PICSWeb -----------------------------------------------------------------------
+def demo_loaded(engine: sa.Engine) -> bool:
+    """Whether the database holds the demo PICSWeb already (its settings row)."""
+    from picsweb_sync.picsweb_tables import onefile_settings
+
+    with engine.connect() as conn:
+        if not sa.inspect(conn).has_table(onefile_settings.name):
+            return False
+        return bool(conn.execute(sa.select(sa.func.count()).select_from(onefile_settings)).scalar())
+
+
+def drop_demo_tables(engine: sa.Engine) -> None:
+    """The sync's own tables, then the PICSWeb tables (a demo database only)."""
+    from picsweb_sync.picsweb_tables import metadata
+    from picsweb_sync.project_tables import project_metadata
+
+    with engine.begin() as conn:
+        project_metadata.drop_all(conn, checkfirst=True)
+        metadata.drop_all(conn, checkfirst=True)
+
+
+def load_demo(engine: sa.Engine, day: dt.date) -> dict[str, int]:
+    """Create the PICSWeb tables and load the generator's PICSWeb for ``day``."""
+    from onefile_simulator import generate_dataset
+    from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+
+    dataset = generate_dataset(**demo_shape(), today=day)
+    create_picsweb_tables(engine)
+    return load_picsweb_rows(engine, dataset.picsweb)
+
+
+def build_picsweb(engine: sa.Engine, directory: Path, reset: bool) -> tuple[dt.date, bool]:
+    """Load the demo unless it is there already (with its day kept); returns (day, loaded)."""
+    day = stored_day(directory)
+    if demo_loaded(engine) and day is not None and not reset:
+        return day, False
+    if demo_loaded(engine) or reset:
+        # Rebuilt, so that PICSWeb and the simulator are generated for the same day.
+        drop_demo_tables(engine)
+    day = chosen_day()
+    loaded = load_demo(engine, day)
+    store_day(directory, day)
+    print("loaded " + ", ".join(f"{n} {table}" for table, n in loaded.items()), flush=True)
+    return day, True
+
+
+def init(args: argparse.Namespace) -> int:
+    host = env("DEMO_MSSQL_HOST", "sqlserver")
+    port = int(env("DEMO_MSSQL_PORT", "1433"))
+    database = checked_name("PICSWEB_DB_NAME", env("PICSWEB_DB_NAME", "picsweb"))
+    login = checked_name("PICSWEB_DB_LOGIN", env("PICSWEB_DB_LOGIN", "picsweb_sync"))
+    sa_password = env("MSSQL_SA_PASSWORD")
+    password = sa_password if login == "sa" else env("PICSWEB_DB_PASSWORD")
+    if os.environ.get("PICSWEB_DB_HOST", host) != host:
+        print(
+            f"warning: PICSWEB_DB_HOST={os.environ['PICSWEB_DB_HOST']!r}, so the sync's "
+            f"connection does not point at the demo SQL Server {host!r}",
+            flush=True,
+        )
+
+    admin = sa.create_engine(
+        mssql_url(host, port, "sa", sa_password, "master"), isolation_level="AUTOCOMMIT"
+    )
+    try:
+        wait_for(admin, timeout=args.timeout)
+        with admin.connect() as conn:
+            conn.exec_driver_sql(create_database_sql(database, args.collation))
+            if login != "sa":
+                conn.exec_driver_sql(login_sql(login, password))
+        if login != "sa":
+            owner = sa.create_engine(
+                mssql_url(host, port, "sa", sa_password, database), isolation_level="AUTOCOMMIT"
+            )
+            with owner.connect() as conn:
+                conn.exec_driver_sql(database_user_sql(login))
+            owner.dispose()
+    finally:
+        admin.dispose()
+
+    # As the sync's own login, as Airflow connects: proves the connection in .env works.
+    picsweb = sa.create_engine(mssql_url(host, port, login, password, database))
+    try:
+        day, loaded = build_picsweb(picsweb, state_dir(), reset=args.reset)
+    finally:
+        picsweb.dispose()
+    what = "built" if loaded else "already there (--reset rebuilds it)"
+    print(
+        f"demo PICSWeb {what}: {database} on {host}:{port} as {login}; reviews scheduled "
+        f"around {day.isoformat()}; the run that syncs them: logical date "
+        f"{logical_date(day).isoformat()}",
+        flush=True,
+    )
+    return 0
+
+
+# ----- the OneFile simulator ------------------------------------------------------------------
+def hosted_simulator(data, *, host: str, port: int, customer_token: str):
+    """A OneFileSimulator listening on ``host`` (``OneFileSimulator.start`` binds 127.0.0.1
+    only, unreachable from the other containers)."""
+    from onefile_simulator import OneFileSimulator, server
+
+    class _Hosted(OneFileSimulator):
+        def start(self) -> str:
+            handler = type("_BoundHandler", (server._Handler,), {"sim": self})
+            self._server = ThreadingHTTPServer((host, self._port), handler)
+            self._server.daemon_threads = True
+            self._server.block_on_close = False
+            self._thread = threading.Thread(
+                target=self._server.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name="onefile-simulator",
+                daemon=True,
+            )
+            self._thread.start()
+            shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
+            self.base_url = f"http://{shown}:{self._server.server_address[1]}{server.API_PREFIX}"
+            return self.base_url
+
+    return _Hosted(data, customer_token=customer_token, port=port)
+
+
+def serve_onefile(args: argparse.Namespace) -> int:
+    from onefile_simulator import generate_dataset
+
+    directory = state_dir()
+    deadline = time.monotonic() + args.timeout
+    while (day := stored_day(directory)) is None:
+        if time.monotonic() >= deadline:
+            raise DemoError(f"no demo day in {directory}: run `picsweb_demo.py init` first")
+        time.sleep(2)
+    token = env("ONEFILE_CUSTOMER_TOKEN")
+    dataset = generate_dataset(**demo_shape(), today=day)
+    sim = hosted_simulator(dataset.onefile, host=args.host, port=args.port, customer_token=token)
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with sim:
+        if not args.no_malformed_rows:
+            # As make demo: a few malformed rows, set aside with their reason by the sync.
+            sim.faults.malformed_rows("LearningAim", kinds=("bad_date", "text_number"))
+            sim.faults.malformed_rows("Review", kinds=("missing_id",))
+        orgs = ", ".join(str(o["ID"]) for o in dataset.onefile.organisations)
+        print(f"OneFile simulator at {sim.base_url} (listening on {args.host})", flush=True)
+        print(
+            f"organisations {orgs}; reviews scheduled around {day.isoformat()}; "
+            "customer token: ONEFILE_CUSTOMER_TOKEN from .env",
+            flush=True,
+        )
+        while not stop.wait(0.5):
+            pass
+    print("stopped", flush=True)
+    return 0
+
+
+# ----- small commands -------------------------------------------------------------------------
+def print_logical_date(args: argparse.Namespace) -> int:
+    day = stored_day(state_dir())
+    if day is None:
+        raise DemoError("the demo PICSWeb is not built yet: run `picsweb_demo.py init` first")
+    print(logical_date(day).isoformat())
+    return 0
+
+
+def sql_server_dialect() -> mssql.base.MSDialect:
+    """The dialect as it sets itself up on a modern server (DATE, TIME, NVARCHAR(max))."""
+    dialect = mssql.dialect()
+    dialect.server_version_info = (16, 0)  # SQL Server 2022
+    dialect._setup_version_attributes()
+    return dialect
+
+
+def ddl(project_tables: bool) -> list[str]:
+    """CREATE TABLE / CREATE INDEX statements for SQL Server, in dependency order."""
+    from sqlalchemy.schema import CreateIndex, CreateTable
+
+    if project_tables:
+        from picsweb_sync.project_tables import project_metadata as metadata
+    else:
+        from picsweb_sync.picsweb_tables import metadata
+
+    dialect = sql_server_dialect()
+    statements = []
+    for table in metadata.sorted_tables:
+        statements.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        for index in sorted(table.indexes, key=lambda i: i.name or ""):
+            statements.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
+    return statements
+
+
+def print_ddl(args: argparse.Namespace) -> int:
+    for statement in ddl(args.project_tables):
+        print(statement + ";\nGO\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python deploy/picsweb_demo.py", description=__doc__.splitlines()[0]
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    p = commands.add_parser("init", help="database, login and demo PICSWeb on SQL Server")
+    p.add_argument("--reset", action="store_true", help="rebuild the demo PICSWeb")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for SQL Server")
+    p.add_argument("--collation", default=DEFAULT_COLLATION)
+    p.set_defaults(run=init)
+    p = commands.add_parser("serve-onefile", help="the matching OneFile simulator")
+    p.add_argument("--host", default="0.0.0.0")
+    p.add_argument("--port", type=int, default=8099)
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for init")
+    p.add_argument("--no-malformed-rows", action="store_true")
+    p.set_defaults(run=serve_onefile)
+    p = commands.add_parser("logical-date", help="the logical date of the demo's run")
+    p.set_defaults(run=print_logical_date)
+    p = commands.add_parser("ddl", help="T-SQL of the PICSWeb tables")
+    p.add_argument("--project-tables", action="store_true", help="the sync_* tables instead")
+    p.set_defaults(run=print_ddl)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
