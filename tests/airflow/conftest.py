@@ -1,0 +1,104 @@
+"""A real Airflow for the tests of this folder: api-server, scheduler (LocalExecutor) and
+dag-processor as subprocesses (tests/support/airflow_server.py), the metadata DB on the
+tests' PostgreSQL server, the DAG's two connections (environment variables) pointing at a
+OneFile simulator over HTTP on 127.0.0.1 and a PICSWeb database on the same server.
+
+Airflow starts once per test session, at the first test here that needs it, and stops as
+soon as the last test of this folder is done (package scope: in a whole-suite run it does
+not idle on, taking CPU from the suites after it), also when tests fail. The tests share
+one Airflow, one simulator and one PICSWeb, so each picks its own logical dates and looks
+only at its own runs.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from onefile_simulator import OneFileSimulator, generate_dataset
+from picsweb_sync.demo import DAG_ID, connection_env
+from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+from tests.airflow.world import DAILY_RUN_DAY, AirflowWorld, at_0200_london
+from tests.support.airflow_server import AirflowServer
+
+# Small backoff so a run that meets an injected OneFile fault fails in seconds.
+FAST_HOOK = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, "timeout_seconds": 5}
+POOL_DESCRIPTION = "OneFile API rate limit: tasks calling OneFile take turns"
+
+_SUMMARY: list[str] = []
+
+
+def pytest_terminal_summary(terminalreporter):
+    for line in _SUMMARY:
+        terminalreporter.write_line(f"tests/airflow: {line}")
+
+
+@pytest.fixture(scope="package")
+def airflow_world(pg_server, request) -> AirflowWorld:
+    dataset = generate_dataset(seed=11, organisations=2, learners=8)
+    picsweb_url = pg_server.create_database("picsweb_airflow_server")
+    picsweb = sa.create_engine(picsweb_url)
+    create_picsweb_tables(picsweb)
+    load_picsweb_rows(picsweb, dataset.picsweb)
+    sim = OneFileSimulator(dataset.onefile)
+    sim.start()
+    airflow = AirflowServer(
+        home=Path(tempfile.mkdtemp(prefix="picsweb-airflow-server-")),
+        metadata_url=pg_server.create_database("airflow_metadata"),
+        extra_env=connection_env(sim.base_url, sim.customer_token, picsweb_url, FAST_HOOK),
+    )
+    failed_before = request.session.testsfailed
+    try:
+        began = time.monotonic()
+        airflow.start(DAG_ID)
+        # The OneFile tasks never start without their pool (the REST API is quicker
+        # than a CLI process; the runbook tests run `airflow pools set` themselves).
+        airflow.api(
+            "POST",
+            "/api/v2/pools",
+            ok=(200, 201),
+            json={"name": "onefile_api", "slots": 1, "description": POOL_DESCRIPTION},
+        )
+        world = AirflowWorld(
+            airflow=airflow,
+            dataset=dataset,
+            sim=sim,
+            picsweb=picsweb,
+            startup_seconds=time.monotonic() - began,
+        )
+        phases = ", ".join(f"{k} at {v:.0f} s" for k, v in airflow.startup_phases.items())
+        _SUMMARY.append(f"real Airflow up in {world.startup_seconds:.0f} s ({phases})")
+        yield world
+    finally:
+        stopping = time.monotonic()
+        airflow.stop()
+        sim.stop()
+        picsweb.dispose()
+        _SUMMARY.append(f"Airflow stopped in {time.monotonic() - stopping:.0f} s")
+        if request.session.testsfailed == failed_before:
+            shutil.rmtree(airflow.home, ignore_errors=True)
+        else:  # component output and task logs, for whoever reads the failure
+            _SUMMARY.append(f"Airflow home kept for its logs: {airflow.home}")
+
+
+@pytest.fixture(scope="package")
+def daily_run(airflow_world) -> str:
+    """A full (manual) run for DAILY_RUN_DAY, triggered and not waited for: tests that
+    need it finished ask for ``finished_daily_run``; others run beside it meanwhile."""
+    airflow_world.airflow.set_paused(airflow_world.dag_id, False)
+    return airflow_world.trigger(at_0200_london(DAILY_RUN_DAY))
+
+
+@pytest.fixture(scope="package")
+def finished_daily_run(airflow_world, daily_run) -> str:
+    state = airflow_world.wait(daily_run, timeout=240)
+    assert state == "success", (
+        f"the full run {daily_run} ended {state}: "
+        f"{airflow_world.airflow.ti_summary(airflow_world.dag_id, daily_run)}"
+    )
+    return daily_run

@@ -1,0 +1,564 @@
+"""A real Airflow (api-server, scheduler with LocalExecutor, dag-processor) for the tests.
+
+Each component runs as its own subprocess in its own process group, with a throwaway
+``AIRFLOW_HOME`` and a metadata database on the tests' PostgreSQL server. The tests drive
+it the way the data team does: the ``airflow`` CLI (same environment) and the REST API.
+``stop()`` signals each process group, waits for it, and kills whatever of the
+components' own process trees is still left.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import secrets
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+# Each component is `airflow <component>` (Airflow's own entry point and argv) run by this
+# launcher, which first imports Airflow and the modules the component will need, then waits
+# for the metadata DB to be migrated (the marker file), then runs the command. So the slow
+# imports overlap the migration, and a component whose pytest process died (a killed
+# session) stops its own process group instead of running on.
+LAUNCHER = """
+import importlib, os, signal, sys, threading, time
+from pathlib import Path
+
+name, marker, preload = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+parent = os.getppid()
+
+
+def watch_parent():
+    while os.getppid() == parent:
+        time.sleep(2)
+    os.killpg(0, signal.SIGTERM)
+
+
+threading.Thread(target=watch_parent, daemon=True).start()
+import airflow.__main__
+
+for module in preload:
+    if "=" in module:  # an environment variable the real command sets before importing
+        key, value = module.split("=", 1)
+        os.environ[key] = value
+    else:
+        importlib.import_module(module)
+deadline = time.monotonic() + 600
+while not marker.exists():
+    if time.monotonic() > deadline:
+        sys.exit("the metadata DB was not migrated in time")
+    time.sleep(0.1)
+sys.argv = ["airflow", name]
+sys.exit(airflow.__main__.main())
+"""
+
+PRELOAD = {
+    # Task processes are forked from the scheduler's LocalExecutor workers: whatever the
+    # scheduler has imported they do not import again. The DAG's tasks import these heavy
+    # third-party libraries (never the sync's own code, which other people edit while tests
+    # run: each task imports that fresh), which would otherwise cost every task seconds.
+    "scheduler": (
+        "numpy",
+        "pandas",
+        "sqlalchemy",
+        "psycopg2",
+        "requests",
+        "airflow.cli.commands.scheduler_command",
+        "airflow.jobs.scheduler_job_runner",
+        "airflow.executors.local_executor",
+        "airflow.providers.http.hooks.http",
+        "airflow.providers.standard.decorators.python",
+        "airflow.providers.standard.decorators.short_circuit",
+        "airflow.sdk.execution_time.task_runner",
+    ),
+    # airflow.api_fastapi.main marks the process as a server before importing the app.
+    "api-server": (
+        "airflow.cli.commands.api_server_command",
+        "uvicorn",
+        "fastapi",
+        "_AIRFLOW_PROCESS_CONTEXT=server",
+        "airflow.api_fastapi.app",
+    ),
+    "dag-processor": (
+        "airflow.cli.commands.dag_processor_command",
+        "airflow.jobs.dag_processor_job_runner",
+        "airflow.dag_processing.manager",
+    ),
+}
+FINAL_RUN_STATES = {"success", "failed"}
+FINAL_TI_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
+
+
+class AirflowServerError(AssertionError):
+    """Something in the real Airflow did not happen in time; the message has the log tails."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def iso(value: datetime) -> str:
+    if value.tzinfo is None:
+        raise ValueError("give the REST API an aware datetime")
+    return value.isoformat()
+
+
+@dataclass
+class AirflowServer:
+    home: Path
+    metadata_url: str
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    procs: dict[str, subprocess.Popen] = field(default_factory=dict)
+    startup_seconds: float | None = None
+    startup_phases: dict[str, float] = field(default_factory=dict)
+    _token: str | None = None
+    _session: requests.Session = field(default_factory=requests.Session)
+
+    # ----- environment -----------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The environment of every component and CLI call: nothing inherited from the
+        pytest process's own Airflow settings (its home is the ``dag.test()`` one)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+        env.update(
+            {
+                "AIRFLOW_HOME": str(self.home),
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_url,
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
+                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.port),
+                "AIRFLOW__API__BASE_URL": self.base_url,
+                "AIRFLOW__API__WORKERS": "1",
+                # Secrets every component must share (a generated airflow.cfg would hold them).
+                "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt_secret"),
+                "AIRFLOW__API__SECRET_KEY": self._secret("api_secret_key"),
+                "AIRFLOW__CORE__FERNET_KEY": self._secret("fernet_key"),
+                # Runs are started by the tests (trigger, backfill, clear), never by the
+                # clock: unpausing the DAG must not add a full run of "yesterday".
+                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+                # Parsed once at start; tasks parse the file themselves when they run.
+                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
+                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+                "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "600",
+                # The task supervisor notices its task's exit at its next wake-up, at most
+                # this many seconds later (5 by default: up to 5 s lost per task).
+                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+                "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
+        env.update(self.extra_env)
+        return env
+
+    def _secret(self, name: str) -> str:
+        path = self.home / f".{name}"
+        if not path.exists():
+            # A Fernet key is 32 url-safe base64 bytes, which also serves as any secret.
+            path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+        return path.read_text()
+
+    def component_log(self, name: str) -> Path:
+        return self.home / f"{name}.out"
+
+    # ----- lifecycle -------------------------------------------------------------------
+    def start(self, dag_id: str, timeout: float = 180) -> None:
+        """Migrate the metadata DB, start the components and wait until ``dag_id`` is
+        parsed and the API answers. On any failure everything started is stopped.
+
+        The components start at once and import Airflow while ``airflow db migrate``
+        runs; each runs its command only when the migration is done (see LAUNCHER).
+        """
+        began = time.monotonic()
+        self.home.mkdir(parents=True, exist_ok=True)
+        # Every Airflow process writes a default airflow.cfg when there is none: with one in
+        # place the processes starting together cannot trip over each other's half-written
+        # file. Everything is configured through the environment.
+        (self.home / "airflow.cfg").touch()
+        marker = self.home / ".migrated"
+        try:
+            for name in COMPONENTS:
+                out = self.component_log(name).open("ab")
+                self.procs[name] = subprocess.Popen(
+                    [sys.executable, "-c", LAUNCHER, name, str(marker), *PRELOAD[name]],
+                    env=self.env,
+                    cwd=self.home,
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # own process group, signalled as a whole
+                )
+                out.close()
+            self.cli("db", "migrate", timeout=timeout)
+            marker.touch()
+            self.startup_phases["db migrate"] = time.monotonic() - began
+            self._wait(lambda: self._dag_ready(dag_id), timeout, f"DAG {dag_id} parsed")
+            self.startup_phases["components up, DAG parsed"] = time.monotonic() - began
+        except BaseException:
+            self.stop()
+            raise
+        self.startup_seconds = time.monotonic() - began
+
+    def stop(self, timeout: float = 30) -> None:
+        """SIGTERM each component's process group, wait, then SIGKILL what is left of the
+        components' own process trees (task processes included)."""
+        trees: list[psutil.Process] = []
+        for proc in self.procs.values():
+            try:
+                parent = psutil.Process(proc.pid)
+                trees.extend([parent, *parent.children(recursive=True)])
+            except psutil.NoSuchProcess:
+                pass
+        for proc in self.procs.values():
+            # The group, even when its leader is gone: its task processes may not be.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for proc in self.procs.values():
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        _gone, alive = psutil.wait_procs(trees, timeout=max(0.1, deadline - time.monotonic()))
+        for leftover in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                leftover.kill()
+        psutil.wait_procs(alive, timeout=5)
+        self.procs.clear()
+        self._session.close()
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                raise AirflowServerError(
+                    f"airflow {name} exited with {proc.returncode}\n{self.log_tails()}"
+                )
+
+    def log_tails(self, lines: int = 40, names: Iterable[str] = ("scheduler",)) -> str:
+        parts = []
+        for name in names:
+            path = self.component_log(name)
+            text = path.read_text(errors="replace") if path.exists() else "(no log)"
+            parts.append(f"--- last {lines} lines of {name} ---\n" + _tail(text, lines))
+        return "\n".join(parts)
+
+    # ----- CLI -------------------------------------------------------------------------
+    def cli(
+        self,
+        *args: str,
+        input: str | None = None,  # noqa: A002 (subprocess's name)
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """``airflow <args>`` with the components' environment."""
+        done = subprocess.run(
+            [str(AIRFLOW_BIN), *args],
+            env=self.env,
+            cwd=self.home,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            raise AirflowServerError(
+                f"airflow {shlex.join(args)} exited with {done.returncode}\n"
+                f"stdout: {_tail(done.stdout, 30)}\nstderr: {_tail(done.stderr, 30)}"
+            )
+        return done
+
+    def shell(self, command: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """A command line as a person types it (``airflow ...``), run with this Airflow."""
+        argv = shlex.split(command)
+        if not argv or argv[0] != "airflow":
+            raise ValueError(f"not an airflow command: {command!r}")
+        return self.cli(*argv[1:], **kwargs)
+
+    # ----- REST API --------------------------------------------------------------------
+    def _auth_header(self) -> dict[str, str]:
+        if self._token is None:
+            answer = self._session.get(f"{self.base_url}/auth/token", timeout=10)
+            answer.raise_for_status()
+            self._token = answer.json()["access_token"]
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", 30)
+        headers = {**self._auth_header(), **kwargs.pop("headers", {})}
+        answer = self._session.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
+        if answer.status_code == 401:  # token expired: once more with a new one
+            self._token = None
+            headers.update(self._auth_header())
+            answer = self._session.request(
+                method, f"{self.base_url}{path}", headers=headers, **kwargs
+            )
+        return answer
+
+    def api(self, method: str, path: str, ok: Sequence[int] = (200,), **kwargs: Any) -> Any:
+        answer = self.request(method, path, **kwargs)
+        if answer.status_code not in ok:
+            raise AirflowServerError(
+                f"{method} {path} answered {answer.status_code}: {answer.text[:2000]}"
+            )
+        return answer.json() if answer.content else None
+
+    def _dag_ready(self, dag_id: str) -> bool:
+        self.check_alive()
+        try:
+            answer = self.request("GET", f"/api/v2/dags/{dag_id}", timeout=5)
+        except requests.RequestException:
+            return False
+        if answer.status_code == 200:
+            return True
+        errors = self.request("GET", "/api/v2/importErrors", timeout=5)
+        if errors.status_code == 200 and errors.json().get("total_entries"):
+            raise AirflowServerError(f"DAG import errors: {errors.json()}")
+        return False
+
+    def set_paused(self, dag_id: str, paused: bool) -> None:
+        self.api("PATCH", f"/api/v2/dags/{dag_id}", json={"is_paused": paused})
+
+    def trigger(
+        self,
+        dag_id: str,
+        logical_date: datetime | None,
+        conf: Mapping[str, Any] | None = None,
+        run_id: str | None = None,
+    ) -> dict[str, Any]:
+        """``POST /dagRuns``: a manual run; returns the new run as the API shows it."""
+        body: dict[str, Any] = {
+            "logical_date": None if logical_date is None else iso(logical_date),
+            "conf": dict(conf or {}),
+        }
+        if run_id is not None:
+            body["dag_run_id"] = run_id
+        return self.api("POST", f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+
+    def dag_run(self, dag_id: str, run_id: str) -> dict[str, Any]:
+        return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")
+
+    def dag_runs(self, dag_id: str, **filters: Any) -> list[dict[str, Any]]:
+        params = {"limit": 100, "order_by": "logical_date", **filters}
+        return self.api("GET", f"/api/v2/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float = 120, states: set[str] = FINAL_RUN_STATES
+    ) -> dict[str, Any]:
+        """Poll the REST API until the run is in one of ``states``; fail with the
+        scheduler's log tail and the run's task states when it does not get there."""
+        found: dict[str, Any] = {}
+
+        def done() -> bool:
+            self.check_alive()
+            found.update(self.dag_run(dag_id, run_id))
+            return found["state"] in states
+
+        self._wait(
+            done,
+            timeout,
+            f"run {run_id} in {sorted(states)}",
+            detail=lambda: f"run: {found.get('state')}; tasks: {self.ti_summary(dag_id, run_id)}",
+        )
+        return found
+
+    def wait_for_runs(
+        self, dag_id: str, run_ids: Iterable[str], timeout: float = 120
+    ) -> dict[str, dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        return {
+            run_id: self.wait_for_run(dag_id, run_id, max(1.0, deadline - time.monotonic()))
+            for run_id in run_ids
+        }
+
+    def task_instances(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """Every task instance of a run (mapped ones one row per map index)."""
+        answer = self.api(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances",
+            params={"limit": 1000},
+        )
+        return sorted(answer["task_instances"], key=lambda t: (t["task_id"], t["map_index"]))
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[tuple[str, int], str | None]:
+        return {
+            (t["task_id"], t["map_index"]): t["state"] for t in self.task_instances(dag_id, run_id)
+        }
+
+    def task_instance(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+    ) -> dict[str, Any]:
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        if map_index >= 0:
+            path += f"/{map_index}"
+        return self.api("GET", path)
+
+    def tries(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int = -1
+    ) -> list[dict[str, Any]]:
+        """The task's try history (earlier tries and the current one), oldest first."""
+        path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+        path += f"/{map_index}/tries" if map_index >= 0 else "/tries"
+        answer = self.api("GET", path)
+        return sorted(answer["task_instances"], key=lambda t: t["try_number"])
+
+    def xcom(
+        self, dag_id: str, run_id: str, task_id: str, key: str = "return_value", map_index=-1
+    ) -> Any:
+        answer = self.api(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}",
+            params={"map_index": map_index},
+        )
+        return answer["value"]
+
+    def task_log(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, map_index: int = -1
+    ) -> list[dict[str, Any]]:
+        """The structured log of one try: a list of events (``event``, ``logger``, ...)."""
+        answer = self.api(
+            "GET",
+            f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+            params={"map_index": map_index, "full_content": True},
+            headers={"Accept": "application/json"},
+        )
+        content = answer["content"]
+        return [line if isinstance(line, dict) else {"event": str(line)} for line in content]
+
+    # ----- backfills -------------------------------------------------------------------
+    def backfills(self, dag_id: str) -> list[dict[str, Any]]:
+        answer = self.api("GET", "/api/v2/backfills", params={"dag_id": dag_id, "limit": 100})
+        return sorted(answer["backfills"], key=lambda b: b["id"])
+
+    def latest_backfill(self, dag_id: str) -> dict[str, Any] | None:
+        found = self.backfills(dag_id)
+        return found[-1] if found else None
+
+    def cancel_backfill(self, backfill_id: int) -> None:
+        self.api("PUT", f"/api/v2/backfills/{backfill_id}/cancel", ok=(200, 409))
+
+    def backfill_runs(self, backfill_id: int) -> list[dict[str, Any]]:
+        """The runs a backfill made or took over (``reprocess-behavior``), from the
+        metadata DB: the REST API does not tell which backfill a run belongs to."""
+        return self.metadata_rows(
+            "SELECT dr.run_id, dr.logical_date, dr.run_type, dr.state"
+            " FROM backfill_dag_run bdr JOIN dag_run dr ON dr.id = bdr.dag_run_id"
+            " WHERE bdr.backfill_id = :backfill_id ORDER BY dr.logical_date",
+            backfill_id=backfill_id,
+        )
+
+    def try_labels(
+        self, dag_id: str, run_id: str, task_id: str, map_index: int
+    ) -> dict[int, str | None]:
+        """``rendered_map_index`` as stored for each try (earlier tries live in
+        task_instance_history; the REST API's try list leaves the label out)."""
+        where = (
+            " WHERE dag_id = :dag_id AND run_id = :run_id AND task_id = :task_id"
+            " AND map_index = :map_index"
+        )
+        params = {"dag_id": dag_id, "run_id": run_id, "task_id": task_id, "map_index": map_index}
+        rows = self.metadata_rows(
+            "SELECT try_number, rendered_map_index FROM task_instance_history" + where, **params
+        ) + self.metadata_rows(
+            "SELECT try_number, rendered_map_index FROM task_instance" + where, **params
+        )
+        return {row["try_number"]: row["rendered_map_index"] for row in rows}
+
+    def metadata_rows(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(self.metadata_url, poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                return [dict(row) for row in conn.execute(sa.text(sql), params).mappings()]
+        finally:
+            engine.dispose()
+
+    def wait_for_backfill_done(self, dag_id: str, timeout: float = 60) -> None:
+        """Until no backfill of the DAG is active (Airflow allows one at a time)."""
+
+        def done() -> bool:
+            self.check_alive()
+            return all(b["completed_at"] is not None for b in self.backfills(dag_id))
+
+        self._wait(done, timeout, f"the backfills of {dag_id} to complete")
+
+    def clear_task_instances(self, dag_id: str, **body: Any) -> dict[str, Any]:
+        body.setdefault("dry_run", False)
+        return self.api("POST", f"/api/v2/dags/{dag_id}/clearTaskInstances", json=body)
+
+    def ti_summary(self, dag_id: str, run_id: str) -> str:
+        try:
+            states = self.task_states(dag_id, run_id)
+        except Exception as exc:  # the summary is only there to explain a timeout
+            return f"(cannot list task instances: {exc})"
+        return ", ".join(
+            f"{task}{'' if index < 0 else f'[{index}]'}={state}"
+            for (task, index), state in states.items()
+        )
+
+    # ----- waiting ---------------------------------------------------------------------
+    def _wait(
+        self,
+        condition: Callable[[], bool],
+        timeout: float,
+        what: str,
+        interval: float = 0.5,
+        detail: Callable[[], str] | None = None,
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if condition():
+                return
+            if time.monotonic() > deadline:
+                extra = f"\n{detail()}" if detail else ""
+                raise AirflowServerError(
+                    f"timed out after {timeout:.0f} s waiting for {what}{extra}\n"
+                    + self.log_tails(names=COMPONENTS if "parsed" in what else ("scheduler",))
+                )
+            time.sleep(interval)
+
+    def wait_until(
+        self, condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.5
+    ) -> None:
+        self._wait(condition, timeout, what, interval)
+
+
+def _tail(text: str, lines: int) -> str:
+    return "\n".join(text.splitlines()[-lines:])
