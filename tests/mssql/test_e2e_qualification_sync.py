@@ -1,0 +1,3 @@
+"""tests/e2e/test_qualification_sync.py with the PICSWeb on SQL Server (see conftest.py)."""
+
+from tests.e2e.test_qualification_sync import *  # noqa: F403
