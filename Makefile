@@ -43,3 +43,28 @@ clean:
 # Benchmarks beside their loop baselines (~3 min; BENCH_ARGS=--quick for < 30 s)
 bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# ----- deployment: docker-compose.yaml, Dockerfile (docs/deployment.md) ----------------------
+.PHONY: deploy-check-tools deploy-config test-mssql
+
+# Debian's docker-compose, with which tests/deploy validates docker-compose.yaml offline (no
+# Docker engine needed); installed when missing, else those tests skip and say why.
+deploy-check-tools:
+	deploy/ensure-docker-compose.sh
+
+# docker-compose.yaml validated for the default and the demo profile, with generated secrets.
+deploy-config: deploy-check-tools
+	@env_file=$$(mktemp) && trap 'rm -f "$$env_file"' EXIT && \
+	python3 deploy/new_env.py > "$$env_file" && \
+	docker-compose --env-file "$$env_file" config -q && \
+	docker-compose --env-file "$$env_file" --profile demo config -q && \
+	echo "docker-compose.yaml: default and demo profiles valid"
+
+# tests/data and tests/e2e again with their databases on a real SQL Server (tests/mssql), e.g.
+# the demo profile's: PICSWEB_TEST_MSSQL_URL=mssql+pymssql://sa:PASSWORD@localhost:1433/master
+test-mssql: $(STAMP)
+	@if [ -z "$$PICSWEB_TEST_MSSQL_URL" ]; then \
+	  echo "PICSWEB_TEST_MSSQL_URL is not set: the SQL Server tests are skipped, e.g."; \
+	  echo "  PICSWEB_TEST_MSSQL_URL=mssql+pymssql://sa:PASSWORD@localhost:1433/master make test-mssql"; \
+	fi
+	$(VENV)/bin/pytest tests/mssql
