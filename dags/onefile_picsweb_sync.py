@@ -69,6 +69,11 @@ RETRY_DELAY = timedelta(seconds=conf.getint("core", "default_task_retry_delay", 
 # task process. Create it once: `airflow pools set onefile_api 1 "OneFile API rate limit"`.
 ONEFILE_POOL = "onefile_api"
 
+# Mapped extracts are labelled by their organisation in the grid. Read from the task's own
+# arguments, so Airflow can render it before the task runs: a running or failing try shows
+# the organisation, not a bare map index.
+ORGANISATION_LABEL = "{{ task.op_kwargs['organisation_id'] }}"
+
 
 def _run(stage: str, **arguments):
     """Run ``picsweb_sync.<stage>`` for the current task (see ``runtime.run_stage``)."""
@@ -125,19 +130,19 @@ def onefile_picsweb_sync():
     def organisations(started: dict) -> list[int]:
         return started["organisation_ids"]
 
-    @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
+    @task(map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL)
     def extract_learners(organisation_id: int) -> dict:
         return _run("extract.extract_learners", organisation_id=organisation_id)
 
-    @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
+    @task(map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL)
     def extract_assessors(organisation_id: int) -> dict:
         return _run("extract.extract_assessors", organisation_id=organisation_id)
 
-    @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
+    @task(map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL)
     def extract_learning_aims(organisation_id: int) -> dict:
         return _run("extract.extract_learning_aims", organisation_id=organisation_id)
 
-    @task(map_index_template="{{ organisation_id }}", pool=ONEFILE_POOL)
+    @task(map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL)
     def extract_reviews(organisation_id: int) -> dict:
         return _run("extract.extract_reviews", organisation_id=organisation_id)
 

@@ -317,15 +317,6 @@ def test_a_failed_extract_is_labelled_with_its_organisation(airflow_world, faile
     assert running == {1, 2, 3}, failed_extract["seen"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "map_index_template='{{ organisation_id }}' renders only after the task's callable "
-        "ran (PythonOperator.execute puts op_kwargs into the context): Airflow's early "
-        "rendering before execute fails quietly, so a running try shows the bare map index. "
-        "map_index_template=\"{{ task.op_kwargs['organisation_id'] }}\" renders early."
-    ),
-)
 def test_a_running_extract_is_labelled_with_its_organisation(airflow_world, failed_extract):
     org = str(failed_extract["organisation"])
     seen = failed_extract["seen"]
