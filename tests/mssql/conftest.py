@@ -2,33 +2,25 @@
 ``PICSWEB_TEST_MSSQL_URL=mssql+pymssql://sa:PASSWORD@HOST:1433/master`` (the demo profile's
 SQL Server listens on localhost:1433). Without that URL they are collected and skipped.
 
-The test modules here import the test functions of tests/data and tests/e2e; the fixtures
-below give them what tests/conftest.py, tests/data/conftest.py and tests/e2e/conftest.py give
-them there, with each database a fresh one on the SQL Server (case-insensitive collation, as
-PICSWeb's), dropped after the test. Imported tests that use no database ran already where
-they are defined and are left out here.
+The test modules here import the test functions of tests/data and tests/e2e, and this file
+imports their folders' fixtures: only ``db_url`` and ``pg_url`` differ, each a fresh database
+on the SQL Server (case-insensitive collation, as PICSWeb's), dropped after the test. Imported
+tests that use no database ran already where they are defined and are left out here.
 """
 
 from __future__ import annotations
 
-import copy
 import itertools
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from onefile_simulator import OneFileSimulator, generate_dataset
-from picsweb_sync.db import engine_for_url
-from picsweb_sync.demo import connection_env
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
-from picsweb_sync.project_tables import ensure_project_tables
-from tests.data.conftest import picsweb_rows
+from tests.data.conftest import empty_engine, engine  # noqa: F401  (fixtures, see below)
 from tests.deploy.scripts import load
-from tests.e2e.conftest import FAST_HOOK, World
+from tests.e2e.conftest import world  # noqa: F401  (a fixture, see below)
 
 URL_VARIABLE = "PICSWEB_TEST_MSSQL_URL"
 COLLATION_VARIABLE = "PICSWEB_TEST_MSSQL_COLLATION"
@@ -77,10 +69,10 @@ def mssql_server() -> Iterator[sa.Engine]:
     url = server_url()
     if not url:
         pytest.skip(SKIP_REASON)
-    engine = sa.create_engine(sa.make_url(url).set(database="master"), isolation_level="AUTOCOMMIT")
-    load("picsweb_demo").wait_for(engine, timeout=60)
-    yield engine
-    engine.dispose()
+    server = sa.create_engine(sa.make_url(url).set(database="master"), isolation_level="AUTOCOMMIT")
+    load("picsweb_demo").wait_for(server, timeout=60)
+    yield server
+    server.dispose()
 
 
 @pytest.fixture
@@ -99,7 +91,7 @@ def mssql_url(mssql_server: sa.Engine) -> Iterator[str]:
             conn.exec_driver_sql(demo.drop_database_sql(name))
 
 
-# tests/conftest.py's database fixtures, all on SQL Server here.
+# The fixtures of tests/conftest.py that give a database, all on SQL Server here ...
 @pytest.fixture
 def db_url(mssql_url: str) -> str:
     return mssql_url
@@ -110,41 +102,5 @@ def pg_url(mssql_url: str) -> str:
     return mssql_url
 
 
-# tests/data/conftest.py's.
-@pytest.fixture
-def empty_engine(mssql_url: str) -> Iterator[sa.Engine]:
-    engine = engine_for_url(mssql_url)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
-def engine(empty_engine: sa.Engine) -> sa.Engine:
-    create_picsweb_tables(empty_engine)
-    load_picsweb_rows(empty_engine, picsweb_rows())
-    ensure_project_tables(empty_engine)
-    return empty_engine
-
-
-# tests/e2e/conftest.py's world, its PICSWeb on SQL Server.
-@pytest.fixture
-def world(mssql_url, airflow_db, monkeypatch) -> Iterator[World]:
-    dataset = generate_dataset(seed=11, organisations=2, learners=12)
-    original = copy.deepcopy(dataset)
-    engine = sa.create_engine(mssql_url)
-    create_picsweb_tables(engine)
-    load_picsweb_rows(engine, dataset.picsweb)
-    sim = OneFileSimulator(dataset.onefile)
-    sim.start()
-    env = connection_env(sim.base_url, sim.customer_token, mssql_url, FAST_HOOK)
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    yield World(
-        dataset=dataset,
-        original=original,
-        picsweb=engine,
-        sim=sim,
-        when=datetime.combine(dataset.today, time(2, 0), tzinfo=UTC),
-    )
-    sim.stop()
-    engine.dispose()
+# ... so the very fixtures of tests/data and tests/e2e imported above (tests/data's engines,
+# tests/e2e's world), used here as they are, build their PICSWeb and the sync's tables on it.
