@@ -29,6 +29,7 @@ demo: airflow-home
 
 test: $(STAMP)
 	scripts/ensure-postgres.sh
+	deploy/ensure-docker-compose.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
