@@ -1,29 +1,73 @@
-"""Serve a generated dataset by hand: `python -m onefile_simulator --seed 7 --port 8099`."""
+"""Serve a generated dataset by hand: `python -m onefile_simulator --seed 7 --port 8099`.
+
+The defaults are the demo's (`python -m picsweb_sync.demo`): seed 7, 2 organisations of 25
+learners, the reviews scheduled around today's UK date (`--today` picks another day), so
+both serve the same OneFile customer. To get the matching PICSWeb as well, run
+`python -m picsweb_sync.demo --picsweb-url URL --serve` instead.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
+import signal
 import threading
+from zoneinfo import ZoneInfo
 
 from onefile_simulator.generator import generate_dataset
 from onefile_simulator.server import OneFileSimulator
 
+UK = ZoneInfo("Europe/London")
+DEFAULT_SEED = 7
+DEFAULT_ORGANISATIONS = 2
+DEFAULT_LEARNERS = 25
+DEFAULT_PORT = 8099
 
-def main(argv: list[str] | None = None) -> None:
-    """Generate a dataset, serve it on 127.0.0.1 and wait for Ctrl-C."""
-    parser = argparse.ArgumentParser(prog="python -m onefile_simulator", description=__doc__)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--port", type=int, default=8099)
-    parser.add_argument("--organisations", type=int, default=2)
-    parser.add_argument("--learners", type=int, default=20, help="per organisation")
+
+def uk_today() -> dt.date:
+    """Today's date in the UK, where OneFile's customers schedule their reviews."""
+    return dt.datetime.now(UK).date()
+
+
+def day(text: str) -> dt.date:
+    """An argparse type: a YYYY-MM-DD date."""
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m onefile_simulator",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    parser.add_argument("--organisations", type=int, default=DEFAULT_ORGANISATIONS)
+    parser.add_argument("--learners", type=int, default=DEFAULT_LEARNERS, help="per organisation")
+    parser.add_argument(
+        "--today",
+        type=day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the day the reviews are scheduled around (default: today's UK date)",
+    )
     parser.add_argument("--customer-token", default="sim-customer-token")
     parser.add_argument(
         "--quote-token", action="store_true", help="answer /Authentication with a JSON string"
     )
     parser.add_argument("--rate-limit", type=int, default=300, help="calls per minute")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Generate a dataset, serve it on 127.0.0.1 and wait for Ctrl-C (or SIGTERM)."""
+    args = build_parser().parse_args(argv)
+    today = args.today or uk_today()
     dataset = generate_dataset(
-        seed=args.seed, organisations=args.organisations, learners=args.learners
+        seed=args.seed, organisations=args.organisations, learners=args.learners, today=today
     )
     sim = OneFileSimulator(
         dataset.onefile,
@@ -32,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         quote_token=args.quote_token,
         port=args.port,
     )
+    stop = threading.Event()
     with sim:
         print(f"OneFile simulator at {sim.base_url}", flush=True)
         print(f"customer token: {sim.customer_token} (a simulator value, not a secret)", flush=True)
@@ -39,10 +84,12 @@ def main(argv: list[str] | None = None) -> None:
             "organisations: " + ", ".join(str(o["ID"]) for o in dataset.onefile.organisations),
             flush=True,
         )
-        try:
-            threading.Event().wait()
-        except KeyboardInterrupt:
-            print("stopped", flush=True)
+        print(f"reviews scheduled around {today.isoformat()} (30 days either side)", flush=True)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        while not stop.wait(0.5):
+            pass
+    print("stopped", flush=True)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,13 @@ matching PICSWeb, serves the OneFile side from the simulator on 127.0.0.1, creat
 PICSWeb side in a SQLite file, gives Airflow the two connections as environment
 variables, runs the DAG with ``dag.test()`` and prints what changed. The same helpers
 drive the end-to-end tests, so the demo is what the tests prove.
+
+``python -m picsweb_sync.demo --picsweb-url URL --serve`` builds the same PICSWeb in a
+database of one's choosing (a SQLite path, PostgreSQL or ``mssql+pymssql``; a database that
+already holds data is refused unless ``--replace``), serves the matching OneFile simulator
+until SIGINT or SIGTERM, and prints the connections and the logical date to give one's own
+Airflow. The demo reviews are scheduled around ``--today`` (default: today's UK date), so
+the run triggered for that day finds them inside its review window.
 """
 
 from __future__ import annotations
@@ -12,17 +19,43 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import signal
+import sys
+import threading
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
+from onefile_simulator.generator import default_today, generate_dataset
+from onefile_simulator.server import OneFileSimulator
+from picsweb_sync.window import SyncPlan, plan_run
+
 DAG_ID = "onefile_picsweb_sync"
 REPO = Path(__file__).resolve().parents[2]
+UK = ZoneInfo("Europe/London")
+# The same as the simulator's own command line (python -m onefile_simulator).
+DEFAULT_SEED = 7
+DEFAULT_ORGANISATIONS = 2
+DEFAULT_LEARNERS = 25
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8099
+SIMULATOR_TOKEN = "sim-customer-token"
+# The database connection type Airflow gets for each SQLAlchemy backend.
+_CONN_TYPES = {"sqlite": "sqlite", "postgresql": "postgres", "mssql": "mssql"}
+_ALL_INTERFACES = ("0.0.0.0", "")
+
+
+class DemoError(Exception):
+    """Something the user can fix (a database with data, a port in use): said, not traced."""
 
 
 def connection_env(
@@ -43,17 +76,170 @@ def connection_env(
 
 def _db_connection(url: str) -> dict[str, Any]:
     parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() == "sqlite":
+    backend = parsed.get_backend_name()
+    if backend not in _CONN_TYPES:
+        raise ValueError(
+            f"no Airflow connection type for {backend!r}; expected {list(_CONN_TYPES)}"
+        )
+    if backend == "sqlite":
         return {"conn_type": "sqlite", "host": parsed.database}
-    kinds = {"postgresql": "postgres", "mssql": "mssql"}
-    return {
-        "conn_type": kinds[parsed.get_backend_name()],
+    values = {
+        "conn_type": _CONN_TYPES[backend],
         "host": parsed.host,
         "port": parsed.port,
         "login": parsed.username,
         "password": parsed.password,
         "schema": parsed.database,
     }
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def uk_today() -> date:
+    """Today's date in the UK: the demo's default day."""
+    return datetime.now(UK).date()
+
+
+def logical_date_for(day: date) -> datetime:
+    """The logical date of the run for ``day``: 02:00 UK time, when the DAG is scheduled."""
+    return datetime.combine(day, time(2), tzinfo=UK)
+
+
+def manual_run_window(day: date, days_before: int = 30, days_after: int = 30) -> SyncPlan:
+    """The review window of a run triggered (UI, REST API, ``dag.test()``) with the logical
+    date of ``day``: Airflow gives it the UK day before as its data interval."""
+    end = logical_date_for(day).astimezone(UTC)
+    start = logical_date_for(day - timedelta(days=1)).astimezone(UTC)
+    return plan_run(
+        run_type="manual",
+        interval_start=start,
+        interval_end=end,
+        days_before=days_before,
+        days_after=days_after,
+    )
+
+
+def clock_change_note(day: date, fixed_day: date) -> str | None:
+    """What the reviews around ``day`` lack when no UK clock change is within 30 days
+    (None when one is: then every review case is there)."""
+    window = [day + timedelta(days=offset) for offset in range(-30, 31)]
+    summer = {bool(datetime.combine(d, time(12), tzinfo=UK).dst()) for d in window}
+    if len(summer) > 1:
+        return None
+    lacking = "no review straddles one" + (
+        "" if True in summer else ", and none sits just after midnight in summer time"
+    )
+    return (
+        f"Note: no UK clock change falls within 30 days of {day.isoformat()}, so {lacking}. "
+        "The learning aims' dates across the clock change are there whatever the day; "
+        f"--today {fixed_day.isoformat()} gives every review case too."
+    )
+
+
+def demo_picsweb_url(value: str) -> str:
+    """The SQLAlchemy URL of ``--picsweb-url``: a URL, or a SQLite file path. SQLite paths are
+    made absolute, since Airflow's workers resolve them from wherever they run."""
+    try:
+        url = (
+            sa.engine.make_url(value)
+            if "://" in value
+            else sa.engine.URL.create("sqlite", database=value)
+        )
+    except sa.exc.ArgumentError:
+        raise DemoError(f"--picsweb-url {value!r} is neither a database URL nor a path") from None
+    backend = url.get_backend_name()
+    if backend not in _CONN_TYPES:
+        raise DemoError(
+            f"--picsweb-url: {backend!r} is not a PICSWeb the sync runs on; give a SQLite "
+            "path, a postgresql:// or an mssql+pymssql:// URL"
+        )
+    if backend == "sqlite":
+        if not url.database or url.database == ":memory:":
+            raise DemoError("--picsweb-url: Airflow cannot share an in-memory SQLite database")
+        url = url.set(database=str(Path(url.database).expanduser().resolve()))
+    return url.render_as_string(hide_password=False)
+
+
+def prepare_picsweb(
+    url: str, rows: Mapping[str, list[dict]], *, replace: bool
+) -> tuple[sa.Engine, dict[str, int]]:
+    """Create the PICSWeb tables at ``url`` and load ``rows``; returns the engine and the rows
+    loaded per table. A database already holding PICSWeb or sync rows is refused (nothing
+    touched) unless ``replace``, which empties it first."""
+    from picsweb_sync.db import engine_for_url
+    from picsweb_sync.demo_db import (
+        clear_demo_tables,
+        create_picsweb_tables,
+        load_picsweb_rows,
+        rows_held,
+    )
+
+    parsed = sa.engine.make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = engine_for_url(parsed)
+    try:
+        held = rows_held(engine)
+        if held and not replace:
+            listing = ", ".join(f"{table} ({n} row{'s' * (n != 1)})" for table, n in held.items())
+            raise DemoError(
+                f"{shown} already holds data: {listing}. Nothing was changed. Pass --replace "
+                "to delete those rows (and the sync_* tables) and load the demo there, or "
+                "give another database."
+            )
+        if held:
+            clear_demo_tables(engine)
+        create_picsweb_tables(engine)
+        loaded = load_picsweb_rows(engine, rows)
+    except sa.exc.SQLAlchemyError as exc:
+        engine.dispose()
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise DemoError(f"cannot build the demo PICSWeb in {shown}: {reason}") from None
+    except DemoError:
+        engine.dispose()
+        raise
+    return engine, loaded
+
+
+class _HostedSimulator(OneFileSimulator):
+    """The simulator listening on another address than 127.0.0.1, which is all
+    ``OneFileSimulator.start`` binds (until it takes a host itself)."""
+
+    def __init__(self, *args: Any, host: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.host = host
+
+    def start(self) -> str:
+        from onefile_simulator import server
+
+        handler = type("_BoundHandler", (server._Handler,), {"sim": self})
+        self._server = ThreadingHTTPServer((self.host, self._port), handler)
+        self._server.daemon_threads = True
+        self._server.block_on_close = False
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="onefile-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        port = self._server.server_address[1]
+        shown = "127.0.0.1" if self.host in _ALL_INTERFACES else self.host
+        self.base_url = f"http://{shown}:{port}{server.API_PREFIX}"
+        return self.base_url
+
+
+def _simulator(data, *, host: str, port: int, customer_token: str) -> OneFileSimulator:
+    if host == DEFAULT_HOST:
+        return OneFileSimulator(data, customer_token=customer_token, port=port)
+    return _HostedSimulator(data, host=host, customer_token=customer_token, port=port)
+
+
+def _day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
 @contextmanager
@@ -114,37 +300,97 @@ def summary(picsweb: sa.Engine, run_id: str | None = None) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
-    from onefile_simulator import OneFileSimulator, generate_dataset
-    from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m picsweb_sync.demo",
+        description=__doc__.splitlines()[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--organisations", type=int, default=DEFAULT_ORGANISATIONS)
+    parser.add_argument("--learners", type=int, default=DEFAULT_LEARNERS, help="per organisation")
+    parser.add_argument(
+        "--today",
+        type=_day,
+        default=None,
+        metavar="YYYY-MM-DD",
+        help="the day the demo reviews are scheduled around and the run is for "
+        "(default: today's UK date)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        default=str(REPO / "demo-data"),
+        help="where the SQLite PICSWeb goes when --picsweb-url is not given",
+    )
+    parser.add_argument(
+        "--picsweb-url",
+        metavar="URL",
+        help="the PICSWeb database to build: a SQLite file path or sqlite:/// URL, "
+        "postgresql://user:pass@host/db or mssql+pymssql://user:pass@host:1433/db "
+        "(default: a fresh picsweb.sqlite in --data-dir)",
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="delete what the --picsweb-url database already holds in the PICSWeb and sync_* "
+        "tables before loading (without it the demo refuses to touch a database with data)",
+    )
+    serving = parser.add_argument_group(
+        "serving",
+        "--serve: build the PICSWeb, serve the matching OneFile simulator until "
+        "interrupted, and print the connections for one's own Airflow (no dag.test() runs)",
+    )
+    serving.add_argument("--serve", action="store_true")
+    serving.add_argument("--host", default=DEFAULT_HOST, help="address the simulator listens on")
+    serving.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    serving.add_argument("--customer-token", default=SIMULATOR_TOKEN)
+    return parser
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--organisations", type=int, default=2)
-    parser.add_argument("--learners", type=int, default=25)
-    parser.add_argument("--data-dir", default=str(REPO / "demo-data"))
-    args = parser.parse_args(argv)
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    today = args.today or uk_today()
+    dataset = generate_dataset(
+        seed=args.seed, organisations=args.organisations, learners=args.learners, today=today
+    )
+    print(
+        f"Demo data: seed {args.seed}, {args.organisations} organisations x {args.learners} "
+        f"learners, reviews scheduled around {today.isoformat()} (30 days either side)",
+        flush=True,
+    )
+    note = clock_change_note(today, default_today(args.seed))
+    if note:
+        print(note, flush=True)
+    try:
+        return serve(args, dataset) if args.serve else run_twice(args, dataset)
+    except DemoError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+
+
+def run_twice(args: argparse.Namespace, dataset) -> int:
+    """``make demo``: two ``dag.test()`` runs against the simulator and the PICSWeb."""
     # Task logs stay in the Airflow home; the terminal shows what changed.
     os.environ.setdefault("AIRFLOW__LOGGING__LOGGING_LEVEL", "ERROR")
-
-    dataset = generate_dataset(
-        seed=args.seed, organisations=args.organisations, learners=args.learners
-    )
-    data_dir = Path(args.data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
-    db_file = data_dir / "picsweb.sqlite"
-    db_file.unlink(missing_ok=True)
-    picsweb_url = f"sqlite:///{db_file}"
-    engine = sa.create_engine(picsweb_url)
-    create_picsweb_tables(engine)
-    load_picsweb_rows(engine, dataset.picsweb)
+    if args.picsweb_url:
+        picsweb_url = demo_picsweb_url(args.picsweb_url)
+        engine, _ = prepare_picsweb(picsweb_url, dataset.picsweb, replace=args.replace)
+        where = sa.engine.make_url(picsweb_url).render_as_string(hide_password=True)
+    else:  # the demo's own file, made afresh every time
+        data_dir = Path(args.data_dir)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        db_file = data_dir / "picsweb.sqlite"
+        db_file.unlink(missing_ok=True)
+        picsweb_url = demo_picsweb_url(str(db_file))
+        engine, _ = prepare_picsweb(picsweb_url, dataset.picsweb, replace=False)
+        where = str(db_file)
 
     with OneFileSimulator(dataset.onefile) as sim:
-        print(f"OneFile simulator on {sim.base_url}; PICSWeb in {db_file}")
+        print(f"OneFile simulator on {sim.base_url}; PICSWeb in {where}")
         env = connection_env(sim.base_url, sim.customer_token, picsweb_url)
-        # The generated reviews sit around the dataset's "today"; the run's date puts them
-        # inside its review window.
-        when = datetime.combine(dataset.today, time(2, 0), tzinfo=UTC)
+        # The generated reviews sit around the dataset's "today": the run for that day
+        # has them inside its review window.
+        when = logical_date_for(dataset.today).astimezone(UTC)
         with environment(env):
             _spoil_some_rows(sim)
             first = run_dag(logical_date=when)
@@ -154,8 +400,91 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nrun 2 {second.run_id}: {second.state} (changes only what run 1 set aside)")
         _print_summary(summary(engine, second.run_id))
         print(f"\nOneFile calls received by the simulator: {len(sim.calls)}")
+    engine.dispose()
     ok = str(first.state) == "success" and str(second.state) == "success"
     return 0 if ok else 1
+
+
+def serve(args: argparse.Namespace, dataset) -> int:
+    """``--serve``: build the PICSWeb, serve OneFile, print how to point Airflow at both,
+    and serve until SIGINT or SIGTERM."""
+    picsweb_url = demo_picsweb_url(args.picsweb_url or str(Path(args.data_dir) / "picsweb.sqlite"))
+    sim = _simulator(
+        dataset.onefile, host=args.host, port=args.port, customer_token=args.customer_token
+    )
+    try:  # the port first: a port in use stops the demo before it touches the database
+        sim.start()
+    except OSError as exc:
+        raise DemoError(
+            f"the simulator cannot listen on {args.host}:{args.port} ({exc.strerror or exc}): "
+            "pick another --port (0 for any free one) or --host"
+        ) from None
+    try:
+        engine, loaded = prepare_picsweb(picsweb_url, dataset.picsweb, replace=args.replace)
+    except DemoError:
+        sim.stop()
+        raise
+    shown = sa.engine.make_url(picsweb_url).render_as_string(hide_password=True)
+    rows = ", ".join(f"{n} {table}" for table, n in loaded.items())
+    print(f"PICSWeb: {shown}, loaded {rows}", flush=True)
+    stop = threading.Event()
+    try:
+        _spoil_some_rows(sim)
+        env = connection_env(sim.base_url, sim.customer_token, picsweb_url)
+        _print_serving(args, dataset, sim, env)
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(signum, lambda *_: stop.set())
+        print("Serving until Ctrl-C (SIGINT) or SIGTERM.", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+        engine.dispose()
+    print(f"stopped; the demo PICSWeb stays in {shown}", flush=True)
+    return 0
+
+
+def _print_serving(args, dataset, sim, env: Mapping[str, str]) -> None:
+    orgs = ", ".join(str(o["ID"]) for o in dataset.onefile.organisations)
+    when = logical_date_for(dataset.today).isoformat()
+    plan = manual_run_window(dataset.today)
+    uk = "%Y-%m-%d %H:%M"
+    lines = [
+        f"OneFile: simulator serving organisations {orgs} (a few rows of the first LearningAim "
+        "and Review searches are deliberately malformed, as in make demo)",
+        f"OneFile base URL: {sim.base_url}",
+        f"Customer token:   {sim.customer_token} (a simulator value, not a secret)",
+    ]
+    if args.host in _ALL_INTERFACES:
+        port = urlsplit(sim.base_url).port
+        lines.append(
+            f"  (listening on all interfaces, port {port}: from another machine or a "
+            "container use this machine's address in place of 127.0.0.1)"
+        )
+    lines += [
+        "",
+        "In the environment of Airflow's scheduler, workers and dag-processor:",
+        *(f"export {name}={shlex.quote(value)}" for name, value in env.items()),
+        "and once, in Airflow:",
+        'airflow pools set onefile_api 1 "OneFile API rate limit"',
+        "",
+        f"Then run the sync for {dataset.today.isoformat()}, logical date {when}: its review "
+        f"window, {plan.review_from.astimezone(UK).strftime(uk)} to "
+        f"{plan.review_to.astimezone(UK).strftime(uk)} UK time, holds the demo reviews.",
+        f"airflow dags unpause {DAG_ID}",
+    ]
+    if dataset.today == uk_today():
+        lines.append(f"airflow dags trigger {DAG_ID} --logical-date {when}")
+    else:
+        lines += [
+            f"Trigger it from the UI (logical date {when}) or the REST API (POST "
+            f'/api/v2/dags/{DAG_ID}/dagRuns with {{"logical_date": "{when}"}}). Not with '
+            "`airflow dags trigger`: it takes the run's data interval from the moment it is "
+            "called, whatever its --logical-date. Without a scheduler:",
+            f"airflow dags test {DAG_ID} {when}",
+        ]
+    lines.append("")
+    print("\n".join(lines), flush=True)
 
 
 def _spoil_some_rows(sim) -> None:

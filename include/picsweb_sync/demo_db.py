@@ -2,7 +2,9 @@
 
 The project never creates PICSWeb tables in production; this stands in for a PICSWeb
 database, filled from the generator's ``Dataset.picsweb`` (table name -> row dicts with the
-contract's column names).
+contract's column names). ``python -m picsweb_sync.demo --picsweb-url URL`` puts it in a
+database of the user's choosing: :func:`rows_held` tells whether that database already
+holds data, and :func:`clear_demo_tables` empties it when the user asks to replace it.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pandas as pd
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import delete, func, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
 from picsweb_sync.picsweb_tables import metadata, review
+from picsweb_sync.project_tables import project_metadata
 from picsweb_sync.sqlframes import to_records
 
 
@@ -36,6 +39,34 @@ def load_picsweb_rows(engine: Engine, rows: Mapping[str, list[dict]]) -> dict[st
             loaded[table.name] = len(records)
         _advance_review_identity(conn)
     return loaded
+
+
+def rows_held(engine: Engine) -> dict[str, int]:
+    """Rows already in each PICSWeb or ``sync_*`` table of the database (empty or missing
+    tables left out): an empty answer means the demo may load there."""
+    with engine.connect() as conn:
+        existing = set(inspect(conn).get_table_names())
+        held = {}
+        for table in (*metadata.sorted_tables, *project_metadata.sorted_tables):
+            if table.name in existing:
+                count = conn.execute(select(func.count()).select_from(table)).scalar_one()
+                if count:
+                    held[table.name] = count
+    return held
+
+
+def clear_demo_tables(engine: Engine) -> None:
+    """Delete every row of the PICSWeb tables and drop the sync's own ``sync_*`` tables (an
+    earlier demo's runs, outbox and audit, which the sync recreates), in one transaction.
+
+    Only for a demo database: on a real PICSWeb this deletes its data.
+    """
+    with engine.begin() as conn:
+        project_metadata.drop_all(conn, checkfirst=True)
+        existing = set(inspect(conn).get_table_names())
+        for table in reversed(metadata.sorted_tables):
+            if table.name in existing:
+                conn.execute(delete(table))
 
 
 def _advance_review_identity(conn: Connection) -> None:

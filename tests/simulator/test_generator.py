@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from onefile_simulator import generate_dataset
+from onefile_simulator.generator import default_today
 
 UK = ZoneInfo("Europe/London")
 BST_STARTS = dt.datetime(2026, 3, 29, 1, 0, tzinfo=dt.UTC)
@@ -422,6 +423,62 @@ def test_given_today_moves_the_schedule():
         and _uk_date(r["ScheduledFor"]).month in (7, 8, 9, 10)
         for r in later.onefile.reviews
     )
+
+
+def test_same_seed_and_today_give_identical_data_and_another_today_differs():
+    day = dt.date(2026, 11, 29)
+    assert generate_dataset(seed=7, today=day) == generate_dataset(seed=7, today=day)
+    assert generate_dataset(seed=7, today=day) != generate_dataset(
+        seed=7, today=day + dt.timedelta(days=1)
+    )
+    # Without `today`, the seed's fixed day: never the real clock.
+    assert generate_dataset(seed=7) == generate_dataset(seed=7, today=default_today(7))
+
+
+# The cases a review window can hold only near the UK clock change: reviews on both sides of
+# it (counted against March 2026's change by `classify`), and reviews just after midnight in
+# summer time, whose instant falls on the previous UTC day (none in a window of winter days).
+CLOCK_CHANGE_CASES = {"review_before_bst", "review_after_bst", "review_on_next_uk_day"}
+
+
+def _window(today: dt.date) -> list[dt.date]:
+    return [today + dt.timedelta(days=offset) for offset in range(-30, 31)]
+
+
+def _clock_changes(days: list[dt.date]) -> list[dt.datetime]:
+    """The UK clock changes between the first and the last of `days` (always 01:00 UTC)."""
+    offset = [dt.datetime.combine(day, dt.time(12), tzinfo=UK).utcoffset() for day in days]
+    return [
+        dt.datetime.combine(days[i], dt.time(1), tzinfo=dt.UTC)
+        for i in range(1, len(days))
+        if offset[i] != offset[i - 1]
+    ]
+
+
+@pytest.mark.parametrize(
+    "today",
+    [
+        dt.date(2026, 1, 15),  # winter: no summer-time day within 30 days
+        dt.date(2026, 3, 17),  # the fixed default: the spring change inside the window
+        dt.date(2026, 7, 15),  # summer: no change within 30 days
+        dt.date(2026, 10, 20),  # the autumn change inside the window
+        dt.date(2026, 11, 29),
+        dt.date(2027, 3, 28),  # the spring change on the day itself
+    ],
+)
+def test_any_today_holds_every_case_its_window_can(today):
+    data = generate_dataset(seed=7, learners=25, today=today)
+    seen = classify(data)
+    assert [c for c in MIX_CASES if c not in CLOCK_CHANGE_CASES and not seen[c]] == []
+    window = _window(today)
+    summer = any(dt.datetime.combine(day, dt.time(12), tzinfo=UK).dst() for day in window)
+    assert bool(seen["review_on_next_uk_day"]) == summer
+    scheduled = [_instant(r["ScheduledFor"]) for r in data.onefile.reviews]
+    for change in _clock_changes(window):
+        assert any(at < change for at in scheduled) and any(at >= change for at in scheduled)
+    days = [_uk_date(r["ScheduledFor"]) for r in data.onefile.reviews]
+    days += [r["scheduled_date"] for r in data.picsweb["review"] if r["onefile_system_id"] is None]
+    assert all(abs((day - today).days) <= 31 for day in days)
 
 
 def test_sizes_follow_the_parameters():
