@@ -30,7 +30,6 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -288,28 +287,11 @@ def init(args: argparse.Namespace) -> int:
 
 # ----- the OneFile simulator ------------------------------------------------------------------
 def hosted_simulator(data, *, host: str, port: int, customer_token: str):
-    """A OneFileSimulator listening on ``host`` (``OneFileSimulator.start`` binds 127.0.0.1
-    only, unreachable from the other containers)."""
-    from onefile_simulator import OneFileSimulator, server
+    """A OneFileSimulator listening on ``host`` (e.g. 0.0.0.0: reachable from the other
+    containers)."""
+    from onefile_simulator import OneFileSimulator
 
-    class _Hosted(OneFileSimulator):
-        def start(self) -> str:
-            handler = type("_BoundHandler", (server._Handler,), {"sim": self})
-            self._server = ThreadingHTTPServer((host, self._port), handler)
-            self._server.daemon_threads = True
-            self._server.block_on_close = False
-            self._thread = threading.Thread(
-                target=self._server.serve_forever,
-                kwargs={"poll_interval": 0.05},
-                name="onefile-simulator",
-                daemon=True,
-            )
-            self._thread.start()
-            shown = "127.0.0.1" if host in ("", "0.0.0.0") else host
-            self.base_url = f"http://{shown}:{self._server.server_address[1]}{server.API_PREFIX}"
-            return self.base_url
-
-    return _Hosted(data, customer_token=customer_token, port=port)
+    return OneFileSimulator(data, customer_token=customer_token, port=port, host=host)
 
 
 def serve_onefile(args: argparse.Namespace) -> int:

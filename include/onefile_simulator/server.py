@@ -203,7 +203,7 @@ class _IdIndex:
 
 
 class OneFileSimulator:
-    """OneFile API v2.1 on 127.0.0.1, serving (and changing) `data`.
+    """OneFile API v2.1 on `host` (127.0.0.1 by default), serving (and changing) `data`.
 
     Use as `with OneFileSimulator(data) as sim:` or `start()`/`stop()`. `base_url` ends with
     `/api/v2.1`; `calls` records every call. Set `empty_page_form` ("empty_list" or
@@ -219,8 +219,10 @@ class OneFileSimulator:
         quote_token: bool = False,
         clock: SimClock | None = None,
         port: int = 0,
+        host: str = "127.0.0.1",
     ) -> None:
         self.data = data
+        self.host = host
         self.customer_token = customer_token
         self.quote_token = quote_token
         self.clock = clock or SimClock()
@@ -256,7 +258,7 @@ class OneFileSimulator:
     def start(self) -> str:
         """Start serving on a free port (or the one given) and return the base URL."""
         handler = type("_BoundHandler", (_Handler,), {"sim": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
+        self._server = ThreadingHTTPServer((self.host, self._port), handler)
         self._server.daemon_threads = True
         self._server.block_on_close = False
         self._thread = threading.Thread(
@@ -266,7 +268,9 @@ class OneFileSimulator:
             daemon=True,
         )
         self._thread.start()
-        self.base_url = f"http://127.0.0.1:{self._server.server_address[1]}{API_PREFIX}"
+        # Listening on every interface, it is reached here through the loopback address.
+        shown = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        self.base_url = f"http://{shown}:{self._server.server_address[1]}{API_PREFIX}"
         return self.base_url
 
     def stop(self) -> None:

@@ -27,7 +27,6 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, time, timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -201,38 +200,8 @@ def prepare_picsweb(
     return engine, loaded
 
 
-class _HostedSimulator(OneFileSimulator):
-    """The simulator listening on another address than 127.0.0.1, which is all
-    ``OneFileSimulator.start`` binds (until it takes a host itself)."""
-
-    def __init__(self, *args: Any, host: str, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.host = host
-
-    def start(self) -> str:
-        from onefile_simulator import server
-
-        handler = type("_BoundHandler", (server._Handler,), {"sim": self})
-        self._server = ThreadingHTTPServer((self.host, self._port), handler)
-        self._server.daemon_threads = True
-        self._server.block_on_close = False
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="onefile-simulator",
-            daemon=True,
-        )
-        self._thread.start()
-        port = self._server.server_address[1]
-        shown = "127.0.0.1" if self.host in _ALL_INTERFACES else self.host
-        self.base_url = f"http://{shown}:{port}{server.API_PREFIX}"
-        return self.base_url
-
-
 def _simulator(data, *, host: str, port: int, customer_token: str) -> OneFileSimulator:
-    if host == DEFAULT_HOST:
-        return OneFileSimulator(data, customer_token=customer_token, port=port)
-    return _HostedSimulator(data, host=host, customer_token=customer_token, port=port)
+    return OneFileSimulator(data, customer_token=customer_token, port=port, host=host)
 
 
 def _day(text: str) -> date:
