@@ -41,7 +41,7 @@ import sqlalchemy as sa
 from onefile.hook import OneFileApiError
 from picsweb_sync import db, locks, onefile_fields, picsweb_tables, project_tables
 from picsweb_sync.db import read_frame
-from picsweb_sync.merge import reviews
+from picsweb_sync.merge import reviews, stage
 from picsweb_sync.merge.blank import is_blank
 from picsweb_sync.runtime import RunContext
 from picsweb_sync.ukdates import date_to_onefile
@@ -259,18 +259,8 @@ def review_create_payload(upload: Any) -> dict[str, Any]:
 def plan_again(ctx: RunContext, review_ids: list[int]) -> dict[int, dict[str, Any] | str]:
     """Rule 5 applied again, now, to these PICSWeb reviews: review ID -> the payload to send,
     or the reason it can no longer be sent."""
-    with ctx.picsweb.connect() as conn:
-        current = _rows_where_in(conn, picsweb_tables.review, "review_id", review_ids)
-        trainees = read_frame(conn, sa.select(picsweb_tables.trainee))
-        officers = read_frame(conn, sa.select(picsweb_tables.officer))
-    with ctx.staging.connect() as conn:
-        learners = project_tables.read_staging(conn, ctx.run_id, "learners")
-    plan = reviews.plan_review_uploads(
-        current,
-        trainees,
-        officers,
-        ctx.settings.visit_type_id,
-        learners[["learner_id", "organisation_id"]],
+    plan, current, trainees = stage.upload_plan(
+        ctx, lambda conn: _rows_where_in(conn, picsweb_tables.review, "review_id", review_ids)
     )
     answer: dict[int, dict[str, Any] | str] = {
         int(review_id): "the PICSWeb review was deleted" for review_id in review_ids

@@ -8,6 +8,7 @@ a rerun of a merge task decides again from the same staged data.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import pandas as pd
 import sqlalchemy as sa
@@ -74,19 +75,8 @@ def plan_review_uploads(ctx: RunContext) -> dict[str, int]:
     """Rule 5: which new PICSWeb reviews go to OneFile, and why the others cannot."""
     ctx.require_upload()
     review = pw.review
-    with ctx.picsweb.connect() as conn:
-        candidates = read_frame(conn, sa.select(review).where(review.c.onefile_system_id.is_(None)))
-        trainees = read_frame(conn, sa.select(pw.trainee))
-        officers = read_frame(conn, sa.select(pw.officer))
-    with ctx.staging.connect() as conn:
-        learners = project_tables.read_staging(conn, ctx.run_id, "learners")
-    plan = reviews.plan_review_uploads(
-        candidates,
-        trainees,
-        officers,
-        ctx.settings.visit_type_id,
-        learners[["learner_id", "organisation_id"]],
-    )
+    unlinked = sa.select(review).where(review.c.onefile_system_id.is_(None))
+    plan, _, _ = upload_plan(ctx, lambda conn: read_frame(conn, unlinked))
     rejects = pd.DataFrame(
         {
             "entity": "review",
@@ -103,6 +93,28 @@ def plan_review_uploads(ctx: RunContext) -> dict[str, int]:
     return _counts(
         ctx, "plan_review_uploads", {"uploads": len(plan.uploads), "rejects": len(rejects)}
     )
+
+
+def upload_plan(
+    ctx: RunContext, read_reviews: Callable[[sa.Connection], pd.DataFrame]
+) -> tuple[reviews.ReviewUploadPlan, pd.DataFrame, pd.DataFrame]:
+    """Rule 5 over the PICSWeb reviews ``read_reviews`` returns, as PICSWeb holds them now,
+    with the run's staged learners' organisations: (the plan, those reviews, the trainees).
+    The planning task and the push's re-check just before sending both use it."""
+    with ctx.picsweb.connect() as conn:
+        candidates = read_reviews(conn)
+        trainees = read_frame(conn, sa.select(pw.trainee))
+        officers = read_frame(conn, sa.select(pw.officer))
+    with ctx.staging.connect() as conn:
+        learners = project_tables.read_staging(conn, ctx.run_id, "learners")
+    plan = reviews.plan_review_uploads(
+        candidates,
+        trainees,
+        officers,
+        ctx.settings.visit_type_id,
+        learners[["learner_id", "organisation_id"]],
+    )
+    return plan, candidates, trainees
 
 
 def _counts(ctx: RunContext, stage: str, counts: dict[str, int]) -> dict[str, int]:
