@@ -1,7 +1,9 @@
-"""A real Airflow for the tests of this folder: api-server, scheduler (LocalExecutor) and
-dag-processor as subprocesses (tests/support/airflow_server.py), the metadata DB on the
-tests' PostgreSQL server, the DAG's two connections (environment variables) pointing at a
-OneFile simulator over HTTP on 127.0.0.1 and a PICSWeb database on the same server.
+"""A real Airflow for the tests of this folder, in its production shape: api-server,
+scheduler (CeleryExecutor), dag-processor and two Celery workers on a Redis broker of the
+test's own, as subprocesses (tests/support/airflow_server.py), the metadata DB on the
+tests' PostgreSQL server, the DAG's two connections (environment variables of every
+component) pointing at a OneFile simulator over HTTP on 127.0.0.1 and a PICSWeb database
+on the same server.
 
 Airflow starts once per test session, at the first test here that needs it, and stops as
 soon as the last test of this folder is done (package scope: in a whole-suite run it does
@@ -12,6 +14,7 @@ only at its own runs.
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import tempfile
 import time
@@ -23,7 +26,7 @@ import sqlalchemy as sa
 from onefile_simulator import OneFileSimulator, generate_dataset
 from picsweb_sync.demo import DAG_ID, connection_env
 from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
-from tests.airflow.world import DAILY_RUN_DAY, AirflowWorld, at_0200_london
+from tests.airflow.world import DAILY_RUN_CONF, DAILY_RUN_DAY, AirflowWorld, at_0200_london
 from tests.support.airflow_server import AirflowServer
 
 # Small backoff so a run that meets an injected OneFile fault fails in seconds.
@@ -45,7 +48,8 @@ def airflow_world(pg_server, request) -> AirflowWorld:
     picsweb = sa.create_engine(picsweb_url)
     create_picsweb_tables(picsweb)
     load_picsweb_rows(picsweb, dataset.picsweb)
-    sim = OneFileSimulator(dataset.onefile)
+    # A customer token no other text contains, so a test can look for it in every log.
+    sim = OneFileSimulator(dataset.onefile, customer_token=f"cust-{secrets.token_hex(12)}")
     sim.start()
     airflow = AirflowServer(
         home=Path(tempfile.mkdtemp(prefix="picsweb-airflow-server-")),
@@ -88,17 +92,22 @@ def airflow_world(pg_server, request) -> AirflowWorld:
 
 @pytest.fixture(scope="package")
 def daily_run(airflow_world) -> str:
-    """A full (manual) run for DAILY_RUN_DAY, triggered and not waited for: tests that
-    need it finished ask for ``finished_daily_run``; others run beside it meanwhile."""
+    """A full (manual) run for DAILY_RUN_DAY with a Param overridden (DAILY_RUN_CONF),
+    triggered through the REST API and not waited for: tests that need it finished ask
+    for ``finished_daily_run``; others run beside it meanwhile."""
     airflow_world.airflow.set_paused(airflow_world.dag_id, False)
-    return airflow_world.trigger(at_0200_london(DAILY_RUN_DAY))
+    return airflow_world.trigger(at_0200_london(DAILY_RUN_DAY), **DAILY_RUN_CONF)
 
 
 @pytest.fixture(scope="package")
 def finished_daily_run(airflow_world, daily_run) -> str:
     state = airflow_world.wait(daily_run, timeout=240)
+    airflow_world.finished_tis[daily_run] = airflow_world.tis(daily_run)
     assert state == "success", (
         f"the full run {daily_run} ended {state}: "
         f"{airflow_world.airflow.ti_summary(airflow_world.dag_id, daily_run)}"
+    )
+    airflow_world.finished_start[daily_run] = airflow_world.airflow.xcom(
+        airflow_world.dag_id, daily_run, "start_run"
     )
     return daily_run

@@ -1,10 +1,12 @@
-"""A real Airflow (api-server, scheduler with LocalExecutor, dag-processor) for the tests.
+"""A real Airflow in its production shape for the tests: api-server, scheduler with the
+CeleryExecutor, dag-processor and two Celery workers on a Redis broker.
 
 Each component runs as its own subprocess in its own process group, with a throwaway
-``AIRFLOW_HOME`` and a metadata database on the tests' PostgreSQL server. The tests drive
-it the way the data team does: the ``airflow`` CLI (same environment) and the REST API.
-``stop()`` signals each process group, waits for it, and kills whatever of the
-components' own process trees is still left.
+``AIRFLOW_HOME`` and a metadata database on the tests' PostgreSQL server (which is also
+Celery's result backend). Redis is a ``redis-server`` of its own on a free port, never the
+machine's. The tests drive it the way the data team does: the ``airflow`` CLI (same
+environment) and the REST API. ``stop()`` signals each process group, waits for it, and
+kills whatever of the components' own process trees is still left.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import contextlib
 import os
 import secrets
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,18 +33,21 @@ import requests
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
-COMPONENTS = ("api-server", "scheduler", "dag-processor")
+WORKER_HOSTNAME_ENV = "PICSWEB_TEST_WORKER_HOSTNAME"
 
-# Each component is `airflow <component>` (Airflow's own entry point and argv) run by this
+# Each component is `airflow <command>` (Airflow's own entry point and argv) run by this
 # launcher, which first imports Airflow and the modules the component will need, then waits
 # for the metadata DB to be migrated (the marker file), then runs the command. So the slow
 # imports overlap the migration, and a component whose pytest process died (a killed
 # session) stops its own process group instead of running on.
+# argv: marker, preload..., "--", the airflow command's arguments.
 LAUNCHER = """
 import importlib, os, signal, sys, threading, time
 from pathlib import Path
 
-name, marker, preload = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+marker = Path(sys.argv[1])
+split = sys.argv.index("--")
+preload, command = sys.argv[2:split], sys.argv[split + 1 :]
 parent = os.getppid()
 
 
@@ -65,28 +71,45 @@ while not marker.exists():
     if time.monotonic() > deadline:
         sys.exit("the metadata DB was not migrated in time")
     time.sleep(0.1)
-sys.argv = ["airflow", name]
+sys.argv = ["airflow", *command]
 sys.exit(airflow.__main__.main())
 """
 
+# A program that is not Airflow (redis-server), run as the child of a watchdog that stops
+# its process group when the pytest process dies.
+WATCHDOG = """
+import os, signal, subprocess, sys, time
+
+parent = os.getppid()
+child = subprocess.Popen(sys.argv[1:])
+while child.poll() is None:
+    if os.getppid() != parent:
+        os.killpg(0, signal.SIGTERM)
+    time.sleep(1)
+sys.exit(child.returncode)
+"""
+
+# The DAG's tasks import these heavy third-party libraries (never the sync's own code, which
+# other people edit while tests run: each task imports that fresh). A task process is forked
+# from the process that runs it (a Celery worker's pool process, itself forked from the
+# worker; the scheduler's LocalExecutor workers): whatever that has imported a task does
+# not import again, which would otherwise cost every task seconds.
+TASK_PRELOAD = (
+    "numpy",
+    "pandas",
+    "sqlalchemy",
+    "psycopg2",
+    "requests",
+    "airflow.providers.http.hooks.http",
+    "airflow.providers.standard.decorators.python",
+    "airflow.providers.standard.decorators.short_circuit",
+    "airflow.sdk.execution_time.supervisor",
+    "airflow.sdk.execution_time.task_runner",
+)
 PRELOAD = {
-    # Task processes are forked from the scheduler's LocalExecutor workers: whatever the
-    # scheduler has imported they do not import again. The DAG's tasks import these heavy
-    # third-party libraries (never the sync's own code, which other people edit while tests
-    # run: each task imports that fresh), which would otherwise cost every task seconds.
     "scheduler": (
-        "numpy",
-        "pandas",
-        "sqlalchemy",
-        "psycopg2",
-        "requests",
         "airflow.cli.commands.scheduler_command",
         "airflow.jobs.scheduler_job_runner",
-        "airflow.executors.local_executor",
-        "airflow.providers.http.hooks.http",
-        "airflow.providers.standard.decorators.python",
-        "airflow.providers.standard.decorators.short_circuit",
-        "airflow.sdk.execution_time.task_runner",
     ),
     # airflow.api_fastapi.main marks the process as a server before importing the app.
     "api-server": (
@@ -101,7 +124,39 @@ PRELOAD = {
         "airflow.jobs.dag_processor_job_runner",
         "airflow.dag_processing.manager",
     ),
+    "worker": (
+        *TASK_PRELOAD,
+        "celery",
+        "kombu",
+        "redis",
+        "airflow.providers.celery.cli.celery_command",
+        "airflow.providers.celery.executors.celery_executor_utils",
+    ),
 }
+EXECUTOR_PRELOAD = {
+    "LocalExecutor": ("airflow.executors.local_executor", *TASK_PRELOAD),
+    "CeleryExecutor": ("airflow.providers.celery.executors.celery_executor",),
+}
+
+
+def worker_hostname() -> str:
+    """``[core] hostname_callable`` of the test's Celery workers: the name each worker was
+    started with, so task instances tell which worker ran them (on one machine every
+    worker would otherwise report the same host name, as separate containers do not)."""
+    return os.environ[WORKER_HOSTNAME_ENV]
+
+
+@dataclass(frozen=True)
+class Component:
+    """One long-running Airflow process: ``airflow <argv>`` with ``preload`` imported
+    first and ``env`` over the common environment."""
+
+    name: str
+    argv: tuple[str, ...]
+    preload: tuple[str, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
 FINAL_RUN_STATES = {"success", "failed"}
 FINAL_TI_STATES = {"success", "failed", "skipped", "upstream_failed", "removed"}
 
@@ -124,10 +179,18 @@ def iso(value: datetime) -> str:
 
 @dataclass
 class AirflowServer:
+    """The components of one Airflow. ``executor="CeleryExecutor"`` (the production shape)
+    adds a Redis broker and ``workers`` Celery workers of ``worker_concurrency`` slots each;
+    ``"LocalExecutor"`` runs tasks from the scheduler."""
+
     home: Path
     metadata_url: str
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    executor: str = "CeleryExecutor"
+    workers: int = 2
+    worker_concurrency: int = 2
     port: int = field(default_factory=free_port)
+    redis_port: int = field(default_factory=free_port)
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     startup_seconds: float | None = None
     startup_phases: dict[str, float] = field(default_factory=dict)
@@ -140,6 +203,19 @@ class AirflowServer:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def broker_url(self) -> str:
+        return f"redis://127.0.0.1:{self.redis_port}/0"
+
+    @property
+    def celery(self) -> bool:
+        return self.executor == "CeleryExecutor"
+
+    @property
+    def worker_names(self) -> list[str]:
+        """The Celery workers' host names (each task instance's ``hostname``)."""
+        return [f"worker-{n}" for n in range(1, self.workers + 1)] if self.celery else []
+
+    @property
     def env(self) -> dict[str, str]:
         """The environment of every component and CLI call: nothing inherited from the
         pytest process's own Airflow settings (its home is the ``dag.test()`` one)."""
@@ -148,12 +224,12 @@ class AirflowServer:
             {
                 "AIRFLOW_HOME": str(self.home),
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_url,
-                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTOR": self.executor,
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
                 "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
                 "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-                "AIRFLOW__CORE__PARALLELISM": "4",
+                "AIRFLOW__CORE__PARALLELISM": str(max(4, self.workers * self.worker_concurrency)),
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
@@ -170,20 +246,77 @@ class AirflowServer:
                 # clock: unpausing the DAG must not add a full run of "yesterday".
                 "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
                 "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
+                # A task whose worker died (no heartbeat) is failed, and so retried, after
+                # 20 s instead of 5 minutes; the supervisor of a live task beats every second.
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
                 "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
                 # Parsed once at start; tasks parse the file themselves when they run.
                 "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
                 "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
                 "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "600",
+                # No bundle clean-up process beside each worker (the DAG folder is local).
+                "AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_INTERVAL": "0",
                 # The task supervisor notices its task's exit at its next wake-up, at most
                 # this many seconds later (5 by default: up to 5 s lost per task).
                 "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
+                # Celery: the broker is this Redis; results go to the metadata DB (Airflow's
+                # default, db+ the metadata URL).
+                "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
+                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
+                "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
+                "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
                 "PYTHONUNBUFFERED": "1",
             }
         )
         env.update(self.extra_env)
         return env
+
+    def components(self) -> list[Component]:
+        """What ``start()`` starts: Redis and the workers only with the CeleryExecutor."""
+        found = [
+            Component("api-server", ("api-server",), PRELOAD["api-server"]),
+            Component(
+                "scheduler",
+                ("scheduler",),
+                PRELOAD["scheduler"] + EXECUTOR_PRELOAD[self.executor],
+            ),
+            Component("dag-processor", ("dag-processor",), PRELOAD["dag-processor"]),
+        ]
+        for name in self.worker_names:
+            found.append(
+                Component(
+                    name,
+                    (
+                        "celery",
+                        "worker",
+                        "--celery-hostname",
+                        name,
+                        "--concurrency",
+                        str(self.worker_concurrency),
+                        # Task logs are files in this one AIRFLOW_HOME, which the api-server
+                        # reads itself: no log server (all workers would want port 8793).
+                        "--skip-serve-logs",
+                        "--without-mingle",
+                        "--without-gossip",
+                    ),
+                    PRELOAD["worker"],
+                    {
+                        "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
+                        WORKER_HOSTNAME_ENV: name,
+                        # worker_hostname lives in the repository's tests package.
+                        "PYTHONPATH": os.pathsep.join(
+                            p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
+                        ),
+                    },
+                )
+            )
+        return found
+
+    @property
+    def component_names(self) -> list[str]:
+        return (["redis"] if self.celery else []) + [c.name for c in self.components()]
 
     def _secret(self, name: str) -> str:
         path = self.home / f".{name}"
@@ -198,7 +331,8 @@ class AirflowServer:
     # ----- lifecycle -------------------------------------------------------------------
     def start(self, dag_id: str, timeout: float = 180) -> None:
         """Migrate the metadata DB, start the components and wait until ``dag_id`` is
-        parsed and the API answers. On any failure everything started is stopped.
+        parsed, the API answers and every worker answers a ping. On any failure
+        everything started is stopped.
 
         The components start at once and import Airflow while ``airflow db migrate``
         runs; each runs its command only when the migration is done (see LAUNCHER).
@@ -211,50 +345,107 @@ class AirflowServer:
         (self.home / "airflow.cfg").touch()
         marker = self.home / ".migrated"
         try:
-            for name in COMPONENTS:
-                out = self.component_log(name).open("ab")
-                self.procs[name] = subprocess.Popen(
-                    [sys.executable, "-c", LAUNCHER, name, str(marker), *PRELOAD[name]],
-                    env=self.env,
-                    cwd=self.home,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,  # own process group, signalled as a whole
+            if self.celery:
+                self._start_redis()
+            for component in self.components():
+                self._spawn(
+                    component.name,
+                    [sys.executable, "-c", LAUNCHER, str(marker), *component.preload, "--"]
+                    + list(component.argv),
+                    {**self.env, **component.env},
                 )
-                out.close()
             self.cli("db", "migrate", timeout=timeout)
             marker.touch()
             self.startup_phases["db migrate"] = time.monotonic() - began
             self._wait(lambda: self._dag_ready(dag_id), timeout, f"DAG {dag_id} parsed")
-            self.startup_phases["components up, DAG parsed"] = time.monotonic() - began
+            self.startup_phases["DAG parsed"] = time.monotonic() - began
+            if self.celery:
+                self._wait(
+                    self._workers_ready, timeout, "every Celery worker ready (answering a ping)"
+                )
+                self.startup_phases["workers ready"] = time.monotonic() - began
         except BaseException:
             self.stop()
             raise
         self.startup_seconds = time.monotonic() - began
 
+    def _spawn(self, name: str, argv: list[str], env: Mapping[str, str]) -> None:
+        out = self.component_log(name).open("ab")
+        try:
+            self.procs[name] = subprocess.Popen(
+                argv,
+                env=dict(env),
+                cwd=self.home,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # own process group, signalled as a whole
+            )
+        finally:
+            out.close()
+
+    def _start_redis(self) -> None:
+        """A redis-server of the test's own on a free port (never the machine's service,
+        which other tests and programs may use), nothing persisted."""
+        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(binary).exists():
+            raise AirflowServerError("redis-server not found: install Debian's redis-server")
+        redis_dir = self.home / "redis"
+        redis_dir.mkdir(exist_ok=True)
+        argv = [binary, "--port", str(self.redis_port), "--bind", "127.0.0.1"]
+        argv += ["--save", "", "--appendonly", "no", "--dir", str(redis_dir)]
+        self._spawn("redis", [sys.executable, "-c", WATCHDOG, *argv], self.env)
+        self._wait(self._redis_ready, 20, "redis-server to answer PING")
+
+    def _redis_ready(self) -> bool:
+        self.check_alive()
+        try:
+            with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _workers_ready(self) -> bool:
+        self.check_alive()
+        return set(self.ping_workers()) >= set(self.worker_names)
+
+    def ping_workers(self, timeout: float = 1.0) -> list[str]:
+        """The host names of the Celery workers that answer a ping through the broker."""
+        from celery import Celery
+
+        app = Celery(broker=self.broker_url)
+        try:
+            answers = app.control.ping(timeout=timeout)
+        finally:
+            app.close()
+        return [node.split("@", 1)[-1] for answer in answers for node in answer]
+
     def stop(self, timeout: float = 30) -> None:
         """SIGTERM each component's process group, wait, then SIGKILL what is left of the
-        components' own process trees (task processes included)."""
+        components' own process trees (task processes included). Redis goes last, once
+        nothing uses it."""
+        procs = sorted(self.procs.items(), key=lambda item: item[0] == "redis")
         trees: list[psutil.Process] = []
-        for proc in self.procs.values():
+        for _name, proc in procs:
             try:
                 parent = psutil.Process(proc.pid)
                 trees.extend([parent, *parent.children(recursive=True)])
             except psutil.NoSuchProcess:
                 pass
-        for proc in self.procs.values():
-            # The group, even when its leader is gone: its task processes may not be.
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        for proc in self.procs.values():
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        for group in ([p for n, p in procs if n != "redis"], [p for n, p in procs if n == "redis"]):
+            for proc in group:
+                # The group, even when its leader is gone: its task processes may not be.
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+                    os.killpg(proc.pid, signal.SIGTERM)
+            for proc in group:
+                try:
+                    proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(timeout=10)
         _gone, alive = psutil.wait_procs(trees, timeout=max(0.1, deadline - time.monotonic()))
         for leftover in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
@@ -267,7 +458,7 @@ class AirflowServer:
         for name, proc in self.procs.items():
             if proc.poll() is not None:
                 raise AirflowServerError(
-                    f"airflow {name} exited with {proc.returncode}\n{self.log_tails()}"
+                    f"{name} exited with {proc.returncode}\n{self.log_tails(names=[name])}"
                 )
 
     def log_tails(self, lines: int = 40, names: Iterable[str] = ("scheduler",)) -> str:
@@ -550,7 +741,11 @@ class AirflowServer:
                 extra = f"\n{detail()}" if detail else ""
                 raise AirflowServerError(
                     f"timed out after {timeout:.0f} s waiting for {what}{extra}\n"
-                    + self.log_tails(names=COMPONENTS if "parsed" in what else ("scheduler",))
+                    + self.log_tails(
+                        names=self.component_names
+                        if "ready" in what or "parsed" in what
+                        else ("scheduler",)
+                    )
                 )
             time.sleep(interval)
 
