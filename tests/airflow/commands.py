@@ -17,6 +17,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 PLACEHOLDER = "…"
+# What a reader is to fill in: an ellipsis, or a name in angle brackets (`<logical date>`).
+_PLACEHOLDERS = re.compile(r"…|\.\.\.|<[^<>\n]+>")
 
 _FENCE = re.compile(r"^(\s*)(```|~~~)")
 _INLINE = re.compile(r"(?<!`)`([^`\n]+)`(?!`)")
@@ -40,21 +42,22 @@ class DocCommand:
 
     @property
     def has_placeholders(self) -> bool:
-        return PLACEHOLDER in self.text or "..." in self.text
+        return bool(_PLACEHOLDERS.search(self.text))
+
+    @property
+    def placeholders(self) -> list[str]:
+        """The placeholders as written, in order: ``…``, ``...`` or ``<logical date>``."""
+        return _PLACEHOLDERS.findall(self.text)
 
     def with_values(self, *values: str) -> str:
-        """The command with its placeholders (``…``) replaced by ``values``, in order."""
-        text = self.text
-        for value in values:
-            if PLACEHOLDER in text:
-                text = text.replace(PLACEHOLDER, value, 1)
-            elif "..." in text:
-                text = text.replace("...", value, 1)
-            else:
-                raise ValueError(f"more values than placeholders in {self.text!r}")
-        if PLACEHOLDER in text:
-            raise ValueError(f"placeholders left in {text!r}")
-        return text
+        """The command with its placeholders replaced by ``values``, in order."""
+        found = self.placeholders
+        if len(values) > len(found):
+            raise ValueError(f"more values than placeholders in {self.text!r}")
+        if len(values) < len(found):
+            raise ValueError(f"placeholders left in {self.text!r}: {found[len(values) :]}")
+        given = iter(values)
+        return _PLACEHOLDERS.sub(lambda _match: next(given), self.text)
 
     def option(self, *flags: str) -> str | None:
         """The value given to one of ``flags`` (``-e`` / ``--end-date``), if any."""

@@ -40,3 +40,10 @@ def test_command_parts_and_placeholders():
     assert filled.endswith("--from-date 2026-03-10 --to-date 2026-03-12")
     assert backfill.option("--dag-id") == "my_dag"
     assert unique([unpause, unpause, pools]) == [unpause, pools]
+
+
+def test_a_name_in_angle_brackets_is_a_placeholder():
+    (command,) = airflow_commands("Run `airflow dags test my_dag <logical date>` for a day.", "x")
+    assert command.subcommand == ("dags", "test")
+    assert command.placeholders == ["<logical date>"]
+    assert command.with_values("2026-04-04") == "airflow dags test my_dag 2026-04-04"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -21,9 +21,20 @@ pytestmark = pytest.mark.airflow_server
 # Dates put in for a documented placeholder (`--from-date … --to-date …`): a reader expects
 # one run for each of these days.
 PLACEHOLDER_DAYS = (date(2026, 3, 10), date(2026, 3, 12))
+# The day put in for `airflow dags test <dag> <logical date>`, and the old day given to
+# `airflow dags trigger --logical-date` (neither used by another test: one run a day).
+DAGS_TEST_DAY = date(2026, 4, 4)
+DAGS_TRIGGER_DAY = date(2026, 4, 5)
 
 # Checks that change nothing first, backfills (which take over and cancel runs) last.
-_ORDER = [("pools", "set"), ("dags", "unpause"), ("tasks", "clear"), ("backfill", "create")]
+_ORDER = [
+    ("pools", "set"),
+    ("dags", "unpause"),
+    ("tasks", "clear"),
+    ("dags", "trigger"),
+    ("dags", "test"),
+    ("backfill", "create"),
+]
 
 
 def _documented() -> list[DocCommand]:
@@ -34,6 +45,10 @@ def _documented() -> list[DocCommand]:
 
 def _day(text: str) -> date:
     return datetime.fromisoformat(text).date()
+
+
+def _instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # --------------------------------------------------------------------------------------
@@ -151,11 +166,76 @@ def check_backfill_create(command: DocCommand, world: AirflowWorld, request) -> 
         airflow.set_paused(world.dag_id, False)
 
 
+def _interval_of(world: AirflowWorld, logical_date: datetime) -> list[dict]:
+    return [
+        r for r in world.runs() if r["logical_date"] and _instant(r["logical_date"]) == logical_date
+    ]
+
+
+def check_dags_test(command: DocCommand, world: AirflowWorld, request) -> None:
+    """`airflow dags test <dag> <logical date>`: "for a day other than today": a run for
+    that logical date, synced green, whose data interval is the UK day that ends at it
+    (02:00 to 02:00), as a scheduled run starting at that moment would cover. (A run
+    triggered through the REST API or a backfill with the same logical date covers the
+    day that *starts* there.) The DAG is paused meanwhile, so the scheduler leaves the
+    run to the command."""
+    airflow = world.airflow
+    logical_date = at_0200_london(DAGS_TEST_DAY)
+    text = command.with_values(logical_date.isoformat())
+    request.getfixturevalue("finished_daily_run")
+    airflow.wait_for_backfill_done(world.dag_id)
+    airflow.set_paused(world.dag_id, True)
+    try:
+        done = airflow.shell(text, timeout=300)
+    finally:
+        airflow.set_paused(world.dag_id, False)
+    (run,) = _interval_of(world, logical_date) or [None]
+    assert run is not None, f"`{text}` made no run for {logical_date}: {done.stdout[-2000:]}"
+    assert run["state"] == "success", airflow.ti_summary(world.dag_id, run["dag_run_id"])
+    interval = (_instant(run["data_interval_start"]), _instant(run["data_interval_end"]))
+    assert interval == (at_0200_london(DAGS_TEST_DAY - timedelta(1)), logical_date), (
+        f"`{text}` ran over {interval}, not the UK day ending at {logical_date}"
+    )
+
+
+def check_dags_trigger(command: DocCommand, world: AirflowWorld, request) -> None:
+    """README: "in Airflow 3.3 `airflow dags trigger` takes the data interval from the
+    moment it is called, whatever its `--logical-date`": a run triggered so for an old day
+    has that logical date but the interval of the latest 02:00 before the command. Made on
+    a paused DAG, checked, deleted (it never runs)."""
+    airflow = world.airflow
+    assert command.argv[:3] == ["airflow", "dags", "trigger"], command
+    logical_date = at_0200_london(DAGS_TRIGGER_DAY)
+    request.getfixturevalue("finished_daily_run")
+    airflow.set_paused(world.dag_id, True)
+    try:
+        typed = datetime.now(UTC)
+        airflow.cli("dags", "trigger", world.dag_id, "--logical-date", logical_date.isoformat())
+        (run,) = _interval_of(world, logical_date)
+        try:
+            assert run["state"] == "queued"
+            start, end = _instant(run["data_interval_start"]), _instant(run["data_interval_end"])
+            assert start != logical_date, (
+                "`airflow dags trigger --logical-date` now gives that day's data interval:"
+                f" README's sentence is out of date ({command.context})"
+            )
+            assert typed - timedelta(days=1, hours=2) <= end <= typed
+            assert end - start == timedelta(days=1)
+        finally:
+            airflow.api(
+                "DELETE", f"/api/v2/dags/{world.dag_id}/dagRuns/{run['dag_run_id']}", ok=(204,)
+            )
+    finally:
+        airflow.set_paused(world.dag_id, False)
+
+
 CHECKS: dict[tuple[str, str], Callable[[DocCommand, AirflowWorld, object], None]] = {
     ("pools", "set"): check_pools_set,
     ("dags", "unpause"): check_dags_unpause,
     ("tasks", "clear"): check_tasks_clear,
     ("backfill", "create"): check_backfill_create,
+    ("dags", "test"): check_dags_test,
+    ("dags", "trigger"): check_dags_trigger,
 }
 
 
