@@ -30,6 +30,7 @@ demo: airflow-home
 test: $(STAMP)
 	scripts/ensure-postgres.sh
 	deploy/ensure-docker-compose.sh
+	scripts/ensure-browser.sh
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
