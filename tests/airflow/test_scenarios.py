@@ -430,6 +430,10 @@ def test_clearing_one_task_of_a_finished_run_reruns_it_and_changes_nothing(
     assert world.onefile_writes(since=mark) == []
     assert world.audit_rows() == audited
     world.assert_consistent()
+    # What the rerun says it did: nothing, and no conflict with what the first try wrote.
+    said = airflow.xcom(world.dag_id, run_id, task_id, map_index=map_index)
+    nothing = {"fields_changed", "conflicts", "reviews_inserted", "sent", "recovered", "failed"}
+    assert {k: v for k, v in said.items() if k in nothing and v} == {}, said
 
 
 def test_the_killed_run_ends_where_an_undisturbed_run_over_the_same_data_does(
