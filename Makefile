@@ -31,6 +31,7 @@ test: $(STAMP)
 	scripts/ensure-postgres.sh
 	deploy/ensure-docker-compose.sh
 	scripts/ensure-browser.sh
+	command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
