@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
 import pandas as pd
@@ -39,6 +40,7 @@ from sqlalchemy import (
     UniqueConstraint,
     delete,
     insert,
+    inspect,
     select,
     update,
 )
@@ -290,6 +292,8 @@ sync_audit = Table(
     Column("new_value", UnicodeText),
     Column("changed_at", _INSTANT, nullable=False),
     Index(None, "run_id"),
+    # The sync page's audit search: every change of one learner's rows, newest first.
+    Index(None, "entity", "entity_key", "changed_at"),
 )
 
 sync_run = Table(
@@ -301,6 +305,28 @@ sync_run = Table(
     Column("outcome", String(20), nullable=False),
     # Why a failed run failed: each failed task and its error (no secrets), by record_failure.
     Column("failure", UnicodeText),
+    Index(None, "started_at"),  # the run history, newest first, a page at a time
+)
+# What each run was and what it did, for the sync page, the run's note in the Airflow UI
+# and the alerts (``picsweb_sync.summary``). One row per run: written by ``start_run``
+# (type, dry run, interval), completed by ``finish_run`` / ``record_failure``.
+sync_run_summary = Table(
+    "sync_run_summary",
+    project_metadata,
+    Column("run_id", String(250), primary_key=True),
+    Column("dag_id", String(250), nullable=False),
+    # scheduled, manual, backfill, asset_triggered, operator_triggered (DagRunType values)
+    Column("run_type", String(30), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("interval_start", _INSTANT),
+    Column("interval_end", _INSTANT),
+    # When the run first ended: its original duration survives a later rerun of a task.
+    Column("first_ended_at", _INSTANT),
+    # JSON object of counts (``picsweb_sync.summary.SUMMARY_KEYS`` and breakdowns).
+    Column("summary", UnicodeText),
+    # The thresholds the run crossed, as text naming each threshold and the numbers.
+    Column("thresholds_crossed", UnicodeText),
+    Column("updated_at", _INSTANT, nullable=False),
 )
 # The error of each failed task try, written by the task itself as it fails
 # (``runtime.run_stage``), so ``record_failure`` can say why without reading task logs.
@@ -361,9 +387,20 @@ PICSWEB_SIDE_TABLES: tuple[Table, ...] = (sync_picsweb_work, sync_review_insert_
 def ensure_project_tables(
     bind: Engine | Connection, tables: tuple[Table, ...] | None = None
 ) -> None:
-    """Create the missing ``sync_*`` tables (idempotent; existing tables are left alone);
-    all of them, or only ``tables``."""
+    """Create the missing ``sync_*`` tables and indexes (idempotent; existing tables are
+    otherwise left alone); all of them, or only ``tables``.
+
+    Indexes added in a later version are created on tables an earlier version made.
+    """
     project_metadata.create_all(bind, tables=tables, checkfirst=True)
+    wanted = project_metadata.sorted_tables if tables is None else tables
+    with bind.begin() if isinstance(bind, Engine) else nullcontext(bind) as conn:
+        inspector = inspect(conn)
+        for table in wanted:
+            present = {index["name"] for index in inspector.get_indexes(table.name)}
+            for index in table.indexes:
+                if index.name not in present:
+                    index.create(conn)
 
 
 # ----- staging ------------------------------------------------------------------------------
