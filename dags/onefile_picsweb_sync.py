@@ -112,6 +112,12 @@ def _run(stage: str, **arguments):
         "review_days_after": Param(30, type="integer", minimum=0),
         "mode": Param("auto", enum=["auto", "full", "reviews_only"]),
         "retention_days": Param(30, type="integer", minimum=1),
+        "dry_run": Param(
+            False,
+            type="boolean",
+            description="extract and merge, record what would change; write nothing to "
+            "PICSWeb or OneFile",
+        ),
         "lock_wait_minutes": Param(
             60,
             type="integer",

@@ -41,6 +41,7 @@ class RunContext:
     # Who is working: ``task[map index] try n``, for locks and error records.
     task_label: str = "task"
     try_number: int | None = None
+    dag_id: str = "onefile_picsweb_sync"
 
     @classmethod
     def from_airflow(cls, context: Mapping[str, Any]) -> RunContext:
@@ -65,6 +66,7 @@ class RunContext:
             try_number=try_number,
             settings_snapshot=(started or {}).get("settings"),
             run_id=dag_run.run_id,
+            dag_id=getattr(dag_run, "dag_id", None) or "onefile_picsweb_sync",
             run_type=run_type_value(getattr(dag_run, "run_type", None)),
             interval_start=start,
             interval_end=end,
@@ -117,6 +119,12 @@ class RunContext:
         holder = f"run {self.run_id}, {self.task_label} try {self.try_number}"
         wait = timedelta(minutes=float(self.param("lock_wait_minutes", 60)))
         return locks.held(self.staging, name, holder, wait)
+
+    @property
+    def dry_run(self) -> bool:
+        """A dry run (the ``dry_run`` Param) extracts and merges and records what it would
+        change, and writes nothing to PICSWeb or OneFile."""
+        return bool(self.param("dry_run", False))
 
     def param(self, name: str, default: Any) -> Any:
         value = self.params.get(name)
