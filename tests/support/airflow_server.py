@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import secrets
 import shlex
@@ -194,6 +195,8 @@ class AirflowServer:
     procs: dict[str, subprocess.Popen] = field(default_factory=dict)
     startup_seconds: float | None = None
     startup_phases: dict[str, float] = field(default_factory=dict)
+    # The simple auth manager's users (name -> role: viewer, user, op or admin).
+    users: Mapping[str, str] = field(default_factory=lambda: {"admin": "admin", "viewer": "viewer"})
     _token: str | None = None
     _session: requests.Session = field(default_factory=requests.Session)
 
@@ -233,7 +236,12 @@ class AirflowServer:
                 "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
                 "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
                 "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+                # Named users of the simple auth manager, each with its role; their
+                # passwords are in the file start() writes (see password()).
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
+                    f"{user}:{role}" for user, role in self.users.items()
+                ),
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
                 "AIRFLOW__API__HOST": "127.0.0.1",
                 "AIRFLOW__API__PORT": str(self.port),
                 "AIRFLOW__API__BASE_URL": self.base_url,
@@ -325,6 +333,40 @@ class AirflowServer:
             path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
         return path.read_text()
 
+    @property
+    def passwords_file(self) -> Path:
+        return self.home / "simple_auth_manager_passwords.json.generated"
+
+    def _write_passwords(self) -> None:
+        """A random password for each user, written before the api-server starts: the
+        simple auth manager then finds them all and prints none to its log (it prints
+        each password it generates itself)."""
+        known = json.loads(self.passwords_file.read_text()) if self.passwords_file.exists() else {}
+        for user in self.users:
+            known.setdefault(user, secrets.token_urlsafe(18))
+        self.passwords_file.write_text(json.dumps(known) + "\n")
+        self.passwords_file.chmod(0o600)
+
+    def password(self, user: str = "admin") -> str:
+        """The password of one of ``users`` (as the api-server reads it)."""
+        passwords = json.loads(self.passwords_file.read_text())
+        if user not in passwords:
+            raise KeyError(f"no user {user!r} in this Airflow (users: {sorted(self.users)})")
+        return passwords[user]
+
+    def token(self, user: str = "admin") -> str:
+        """A fresh REST API token of ``user`` (``POST /auth/token``)."""
+        answer = self._session.post(
+            f"{self.base_url}/auth/token",
+            json={"username": user, "password": self.password(user)},
+            timeout=10,
+        )
+        if answer.status_code not in (200, 201):
+            raise AirflowServerError(
+                f"POST /auth/token for {user!r} answered {answer.status_code}: {answer.text[:500]}"
+            )
+        return answer.json()["access_token"]
+
     def component_log(self, name: str) -> Path:
         return self.home / f"{name}.out"
 
@@ -343,6 +385,7 @@ class AirflowServer:
         # place the processes starting together cannot trip over each other's half-written
         # file. Everything is configured through the environment.
         (self.home / "airflow.cfg").touch()
+        self._write_passwords()
         marker = self.home / ".migrated"
         try:
             if self.celery:
@@ -505,9 +548,7 @@ class AirflowServer:
     # ----- REST API --------------------------------------------------------------------
     def _auth_header(self) -> dict[str, str]:
         if self._token is None:
-            answer = self._session.get(f"{self.base_url}/auth/token", timeout=10)
-            answer.raise_for_status()
-            self._token = answer.json()["access_token"]
+            self._token = self.token("admin")
         return {"Authorization": f"Bearer {self._token}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
@@ -534,7 +575,7 @@ class AirflowServer:
         self.check_alive()
         try:
             answer = self.request("GET", f"/api/v2/dags/{dag_id}", timeout=5)
-        except requests.RequestException:
+        except (requests.RequestException, AirflowServerError):  # not up / no token yet
             return False
         if answer.status_code == 200:
             return True
