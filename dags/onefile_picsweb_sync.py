@@ -24,7 +24,8 @@ each run covering the UK day before it.
 | `push_learning_aims` | fills OneFile's blanks from PICSWeb through the outbox | sends only unsent rows, each re-checked just before sending: a field OneFile no longer has blank, or PICSWeb no longer holds, is not sent |
 | `merge_reviews` / `load_reviews` | rule 6: OneFile reviews update or create PICSWeb reviews (only with *Download Review Data* on) | as the qualification merge and load (refuses when newer data over the same review window was loaded) |
 | `plan_review_uploads` / `push_reviews` | rule 5: new PICSWeb reviews are created in OneFile exactly once (only with *Upload Review Data* on) | plans again from PICSWeb now; each create is re-checked against the PICSWeb review just before sending (no longer eligible: not sent; rescheduled: sent with its new time). A create that may have reached OneFile before a crash is found and linked, never repeated |
-| `finish_run` | run record, `last_synchronised`, purge of old staging | closes the run record again |
+| `finish_run` | run record, `last_synchronised` (not in a dry run), purge of old staging, the run's summary and note | closes the run record again; the summary counts what the rerun tasks did, and the run keeps its first end time |
+| `check_thresholds` | fails the run loudly when rejects or conflicts crossed a threshold (below); the data is already synced | checks the stored summary again |
 | `record_failure` | runs only when a step failed: marks the run failed with each failed task and its error | writes the same record again |
 
 **Two branches.** Qualifications and reviews share only the extracts: a failure in one
@@ -43,6 +44,27 @@ March, one run at a time:
 (runs start at 02:00, so the range ends at the day's end; `-t` matches any part of a task
 id: `-t extract_` clears every extract task).
 
+**The run's summary** is the run's note in the grid (when the `airflow_api` connection
+lets the sync set it; otherwise in the log and XCom of `finish_run`): learners, aims,
+assessors and reviews extracted; fields changed and reviews created in PICSWeb and in
+OneFile; rejects by kind; conflicts; outbox rows still pending; and a link to the run's
+page on the sync page (`/onefile-sync/runs/<run id>`, under Airflow's `[api] base_url`).
+The table `sync_run_summary` keeps it, one row per run.
+
+**Thresholds** (Params; `null` turns one off): `max_rejects` (100 rows set aside),
+`max_reject_share` (0.05: rejects of the rows extracted), `max_conflicts` (50) and
+`max_conflict_share` (0.10: conflicts of the PICSWeb changes the loads tried). Crossing one
+never stops the sync halfway: every load and push runs and `finish_run` records the run;
+then `check_thresholds` fails (red, no retry), naming each threshold and the numbers
+(e.g. `rejects 42 > max_rejects 40`), in the task log, in `sync_run.failure`, in
+`sync_run_summary.thresholds_crossed` and in the run's note. The run's data *is* synced:
+fix the rejected rows or the conflicting edits, and the next run picks them up.
+
+**Dry run** (Param `dry_run`): extracts and merges as usual, records the change sets and
+the summary of what the run *would* change, and writes nothing to PICSWeb or OneFile
+(`last_synchronised` stays too). The sync page (`/onefile-sync/`) shows what it would
+change.
+
 **Where to look when something is off:** the tables `sync_run` (one row per run; a
 failed run names its failed tasks and their errors), `sync_run_count` (counts per task),
 `sync_reject` (rows set aside, with the reason), `sync_audit` (every field changed, old
@@ -57,6 +79,26 @@ Every task that calls OneFile runs in the pool `onefile_api` (1 slot), so the wh
 stays under OneFile's 300 calls a minute. Without that pool those tasks never start:
 `airflow pools set onefile_api 1 "OneFile API rate limit"`.
 """
+
+
+# Every task has a finite execution_timeout: a hung call or a lock never released must end
+# as a failure the team sees (and retries), not a run that blocks the next day's
+# (max_active_runs=1). Sized from the benchmark (50,000 learners: the whole run took
+# 1,274 s; 706 s of it extract/merge/load tasks, 548 s the pushes' 10,000 OneFile writes),
+# then made generous, since a timeout is a failure someone must handle:
+# - a writing task (loads, pushes) may first wait for another run's lock up to the
+#   lock_wait_minutes Param (60 min): its timeout is that hour plus its own work;
+#   raise these with that Param;
+# - OneFile allows 300 calls a minute for the whole customer: 10,000 learning-aim updates
+#   are at least 34 min of calls, 10,000 review creates (Visit + Review) 67 min, plus
+#   the re-check reads. Waiting for the onefile_api pool slot is not running time.
+# Outside Airflow's default: every task not named below gets DEFAULT_TIMEOUT.
+DEFAULT_TIMEOUT = timedelta(minutes=30)  # start_run, organisations, record_failure, ...
+EXTRACT_TIMEOUT = timedelta(hours=1)  # one organisation's pages (benchmark: minutes)
+MERGE_TIMEOUT = timedelta(hours=1)  # pandas over the whole run (benchmark: minutes)
+LOAD_TIMEOUT = timedelta(minutes=60 + 60)  # lock wait + one transaction of changes
+PUSH_TIMEOUT = timedelta(minutes=60 + 180)  # lock wait + 20,000 calls at 300/min, twice over
+FINISH_TIMEOUT = timedelta(hours=1)  # summary + purge of 30 days of staging
 
 
 # Named explicitly: mapped tasks otherwise fall back to a fixed 300 s on the scheduler side,
@@ -97,6 +139,7 @@ def _run(stage: str, **arguments):
         "retries": 2,
         "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": True,
+        "execution_timeout": DEFAULT_TIMEOUT,
     },
     tags=["onefile", "picsweb", "sync"],
     doc_md=DOC_MD,
@@ -122,7 +165,35 @@ def _run(stage: str, **arguments):
             60,
             type="integer",
             minimum=1,
-            description="how long a writing task waits for another run's lock before failing",
+            description="how long a writing task waits for another run's lock before failing "
+            "(the loads' and pushes' execution_timeout allows 60 minutes of waiting)",
+        ),
+        # Thresholds: check_thresholds fails the run when one is crossed (null: off).
+        "max_rejects": Param(
+            100,
+            type=["null", "integer"],
+            minimum=0,
+            description="fail the run when more rows than this are set aside (rejects)",
+        ),
+        "max_reject_share": Param(
+            0.05,
+            type=["null", "number"],
+            minimum=0,
+            description="fail the run when rejects are more than this share of the rows "
+            "extracted (0.05 = 5 %)",
+        ),
+        "max_conflicts": Param(
+            50,
+            type=["null", "integer"],
+            minimum=0,
+            description="fail the run when more PICSWeb changes than this met a conflict",
+        ),
+        "max_conflict_share": Param(
+            0.10,
+            type=["null", "number"],
+            minimum=0,
+            description="fail the run when conflicts are more than this share of the PICSWeb "
+            "changes tried (0.10 = 10 %)",
         ),
     },
 )
@@ -136,53 +207,66 @@ def onefile_picsweb_sync():
     def organisations(started: dict) -> list[int]:
         return started["organisation_ids"]
 
-    @task(map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL)
+    @task(
+        map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL, execution_timeout=EXTRACT_TIMEOUT
+    )
     def extract_learners(organisation_id: int) -> dict:
         return _run("extract.extract_learners", organisation_id=organisation_id)
 
-    @task(map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL)
+    @task(
+        map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL, execution_timeout=EXTRACT_TIMEOUT
+    )
     def extract_assessors(organisation_id: int) -> dict:
         return _run("extract.extract_assessors", organisation_id=organisation_id)
 
-    @task(map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL)
+    @task(
+        map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL, execution_timeout=EXTRACT_TIMEOUT
+    )
     def extract_learning_aims(organisation_id: int) -> dict:
         return _run("extract.extract_learning_aims", organisation_id=organisation_id)
 
-    @task(map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL)
+    @task(
+        map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL, execution_timeout=EXTRACT_TIMEOUT
+    )
     def extract_reviews(organisation_id: int) -> dict:
         return _run("extract.extract_reviews", organisation_id=organisation_id)
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def merge_qualifications() -> dict:
         return _run("merge.stage.merge_qualifications")
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", execution_timeout=LOAD_TIMEOUT)
     def load_qualifications() -> dict:
         return _run("load.load_qualifications")
 
-    @task(trigger_rule="none_failed", pool=ONEFILE_POOL)
+    @task(trigger_rule="none_failed", pool=ONEFILE_POOL, execution_timeout=PUSH_TIMEOUT)
     def push_learning_aims() -> dict:
         return _run("push.push_learning_aims")
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def merge_reviews() -> dict:
         return _run("merge.stage.merge_reviews")
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", execution_timeout=LOAD_TIMEOUT)
     def load_reviews() -> dict:
         return _run("load.load_reviews")
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def plan_review_uploads() -> dict:
         return _run("merge.stage.plan_review_uploads")
 
-    @task(trigger_rule="none_failed", pool=ONEFILE_POOL)
+    @task(trigger_rule="none_failed", pool=ONEFILE_POOL, execution_timeout=PUSH_TIMEOUT)
     def push_reviews() -> dict:
         return _run("push.push_reviews")
 
-    @task(trigger_rule="none_failed")
+    @task(trigger_rule="none_failed", execution_timeout=FINISH_TIMEOUT)
     def finish_run() -> dict:
         return _run("report.finish_run")
+
+    @task(trigger_rule="none_failed")
+    def check_thresholds() -> dict:
+        """Fails the run (no retry) when rejects or conflicts crossed a threshold Param."""
+        return _run("report.check_thresholds")
 
     @task(trigger_rule="one_failed")
     def record_failure() -> str:
@@ -211,7 +295,8 @@ def onefile_picsweb_sync():
     [assessors, reviews] >> merged_reviews >> loaded_reviews >> planned >> pushed_reviews
     learners >> planned  # the upload plan needs each learner's organisation
 
-    [pushed_aims, pushed_reviews] >> finish_run()
+    # Everything safe is done before the thresholds can fail the run.
+    [pushed_aims, pushed_reviews] >> finish_run() >> check_thresholds()
     [pushed_aims, pushed_reviews] >> record_failure()
 
 

@@ -1,21 +1,29 @@
-"""Start and end of a run: settings, project tables, the run record, retention.
+"""Start and end of a run: settings, project tables, the run record, retention, summary.
 
 ``start_run`` is the gate: with the integration off in PICSWeb's OneFile Settings the run
 says so and ends green without touching OneFile. ``finish_run`` runs only when nothing
 failed: it closes the run record, sets ``onefile_settings.last_synchronised`` (rule 7; not
-after a reviews-only backfill run, which is not a full sync) and purges staging older than the retention period. ``record_failure`` closes the record of a
-run that did fail, so ``sync_run`` always tells how each run ended.
+after a reviews-only backfill run, which is not a full sync, nor after a dry run, which
+synced nothing) and purges staging older than the retention period. ``record_failure``
+closes the record of a run that did fail, so ``sync_run`` always tells how each run ended.
+``check_thresholds`` runs after ``finish_run``: when the run's rejects or conflicts cross
+a threshold Param it marks the run failed, naming each threshold and the numbers.
+
+Each of them stores the run's summary (``picsweb_sync.summary``) in ``sync_run_summary``,
+logs it, returns it in the XCom and sets it as the run's note in the Airflow UI, with a
+link to the run's sync page.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
 import pandas as pd
 
-from picsweb_sync import freshness, project_tables, ukdates
+from picsweb_sync import freshness, project_tables, run_note, summary, ukdates
 from picsweb_sync.runtime import RunContext, settings_snapshot
 from picsweb_sync.settings import mark_synchronised, read_settings
 
@@ -31,12 +39,16 @@ def start_run(ctx: RunContext) -> dict[str, Any] | bool:
         settings = read_settings(conn)
     with ctx.staging.begin() as conn:
         project_tables.start_run(conn, ctx.run_id)
+        _open_summary(conn, ctx)
         if not settings.integration_enabled:
-            project_tables.finish_run(conn, ctx.run_id, "integration_off")
+            ended = datetime.now(UTC)
+            project_tables.finish_run(conn, ctx.run_id, "integration_off", ended)
+            counts = _store_summary(conn, ctx, ended)
     if not settings.integration_enabled:
         log.warning(
             "OneFile integration is switched off in PICSWeb's OneFile Settings: nothing to sync."
         )
+        _publish(ctx, counts, "integration_off")
         return False
     plan = ctx.plan
     log.info(
@@ -56,10 +68,12 @@ def start_run(ctx: RunContext) -> dict[str, Any] | bool:
 
 
 def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
-    """Close a successful run: record, ``last_synchronised``, retention purge, summary log."""
+    """Close a successful run: record, ``last_synchronised``, retention purge, summary."""
     ended = now or datetime.now(UTC)
     retention_days = int(ctx.param("retention_days", 30))
-    if ctx.plan.does_qualifications:  # a reviews-only backfill run is not a full sync
+    if ctx.dry_run:
+        log.info("dry run: last_synchronised left as it is (nothing was synced)")
+    elif ctx.plan.does_qualifications:  # a reviews-only backfill run is not a full sync
         newer = _newer_full_sync(ctx)
         if newer is None:
             with ctx.picsweb.begin() as conn:
@@ -71,6 +85,8 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
         purged = project_tables.purge(conn, retention_days, ended)
         counts = project_tables.run_counts(conn, ctx.run_id)
         rejects = project_tables.read_rejects(conn, ctx.run_id)
+        _open_summary(conn, ctx)  # a run started before the summary existed has no row
+        run_summary = _store_summary(conn, ctx, ended)
     if ctx.picsweb_conn_id != ctx.staging_conn_id:  # the PICSWeb side keeps work tables too
         with ctx.picsweb.begin() as conn:
             side = project_tables.PICSWEB_SIDE_TABLES
@@ -83,10 +99,79 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
         by_reason = rejects.assign(reason=kind).groupby(["stage", "reason"]).size()
         for (stage, reason), n in by_reason.items():
             log.warning("%d row(s) set aside at %s: %s", n, stage, reason)
+    page = _publish(ctx, run_summary, "success")
     return {
         "rejects": len(rejects),
         "purged_rows": int(sum(purged.values())),
+        "summary": run_summary,
+        "page": page,
     }
+
+
+def check_thresholds(ctx: RunContext) -> dict[str, Any]:
+    """After ``finish_run``: fail the run loudly when its rejects or conflicts crossed a
+    threshold Param (``max_rejects``, ``max_reject_share``, ``max_conflicts``,
+    ``max_conflict_share``; ``None`` turns one off). Everything safe is done by then: the
+    run's data is synced, only its outcome changes. Raises ``AirflowFailException`` (no
+    retry: the numbers would not change) naming each threshold and the numbers."""
+    with ctx.staging.connect() as conn:
+        stored = summary.read_run_summary(conn, ctx.run_id)
+        counts = (stored or {}).get("summary") or summary.run_summary(conn, ctx.run_id, ctx.dry_run)
+    crossed = summary.crossed_thresholds(counts, ctx.params)
+    limits = summary.threshold_settings(ctx.params)
+    if not crossed:
+        log.info("no threshold crossed (%s)", ", ".join(f"{k}={v}" for k, v in limits.items()))
+        return {"thresholds_crossed": []}
+    failure = summary.thresholds_failure(crossed)
+    with ctx.staging.begin() as conn:
+        project_tables.finish_run(conn, ctx.run_id, "failed", failure=failure)
+        _open_summary(conn, ctx)
+        summary.store_run_summary(
+            conn, ctx.run_id, counts, ended_at=datetime.now(UTC), thresholds_crossed=crossed
+        )
+    page = _publish(ctx, counts, "failed", thresholds=crossed)
+    log.error("run %s: %s", ctx.run_id, failure)
+    from airflow.sdk.exceptions import AirflowFailException
+
+    raise AirflowFailException(f"{failure}; see {page}")
+
+
+def _open_summary(conn, ctx: RunContext) -> None:
+    summary.open_run_summary(
+        conn,
+        ctx.run_id,
+        dag_id=ctx.dag_id,
+        run_type=ctx.run_type,
+        dry_run=ctx.dry_run,
+        interval_start=ctx.interval_start,
+        interval_end=ctx.interval_end,
+    )
+
+
+def _store_summary(conn, ctx: RunContext, ended: datetime) -> dict[str, Any]:
+    """Compute and store the run's summary (the run ended at ``ended``); log it."""
+    counts = summary.run_summary(conn, ctx.run_id, ctx.dry_run)
+    summary.store_run_summary(conn, ctx.run_id, counts, ended_at=ended)
+    log.info("run summary: %s", json.dumps(counts, sort_keys=True))
+    return counts
+
+
+def _publish(
+    ctx: RunContext,
+    counts: dict[str, Any],
+    outcome: str,
+    failure: str | None = None,
+    thresholds: list[str] | None = None,
+) -> str:
+    """Log the run's note and set it in the Airflow UI; returns the run's sync page URL."""
+    page = summary.run_page_url(ctx.run_id)
+    note = summary.summary_text(counts, outcome, page, failure=failure, thresholds=thresholds)
+    log.info("run note:\n%s", note)
+    try:
+        run_note.publish(ctx.dag_id, ctx.run_id, note)
+    except Exception:  # publish never raises; a note is still not worth a failed task
+        log.warning("could not set the run's note", exc_info=True)
+    return page
 
 
 def _newer_full_sync(ctx: RunContext) -> str | None:
@@ -107,13 +192,17 @@ def record_failure(ctx: RunContext, failed_tasks: list[str] | None = None) -> st
     with ctx.staging.connect() as conn:
         errors = project_tables.task_errors(conn, ctx.run_id)
     failure = failure_summary(failed_tasks or [], errors)
+    ended = datetime.now(UTC)
     with ctx.staging.begin() as conn:
         try:
-            project_tables.finish_run(conn, ctx.run_id, "failed", failure=failure)
+            project_tables.finish_run(conn, ctx.run_id, "failed", ended, failure=failure)
         except LookupError:  # start_run itself failed before it opened the record
             project_tables.start_run(conn, ctx.run_id)
-            project_tables.finish_run(conn, ctx.run_id, "failed", failure=failure)
+            project_tables.finish_run(conn, ctx.run_id, "failed", ended, failure=failure)
+        _open_summary(conn, ctx)
+        counts = _store_summary(conn, ctx, ended)
     log.error("run %s failed: %s", ctx.run_id, failure)
+    _publish(ctx, counts, "failed", failure=failure)
     return failure
 
 
