@@ -89,3 +89,65 @@ def test_every_task_that_calls_onefile_shares_the_rate_limit_pool(dagbag):
     )
     others = {t.pool for t in dag.tasks if t.task_id not in callers}
     assert "onefile_api" not in others
+
+
+def test_every_task_has_a_finite_execution_timeout_also_after_serialisation(dagbag):
+    """A hung call or a lock never released ends as a failure, not a run blocking the next
+    day's; the scheduler works from the serialised DAG, mapped tasks included."""
+    from datetime import timedelta
+
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    dag = dagbag.dags["onefile_picsweb_sync"]
+    scheduler_dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+    for tasks in (dag.tasks, scheduler_dag.tasks):
+        timeouts = {t.task_id: t.execution_timeout for t in tasks}
+        assert None not in timeouts.values(), timeouts
+        assert all(timedelta(0) < t <= timedelta(hours=6) for t in timeouts.values()), timeouts
+    # Every task of a run in sequence still ends well before the next day's run.
+    longest = {t.task_id: t.execution_timeout for t in dag.tasks}
+    path = ("start_run", "extract_reviews", "merge_reviews", "load_reviews")
+    path += ("plan_review_uploads", "push_reviews", "finish_run", "check_thresholds")
+    assert sum((longest[t] for t in path), timedelta(0)) < timedelta(hours=20)
+
+
+def test_writing_tasks_may_wait_for_the_lock_and_still_do_their_work(dagbag):
+    """Loads and pushes may wait lock_wait_minutes for another run's lock first."""
+    from datetime import timedelta
+
+    dag = dagbag.dags["onefile_picsweb_sync"]
+    wait = timedelta(minutes=dag.params["lock_wait_minutes"])
+    writers = {t.task_id: t for t in dag.tasks if t.task_id.startswith(("load_", "push_"))}
+    assert len(writers) == 4
+    for task_id, task in writers.items():
+        assert task.execution_timeout >= wait + timedelta(minutes=30), task_id
+    # The pushes' own work: 10,000 OneFile writes at 300 calls a minute, two calls each.
+    for task_id in ("push_learning_aims", "push_reviews"):
+        calls_minutes = 10_000 * 2 / 300
+        assert writers[task_id].execution_timeout >= wait + timedelta(minutes=calls_minutes)
+
+
+def test_thresholds_are_checked_after_finish_run_with_nullable_params(dagbag):
+    dag = dagbag.dags["onefile_picsweb_sync"]
+    check = dag.get_task("check_thresholds")
+    assert check.upstream_task_ids == {"finish_run"}
+    assert check.downstream_task_ids == set()
+    assert check.trigger_rule == "none_failed"
+    params = dag.params
+    assert {
+        name: params[name]
+        for name in ("max_rejects", "max_reject_share", "max_conflicts", "max_conflict_share")
+    } == {
+        "max_rejects": 100,
+        "max_reject_share": 0.05,
+        "max_conflicts": 50,
+        "max_conflict_share": 0.1,
+    }
+    from picsweb_sync.summary import THRESHOLD_DEFAULTS
+
+    assert {name: params[name] for name in THRESHOLD_DEFAULTS} == THRESHOLD_DEFAULTS
+    for name in THRESHOLD_DEFAULTS:  # null turns a threshold off; negatives are refused
+        param = params.get_param(name)
+        param.resolve(None)
+        with pytest.raises(Exception, match="minimum"):
+            param.resolve(-1)
