@@ -51,6 +51,7 @@ from picsweb_sync.project_tables import (
     audit,
     ensure_project_tables,
     gather_field_values,
+    picsweb_field_kinds,
     spread_field_changes,
     sync_picsweb_work,
     sync_review_insert_work,
@@ -68,6 +69,7 @@ __all__ = [
     "ConcurrentChangeError",
     "MAX_IN_LIST",
     "apply_updates",
+    "classify_updates",
     "empty_frame",
     "engine_for_connection",
     "engine_for_url",
@@ -360,6 +362,77 @@ def _read_outcomes(
         outcome=found["outcome"].to_numpy(),
         current=gather_field_values(found, "cur").to_numpy(),
     )
+
+
+def classify_updates(conn: Connection, updates: pd.DataFrame) -> ApplyResult:
+    """What :func:`apply_updates` would do with a ``picsweb_updates`` change set, read-only.
+
+    For a dry run: PICSWeb is only read (``SELECT`` of each changed row's current value, a
+    bounded ``IN`` list per (table, field)); no work table is filled, nothing is written or
+    audited. Each change gets the outcome the real classification gives it: ``missing``
+    (the row is gone), ``unchanged`` (it already holds the new value), ``applied`` (it
+    still holds the value the merge read: would change) or ``conflict``. Values compare as
+    :class:`ExactText` does: text exactly, a ``CHAR`` column's trailing padding ignored.
+    """
+    rows = spread_field_changes(updates)  # the same guard: only known, non-key fields
+    outcomes = pd.Series("missing", index=rows.index, dtype=object)
+    current = pd.Series([None] * len(rows), index=rows.index, dtype=object)
+    if len(rows):
+        kinds = picsweb_field_kinds(rows["table_name"], rows["field"]).to_numpy()
+        old, new = gather_field_values(rows, "old"), gather_field_values(rows, "new")
+        for (table_name, field), group in rows.groupby(["table_name", "field"], sort=False):
+            _, key, column, _ = _field_target(table_name, field)
+            found = select_in_chunks(
+                conn,
+                lambda chunk, key=key, column=column: select(
+                    key.label("entity_key"), column.label("current")
+                ).where(key.in_(chunk)),
+                group["entity_key"],
+            )
+            now = dict(
+                zip(
+                    (int(k) for k in found["entity_key"]),
+                    found["current"].astype(object).where(found["current"].notna(), None),
+                    strict=True,
+                )
+            )
+            same = functools.partial(_same_value, char=isinstance(column.type, CHAR | NCHAR))
+            for index, entity_key in zip(group.index, group["entity_key"], strict=True):
+                if int(entity_key) not in now:
+                    continue  # missing
+                value = now[int(entity_key)]
+                current[index] = value
+                if same(value, new[index], kinds[index]):
+                    outcomes[index] = "unchanged"
+                elif same(value, old[index], kinds[index]):
+                    outcomes[index] = "applied"
+                else:
+                    outcomes[index] = "conflict"
+    result = updates.reset_index(drop=True).assign(
+        outcome=outcomes.to_numpy(), current=current.to_numpy()
+    )
+    return ApplyResult(
+        applied=result[result["outcome"] == "applied"],
+        unchanged=result[result["outcome"] == "unchanged"],
+        conflicts=result[result["outcome"].isin(CONFLICT_OUTCOMES)],
+    )
+
+
+def _same_value(a: Any, b: Any, kind: str, *, char: bool = False) -> bool:
+    """:func:`_same` in Python, for values read back: NULL equals only NULL; text exactly
+    (a fixed-length ``CHAR``'s trailing spaces are padding); other kinds by value."""
+    if a is None or b is None:
+        return a is None and b is None
+    if kind == "text":
+        a, b = str(a), str(b)
+        return a.rstrip(" ") == b.rstrip(" ") if char else a == b
+    if kind == "int":
+        return int(a) == int(b)
+    if kind == "datetime":
+        return pd.Timestamp(a) == pd.Timestamp(b)
+    if kind == "date":
+        return pd.Timestamp(a).date() == pd.Timestamp(b).date()
+    return a == b
 
 
 # ----- new PICSWeb reviews ------------------------------------------------------------------

@@ -26,6 +26,12 @@ outcome is unknown, and the retention purge never deletes such a row. What canno
 recovered: a Visit call that fails after OneFile created the visit, or a visit whose
 review turned out never to have been created, leaves an empty visit in OneFile (no review
 is ever duplicated).
+
+**Dry run** (``ctx.dry_run``): the same re-checks, read-only, and no OneFile write call.
+Nothing is enqueued (no outbox row a later run could send), unknown creates are left for
+a real run to settle and nothing is copied back to PICSWeb; the counts a real push records
+say what it *would* do (``sent``: would send, ``skipped``: would not), and what it would
+send is kept for the sync page (``picsweb_sync.dry_run``).
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ import pandas as pd
 import sqlalchemy as sa
 
 from onefile.hook import OneFileApiError
-from picsweb_sync import db, locks, onefile_fields, picsweb_tables, project_tables
+from picsweb_sync import db, dry_run, locks, onefile_fields, picsweb_tables, project_tables
 from picsweb_sync.db import read_frame
 from picsweb_sync.merge import reviews, stage
 from picsweb_sync.merge.blank import is_blank
@@ -69,6 +75,8 @@ def _rows_where_in(conn: sa.Connection, table: sa.Table, column: str, ids) -> pd
 # ----- learning aims (rules 2-4: PICSWeb fills OneFile's blanks) ---------------------------
 def push_learning_aims(ctx: RunContext) -> dict[str, int]:
     ctx.require_qualifications()
+    if ctx.dry_run:
+        return _dry_run_learning_aims(ctx)
     counts = {"sent": 0, "skipped": 0, "rejected": 0, "failed": 0}
     with ctx.lock(locks.QUALIFICATIONS):
         with ctx.staging.begin() as conn:
@@ -88,6 +96,40 @@ def push_learning_aims(ctx: RunContext) -> dict[str, int]:
             checked = aim_fields_still_to_fill(pending, onefile_now, picsweb_now)
             for row in checked.itertuples(index=False):  # one API call per row: no set form
                 counts[_send_aim_update(ctx, hook, row)] += 1
+    return _finish(ctx, "push_learning_aims", AIM_UPDATE, counts)
+
+
+def _dry_run_learning_aims(ctx: RunContext) -> dict[str, int]:
+    """What :func:`push_learning_aims` would send now: each aim update re-checked against
+    OneFile (searches only) and PICSWeb, nothing sent or enqueued."""
+    counts = {"sent": 0, "skipped": 0, "rejected": 0, "failed": 0}
+    with ctx.staging.connect() as conn:
+        changes = project_tables.read_change_set(conn, ctx.run_id, "onefile_updates")
+        staged = project_tables.read_staging(conn, ctx.run_id, "learning_aims")
+    items = aim_update_items(changes)
+    would_send = changes.iloc[0:0]
+    if not items.empty:
+        aims = [int(t) for t in items["target_id"]]
+        onefile_now = current_learning_aims(ctx.onefile(), staged, aims)
+        with ctx.picsweb.connect() as conn:
+            picsweb_now = _rows_where_in(
+                conn, picsweb_tables.trainee_qualification, "onefile_learning_aim_id", aims
+            )
+        checked = aim_fields_still_to_fill(items, onefile_now, picsweb_now)
+        kept = {
+            (int(target), field)
+            for target, payload in zip(checked["target_id"], checked["payload"], strict=True)
+            for field in payload
+        }
+        pairs = zip(changes["entity_id"].map(int), changes["field"], strict=True)
+        would_send = changes[[pair in kept for pair in pairs]]
+        counts["sent"] = int(checked["reason"].isna().sum())
+        counts["skipped"] = len(checked) - counts["sent"]
+        for target, why in zip(checked["target_id"], checked["reason"], strict=True):
+            if not pd.isna(why):
+                log.info("dry run: learning aim %s would not be sent: %s", target, why)
+    with ctx.staging.begin() as conn:
+        dry_run.record_aim_updates(conn, ctx.run_id, would_send)
     return _finish(ctx, "push_learning_aims", AIM_UPDATE, counts)
 
 
@@ -196,6 +238,8 @@ def _send_aim_update(ctx: RunContext, hook: Any, row: Any) -> str:
 
 # ----- reviews (rule 5: new PICSWeb reviews created in OneFile) ----------------------------
 def push_reviews(ctx: RunContext) -> dict[str, int]:
+    if ctx.dry_run:
+        return _dry_run_reviews(ctx)
     counts = {"recovered": 0, "sent": 0, "skipped": 0, "rejected": 0, "failed": 0}
     with ctx.lock(locks.REVIEWS):
         with ctx.staging.connect() as conn:
@@ -222,6 +266,29 @@ def push_reviews(ctx: RunContext) -> dict[str, int]:
                     continue
                 counts[outcome] += 1
         counts["fields_reflected"] = reflect_uploaded_reviews(ctx)
+    return _finish(ctx, "push_reviews", REVIEW_CREATE, counts)
+
+
+def _dry_run_reviews(ctx: RunContext) -> dict[str, int]:
+    """What :func:`push_reviews` would create now: each planned upload planned again from
+    the PICSWeb review as it is now; nothing sent, enqueued, settled or reflected."""
+    ctx.require_upload()
+    counts = {"recovered": 0, "sent": 0, "skipped": 0, "rejected": 0, "failed": 0}
+    with ctx.staging.connect() as conn:
+        uploads = project_tables.read_change_set(conn, ctx.run_id, "review_uploads")
+    would_send = uploads.iloc[0:0]
+    if not uploads.empty:
+        review_ids = [int(r) for r in uploads["review_id"]]
+        answer, fresh = _plan_again(ctx, review_ids)
+        would_send = fresh[fresh["review_id"].isin(review_ids)]
+        counts["sent"] = len(would_send)
+        counts["skipped"] = len(review_ids) - len(would_send)
+        for review_id, why in answer.items():
+            if not isinstance(why, dict):
+                log.info("dry run: PICSWeb review %s would not be sent: %s", review_id, why)
+    counts["fields_reflected"] = 0
+    with ctx.staging.begin() as conn:
+        dry_run.record_review_creates(conn, ctx.run_id, would_send)
     return _finish(ctx, "push_reviews", REVIEW_CREATE, counts)
 
 
@@ -259,6 +326,13 @@ def review_create_payload(upload: Any) -> dict[str, Any]:
 def plan_again(ctx: RunContext, review_ids: list[int]) -> dict[int, dict[str, Any] | str]:
     """Rule 5 applied again, now, to these PICSWeb reviews: review ID -> the payload to send,
     or the reason it can no longer be sent."""
+    return _plan_again(ctx, review_ids)[0]
+
+
+def _plan_again(
+    ctx: RunContext, review_ids: list[int]
+) -> tuple[dict[int, dict[str, Any] | str], pd.DataFrame]:
+    """:func:`plan_again`, and the ``review_uploads`` rows of the reviews still to send."""
     plan, current, trainees = stage.upload_plan(
         ctx, lambda conn: _rows_where_in(conn, picsweb_tables.review, "review_id", review_ids)
     )
@@ -279,7 +353,7 @@ def plan_again(ctx: RunContext, review_ids: list[int]) -> dict[int, dict[str, An
         answer[int(review_id)] = f"cannot be uploaded now: {why}"
     for upload in plan.uploads.itertuples(index=False):
         answer[int(upload.review_id)] = review_create_payload(upload)
-    return answer
+    return answer, plan.uploads
 
 
 def _create_review(ctx: RunContext, hook: Any, row: Any, fresh: dict[str, Any] | str | None) -> str:
