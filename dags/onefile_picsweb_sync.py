@@ -7,6 +7,8 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, conf, dag, get_current_context, task
 
+from picsweb_sync.alerts import SyncAlertNotifier
+
 DOC_MD = """
 # OneFile ↔ PICSWeb sync
 
@@ -52,7 +54,7 @@ page on the sync page (`/onefile-sync/runs/<run id>`, under Airflow's `[api] bas
 The table `sync_run_summary` keeps it, one row per run.
 
 **Thresholds** (Params; `null` turns one off): `max_rejects` (100 rows set aside),
-`max_reject_share` (0.05: rejects of the rows extracted), `max_conflicts` (50) and
+`max_reject_share` (0.10: rejects of the rows extracted), `max_conflicts` (50) and
 `max_conflict_share` (0.10: conflicts of the PICSWeb changes the loads tried). Crossing one
 never stops the sync halfway: every load and push runs and `finish_run` records the run;
 then `check_thresholds` fails (red, no retry), naming each threshold and the numbers
@@ -142,6 +144,9 @@ def _run(stage: str, **arguments):
         "execution_timeout": DEFAULT_TIMEOUT,
     },
     tags=["onefile", "picsweb", "sync"],
+    # A failed run (a crossed threshold fails it too) mails the team through the
+    # sync_alerts_smtp connection; without it, nothing. Runs in the dag-processor.
+    on_failure_callback=SyncAlertNotifier(),
     doc_md=DOC_MD,
     params={
         "onefile_conn_id": Param(
@@ -176,11 +181,11 @@ def _run(stage: str, **arguments):
             description="fail the run when more rows than this are set aside (rejects)",
         ),
         "max_reject_share": Param(
-            0.05,
+            0.10,
             type=["null", "number"],
             minimum=0,
             description="fail the run when rejects are more than this share of the rows "
-            "extracted (0.05 = 5 %)",
+            "extracted (0.10 = 10 %)",
         ),
         "max_conflicts": Param(
             50,

@@ -139,7 +139,7 @@ def test_thresholds_are_checked_after_finish_run_with_nullable_params(dagbag):
         for name in ("max_rejects", "max_reject_share", "max_conflicts", "max_conflict_share")
     } == {
         "max_rejects": 100,
-        "max_reject_share": 0.05,
+        "max_reject_share": 0.1,
         "max_conflicts": 50,
         "max_conflict_share": 0.1,
     }

@@ -74,7 +74,9 @@ def fill_run(conn, run_id: str, dry: bool = False) -> None:
     pt.record_counts(
         conn, run_id, "push_learning_aims", {"sent": 2, "fields_sent": 7, "skipped": 1}
     )
-    pt.record_counts(conn, run_id, "push_reviews", {"sent": 4, "recovered": 1})
+    pt.record_counts(
+        conn, run_id, "push_reviews", {"sent": 4, "recovered": 1, "fields_reflected": 2}
+    )
     pt.record_rejects(
         conn,
         run_id,
@@ -131,7 +133,7 @@ EXPECTED = {
     "learning_aims_extracted": 80,
     "assessors_extracted": 6,
     "reviews_extracted": 120,
-    "picsweb_fields_changed": 30,
+    "picsweb_fields_changed": 32,  # 27 + 3 loaded, 2 reflected from uploaded reviews
     "picsweb_reviews_created": 3,
     "onefile_fields_changed": 3,  # the fields of the two sent aim updates
     "onefile_reviews_created": 1,
@@ -263,7 +265,7 @@ def test_start_and_finish_store_the_run_summary_and_a_rerun_keeps_the_first_end(
     report.finish_run(ctx, now=T2)
     again = row(engine)
     assert again["first_ended_at"] == naive(T1)  # the run's original end survives
-    assert again["summary"]["picsweb_fields_changed"] == 31
+    assert again["summary"]["picsweb_fields_changed"] == 33
     assert run_record(engine).ended_at == naive(T2)
     assert len(notes) == 2
 
@@ -283,7 +285,7 @@ def test_a_dry_run_never_sets_last_synchronised_and_says_what_it_would_change(en
     assert done["summary"]["onefile_fields_changed"] == 7
     note = notes[-1][2]
     assert note.startswith("🧪 dry run (nothing written)")
-    assert "would change PICSWeb: 30 fields changed, 3 reviews created" in note
+    assert "would change PICSWeb: 32 fields changed, 3 reviews created" in note
 
 
 def test_a_real_run_sets_last_synchronised_where_a_dry_run_does_not(engine, notes):

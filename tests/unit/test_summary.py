@@ -164,14 +164,14 @@ ROWS = {
             {},
             [
                 "rejects 101 > max_rejects 100",
-                "rejects 101 of 50 rows (202 %) > max_reject_share 5 %",
+                "rejects 101 of 50 rows (202 %) > max_reject_share 10 %",
                 "conflicts 51 > max_conflicts 50",
                 "conflicts 51 of 151 PICSWeb changes tried (33.8 %) > max_conflict_share 10 %",
             ],
             id="the defaults when the Params are absent",
         ),
         pytest.param(
-            counts(learners_extracted=2000, rejects=100, conflicts=50, picsweb_fields_changed=450),
+            counts(learners_extracted=1000, rejects=100, conflicts=50, picsweb_fields_changed=450),
             {},
             [],
             id="at every default exactly",
