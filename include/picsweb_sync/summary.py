@@ -25,7 +25,8 @@ What each number is read from:
 * ``onefile_fields_changed``: the fields of the run's learning-aim updates OneFile
   accepted (``sent`` outbox rows; each row's payload is what was sent);
   ``onefile_reviews_created``: the run's ``sent`` review creates. Both survive a rerun.
-  In a dry run nothing is sent: the pushes' ``fields_sent`` (else ``sent``) counts.
+  In a dry run nothing is sent: the fields ``push_learning_aims`` would send (its
+  ``dry_run:learning_aims`` change set) and the ``sent`` count of ``push_reviews``.
 * ``outbox_pending``: the run's outbox rows still to send (``pending`` or ``failed``).
 """
 
@@ -120,8 +121,7 @@ def run_summary(conn: Connection, run_id: str, dry_run: bool | None = None) -> d
     summary["conflicts"] = sum(count(task, "conflicts") for task in LOADS)
     summary["picsweb_reviews_created"] = count("load_reviews", "reviews_inserted")
     if dry_run:
-        fields = count("push_learning_aims", "fields_sent")
-        summary["onefile_fields_changed"] = fields or count("push_learning_aims", "sent")
+        summary["onefile_fields_changed"] = _would_send_fields(conn, run_id)
         summary["onefile_reviews_created"] = count("push_reviews", "sent")
     else:
         summary["onefile_fields_changed"], summary["onefile_reviews_created"] = _sent(conn, run_id)
@@ -157,6 +157,19 @@ def _sent(conn: Connection, run_id: str) -> tuple[int, int]:
         elif kind == pt.REVIEW_CREATE:
             reviews += 1
     return fields, reviews
+
+
+def _would_send_fields(conn: Connection, run_id: str) -> int:
+    """The learning-aim fields a dry run's push would send (``picsweb_sync.dry_run``)."""
+    from picsweb_sync import dry_run
+
+    table = pt.CHANGE_SETS["onefile_updates"]
+    return _scalar(
+        conn,
+        sa.select(sa.func.count()).where(
+            table.c.run_id == run_id, table.c.merge_name == dry_run.LEARNING_AIMS
+        ),
+    )
 
 
 def _scalar(conn: Connection, stmt: sa.Select) -> int:

@@ -14,9 +14,9 @@ from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import event
 from sqlalchemy.sql import ClauseElement
 
+from picsweb_sync import dry_run, report, run_note, summary
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
-from picsweb_sync import report, run_note, summary
 from picsweb_sync.runtime import RunContext
 
 RUN = "scheduled__2026-03-20T02:00:00+00:00"
@@ -71,9 +71,7 @@ def fill_run(conn, run_id: str, dry: bool = False) -> None:
         {"fields_changed": 3, "already_equal": 0, "conflicts": 2, "reviews_inserted": 3},
     )
     pt.record_counts(conn, run_id, "merge_qualifications", {"fields_changed": 100})  # not a load
-    pt.record_counts(
-        conn, run_id, "push_learning_aims", {"sent": 2, "fields_sent": 7, "skipped": 1}
-    )
+    pt.record_counts(conn, run_id, "push_learning_aims", {"sent": 2, "skipped": 1})
     pt.record_counts(
         conn, run_id, "push_reviews", {"sent": 4, "recovered": 1, "fields_reflected": 2}
     )
@@ -100,7 +98,18 @@ def fill_run(conn, run_id: str, dry: bool = False) -> None:
         "plan_review_uploads",
         rejects("no officer with a OneFile ID (review officer 3, main officer none)"),
     )
-    if dry:
+    if dry:  # what the dry-run push would send: 7 fields of 2 aims
+        would_send = pd.DataFrame(
+            {
+                "entity": "LearningAim",
+                "entity_id": [1, 1, 1, 2, 2, 2, 2],
+                "field": ["TotalElements", "RegistrationNumber", "A", "B", "C", "D", "E"],
+                "old": None,
+                "new": pd.Series([1, "R", "a", "b", "c", "d", "e"], dtype=object),
+                "rule": "fill_blank",
+            }
+        )
+        dry_run.record_aim_updates(conn, run_id, would_send)
         return
     aims = outbox(
         pt.AIM_UPDATE,
