@@ -82,6 +82,28 @@ def record_review_creates(conn: Connection, run_id: str, would_send: pd.DataFram
     project_tables.replace_change_set(conn, run_id, "review_uploads", would_send, REVIEW_CREATES)
 
 
+def as_loaded(rows: pd.DataFrame, would_apply: pd.DataFrame, table: str, key: str) -> pd.DataFrame:
+    """PICSWeb ``rows`` of ``table`` (key column ``key``) as the real load would leave them:
+    each ``picsweb_updates`` change in ``would_apply`` of that table written over them.
+
+    A dry run's push re-checks against PICSWeb *after* its load, as the real push does
+    (a learning aim the load links to a qualification is sent to), without the load."""
+    rows = rows.reset_index(drop=True).copy()
+    changes = would_apply[would_apply["table"] == table]
+    position = pd.Series(rows.index, index=rows[key].astype("Int64"))
+    for entity_key, field, new in zip(
+        changes["key"], changes["field"], changes["new"], strict=True
+    ):
+        if int(entity_key) in position.index:
+            rows.loc[position[int(entity_key)], field] = pd.NA if new is None else new
+    return rows
+
+
+def would_apply(conn: Connection, run_id: str, merge_name: str) -> pd.DataFrame:
+    """The ``picsweb_updates`` rows the dry-run load of ``merge_name`` would apply."""
+    return project_tables.read_change_set(conn, run_id, "picsweb_updates", PREFIX + merge_name)
+
+
 # ----- read by the sync page ----------------------------------------------------------------
 def would_change(conn: Connection, run_id: str) -> pd.DataFrame:
     """What the dry run ``run_id`` would have changed, one row per field, in the shape of

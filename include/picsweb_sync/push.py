@@ -106,15 +106,20 @@ def _dry_run_learning_aims(ctx: RunContext) -> dict[str, int]:
     with ctx.staging.connect() as conn:
         changes = project_tables.read_change_set(conn, ctx.run_id, "onefile_updates")
         staged = project_tables.read_staging(conn, ctx.run_id, "learning_aims")
+        loaded = dry_run.would_apply(conn, ctx.run_id, "qualifications")
     items = aim_update_items(changes)
     would_send = changes.iloc[0:0]
     if not items.empty:
         aims = [int(t) for t in items["target_id"]]
         onefile_now = current_learning_aims(ctx.onefile(), staged, aims)
-        with ctx.picsweb.connect() as conn:
-            picsweb_now = _rows_where_in(
-                conn, picsweb_tables.trainee_qualification, "onefile_learning_aim_id", aims
-            )
+        quals = picsweb_tables.trainee_qualification
+        touched = loaded.loc[loaded["table"] == quals.name, "key"]
+        with ctx.picsweb.connect() as conn:  # the rows linked to the aims, or that would be
+            linked = _rows_where_in(conn, quals, "onefile_learning_aim_id", aims)
+            changing = _rows_where_in(conn, quals, "tq_id", touched)
+        rows = pd.concat([linked, changing], ignore_index=True).drop_duplicates("tq_id")
+        picsweb_now = dry_run.as_loaded(rows, loaded, quals.name, "tq_id")
+        picsweb_now = picsweb_now[picsweb_now["onefile_learning_aim_id"].isin(aims).fillna(False)]
         checked = aim_fields_still_to_fill(items, onefile_now, picsweb_now)
         kept = {
             (int(target), field)

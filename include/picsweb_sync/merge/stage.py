@@ -72,7 +72,11 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
 
 
 def plan_review_uploads(ctx: RunContext) -> dict[str, int]:
-    """Rule 5: which new PICSWeb reviews go to OneFile, and why the others cannot."""
+    """Rule 5: which new PICSWeb reviews go to OneFile, and why the others cannot.
+
+    The plan is a change set (``review_uploads``), never the outbox: only a real
+    ``push_reviews`` enqueues it, so a dry run's plan is recorded for the sync page and can
+    never be sent by any later run."""
     ctx.require_upload()
     review = pw.review
     unlinked = sa.select(review).where(review.c.onefile_system_id.is_(None))
