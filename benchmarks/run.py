@@ -12,6 +12,9 @@ thing, and stops with an error if they do not: the speed of wrong code is worthl
 2. ``load``: ``apply_updates`` (work table, one ``UPDATE ... FROM`` per field) against one
    guarded ``UPDATE`` and one audit ``INSERT`` per change, on fresh copies of one SQLite file.
 3. ``extract``: the OneFile hook's paged learner search against the simulator, per page size.
+4. ``sync_page``: the sync page's run history page and audit search on a year of daily runs
+   and a million audit rows (PostgreSQL), keyset + index against OFFSET / no index
+   (``benchmarks/sync_page.py``).
 
 Results print as a table and go to ``benchmarks/results/<UTC time>.json`` (git-ignored).
 """
@@ -445,7 +448,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, help="runs per variant (median reported)")
     parser.add_argument("--budget", type=float, default=15.0, help="seconds per variant at most")
     parser.add_argument("--page-sizes", default="25,100,500", help="extract page sizes")
-    parser.add_argument("--skip", nargs="*", default=[], choices=["merge", "load", "extract"])
+    parser.add_argument(
+        "--skip", nargs="*", default=[], choices=["merge", "load", "extract", "sync_page"]
+    )
+    parser.add_argument(
+        "--audit-rows",
+        type=int,
+        help="audit rows of the sync page benchmark (1,000,000; --quick 100,000)",
+    )
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
         "--postgres", action="store_true", help="also load into a throwaway PostgreSQL server"
@@ -455,6 +465,7 @@ def main(argv: list[str] | None = None) -> int:
     args.repeats = args.repeats or (3 if args.quick else 5)
     if args.quick:
         args.budget = min(args.budget, 3.0)
+    args.audit_rows = args.audit_rows or (100_000 if args.quick else 1_000_000)
 
     results: list[Result] = []
     started = time.perf_counter()
@@ -480,6 +491,11 @@ def main(argv: list[str] | None = None) -> int:
         if "extract" not in args.skip:
             print(f"-- {size}: extract", file=sys.stderr)
             results += bench_extract(data, size, args)
+        if "sync_page" not in args.skip:
+            from benchmarks.sync_page import bench_sync_page  # PostgreSQL: its own server
+
+            print("-- sync page", file=sys.stderr)
+            results += bench_sync_page(args)
     print_table(results)
     RESULTS.mkdir(exist_ok=True)
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -45,7 +45,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
 from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy.engine import Engine
+from sqlalchemy import inspect
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_page import queries
@@ -113,6 +114,24 @@ class Sources:
         picsweb, staging = self.picsweb(), self.staging()
         same = picsweb is staging or picsweb.url == staging.url
         return [picsweb] if same else [picsweb, staging]
+
+
+# ----- before the first run -------------------------------------------------------------------
+_SYNCED: set[str] = set()
+SYNC_TABLES = ("sync_run", "sync_run_summary", "sync_audit")
+
+
+def synced(conn: Connection, tables: tuple[str, ...] = SYNC_TABLES) -> bool:
+    """Whether the sync's ``tables`` exist in this database (the first run creates them):
+    until then the page shows no runs instead of an error. Remembered once true."""
+    key = f"{conn.engine.url.render_as_string(hide_password=True)} {tables}"
+    if key in _SYNCED:
+        return True
+    inspector = inspect(conn)
+    if all(inspector.has_table(name) for name in tables):
+        _SYNCED.add(key)
+        return True
+    return False
 
 
 # ----- access ---------------------------------------------------------------------------------
@@ -283,6 +302,8 @@ def create_app(sources: Sources | None = None) -> FastAPI:
     def staging() -> Engine:
         return app.state.sources.staging()
 
+    no_runs = queries.Page([], None)
+
     # ----- JSON API ----------------------------------------------------------------------
     @app.get("/api/runs")
     def api_runs(
@@ -293,18 +314,20 @@ def create_app(sources: Sources | None = None) -> FastAPI:
         outcome: str | None = None,
     ) -> Response:
         with staging().connect() as conn:
-            page = queries.run_history(conn, limit, before, type, outcome)
+            page = (
+                queries.run_history(conn, limit, before, type, outcome) if synced(conn) else no_runs
+            )
         return _json({"runs": page.rows, "next": page.next_cursor})
 
     @app.get("/api/chart")
     def api_chart(_: Reader, days: Annotated[int, Query(ge=1, le=3660)] = 365) -> Response:
         with staging().connect() as conn:
-            return _json({"points": queries.chart_points(conn, days)})
+            return _json({"points": queries.chart_points(conn, days) if synced(conn) else []})
 
     @app.get("/api/runs/{run_id:path}")
     def api_run(_: Reader, run_id: str) -> Response:
         with staging().connect() as conn:
-            detail = queries.run_detail(conn, run_id)
+            detail = queries.run_detail(conn, run_id) if synced(conn) else None
         if detail is None:
             raise HTTPException(404, f"no sync run {run_id!r}")
         return _json(detail)
@@ -330,7 +353,12 @@ def create_app(sources: Sources | None = None) -> FastAPI:
         outcome: str | None = None,
     ) -> Response:
         with staging().connect() as conn:
-            page = queries.run_history(conn, None, before, type or None, outcome or None)
+            ran = synced(conn)
+            page = (
+                queries.run_history(conn, None, before, type or None, outcome or None)
+                if ran
+                else no_runs
+            )
         return _page(
             request,
             "history.html",
@@ -339,13 +367,14 @@ def create_app(sources: Sources | None = None) -> FastAPI:
             next_cursor=page.next_cursor,
             filters={"type": type or "", "outcome": outcome or ""},
             first_page=before is None,
+            synced=ran,
             run_types=("dry_run", *queries.RUN_TYPES),
         )
 
     @app.get("/runs/{run_id:path}", response_class=HTMLResponse)
     def run_page(request: Request, _: Reader, run_id: str) -> Response:
         with staging().connect() as conn:
-            detail = queries.run_detail(conn, run_id)
+            detail = queries.run_detail(conn, run_id) if synced(conn) else None
         if detail is None:
             raise HTTPException(404, f"No sync run {run_id!r}")
         return _page(request, "run.html", root="../", **detail)
@@ -383,7 +412,11 @@ def _audit(sources: Sources, q: str, by: str, limit: int | None, before: str | N
         audit_conns = []
         try:
             for engine in sources.audit_engines():
-                audit_conns.append(pconn if engine is picsweb else engine.connect())
+                conn = pconn if engine is picsweb else engine.connect()
+                if synced(conn, ("sync_audit",)):
+                    audit_conns.append(conn)
+                elif conn is not pconn:
+                    conn.close()
             return queries.audit_search(pconn, audit_conns, q, by, limit, before)
         finally:
             for conn in audit_conns:

@@ -387,6 +387,7 @@ def _dry_run_changes(conn: Connection, run_id: str) -> tuple[list[dict], str | N
     try:
         found = would_change(conn, run_id)
     except Exception as exc:  # noqa: BLE001 - the page shows the rest of the run anyway
+        conn.rollback()
         return [], f"what this dry run would change could not be read ({type(exc).__name__})"
     records = found.to_dict("records") if hasattr(found, "to_dict") else list(found or [])
     grouped: dict[tuple[str, str, str], int] = {}
@@ -414,9 +415,8 @@ def run_detail(conn: Connection, run_id: str) -> dict[str, Any] | None:
     for stage, name, value in conn.execute(counts_statement(run_id)):
         stages.setdefault(stage, {})[name] = int(value)
     note = None
-    if run["dry_run"]:
-        fields, note = _dry_run_changes(conn, run_id)
-    else:
+    fields: list[dict[str, Any]] = []
+    if not run["dry_run"]:
         fields = [
             {
                 "system": r.system,
@@ -446,6 +446,8 @@ def run_detail(conn: Connection, run_id: str) -> dict[str, Any] | None:
     reject_groups = sorted(groups.values(), key=lambda g: (-g["count"], g["kind"]))
     conflicts = [dict(r._mapping) for r in conn.execute(conflicts_statement(run_id))]
     outbox = [dict(r._mapping) for r in conn.execute(outbox_statement(run_id))]
+    if run["dry_run"]:  # last: a failed read must not spoil the queries above
+        fields, note = _dry_run_changes(conn, run_id)
     return {
         "run": run,
         "stages": [{"stage": s, "counts": c} for s, c in stages.items()],

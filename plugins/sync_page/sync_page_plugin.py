@@ -40,6 +40,7 @@ class SyncPagePlugin(AirflowPlugin):
             "href": URL_PREFIX.lstrip("/") + "/",
             "url_route": URL_ROUTE,
             "destination": "nav",
-            "category": "browse",
+            # A button of its own in the navigation bar (not inside a menu).
+            "nav_top_level": True,
         }
     ]

@@ -394,3 +394,62 @@ def test_audit_page(reader, history):
     assert not re.findall(r'(?:href|src|action)="/', html)
     empty = reader.get("/onefile-sync/audit", headers={"Accept": "text/html"})
     assert empty.status_code == 200 and 'name="q"' in empty.text
+
+
+# ----- a dry run's changes (picsweb_sync.dry_run.would_change) ---------------------------
+def _would_change_rows():
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "system": ["picsweb", "picsweb", "picsweb", "onefile"],
+            "entity": ["trainee_qualification", "trainee_qualification", "review", "LearningAim"],
+            "entity_key": ["11", "12", "new (OneFile review 5)", "500011"],
+            "field": ["elements_done", "elements_done", "actual_date", "RegistrationNumber"],
+            "old": ["1", None, None, None],
+            "new": ["2", "3", "2025-01-01", "R1"],
+        }
+    )
+
+
+def test_a_dry_run_lists_per_field_what_it_would_change(reader, history, monkeypatch):
+    import picsweb_sync.dry_run as dry_run
+
+    seen = []
+
+    def would_change(conn, run_id):
+        seen.append(run_id)
+        return _would_change_rows()
+
+    monkeypatch.setattr(dry_run, "would_change", would_change)
+    dry = next(r for r in history.runs if (history.summaries.get(r["run_id"]) or {}).get("dry_run"))
+    detail = reader.get(f"/onefile-sync/api/runs/{quote(dry['run_id'], safe='')}").json()
+    assert seen == [dry["run_id"]]
+    assert detail["field_changes_note"] is None
+    got = {
+        (f["system"], f["entity"], f["field"], f["direction"]): f["changes"]
+        for f in detail["field_changes"]
+    }
+    assert got == {
+        ("onefile", "LearningAim", "RegistrationNumber", "PICSWeb → OneFile"): 1,
+        ("picsweb", "review", "actual_date", "OneFile → PICSWeb"): 1,
+        ("picsweb", "trainee_qualification", "elements_done", "OneFile → PICSWeb"): 2,
+    }
+    html = reader.get(
+        f"/onefile-sync/runs/{quote(dry['run_id'], safe='')}", headers={"Accept": "text/html"}
+    ).text
+    assert "what this dry run would change" in html
+
+
+def test_a_dry_run_whose_changes_cannot_be_read_still_shows(reader, history, monkeypatch):
+    import picsweb_sync.dry_run as dry_run
+
+    def broken(conn, run_id):
+        raise RuntimeError("change set table missing")
+
+    monkeypatch.setattr(dry_run, "would_change", broken)
+    dry = next(r for r in history.runs if (history.summaries.get(r["run_id"]) or {}).get("dry_run"))
+    answer = reader.get(f"/onefile-sync/api/runs/{quote(dry['run_id'], safe='')}")
+    assert answer.status_code == 200
+    assert "could not be read (RuntimeError)" in answer.json()["field_changes_note"]
+    assert "change set table missing" not in answer.text

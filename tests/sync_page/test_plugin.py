@@ -65,7 +65,7 @@ def test_airflow_loads_the_plugin_and_mounts_its_app(tmp_path):
             "href": "onefile-sync/",
             "url_route": "onefile-sync",
             "destination": "nav",
-            "category": "browse",
+            "nav_top_level": True,
         }
     ]
     assert [a["url_prefix"] for a in answer["apps"]] == ["/onefile-sync"]

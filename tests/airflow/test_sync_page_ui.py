@@ -1,0 +1,185 @@
+"""The sync page in the real Airflow, as a person uses it: a headless Chromium (Debian's
+``chromium``, driven by Playwright) logs in through the UI's login form, opens "OneFile
+sync" from the navigation bar, sees the shared full run in the run history and the charts,
+opens that run, then searches the audit for a learner the run changed. A screenshot of
+each step is kept as a test artefact; with ``UPDATE_README_SCREENSHOT=1`` the history is
+copied to docs/img/sync-page.png, the picture README.md shows.
+
+Also, over plain HTTP, the plugin's endpoints in the real api-server refuse a request
+without a token (401) and with a forged one, and answer a viewer's token.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from picsweb_sync import picsweb_tables as pw
+from picsweb_sync import project_tables as pt
+from tests.airflow.conftest import _SUMMARY as SUMMARY
+from tests.support.airflow_server import REPO
+
+pytestmark = pytest.mark.airflow_server
+
+README_SHOT = REPO / "docs" / "img" / "sync-page.png"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1440, "height": 900}
+FRAME = "iframe[title='OneFile sync']"
+
+
+@pytest.fixture(scope="module")
+def artefacts() -> Path:
+    folder = Path(
+        os.environ.get("PICSWEB_TEST_ARTIFACTS")
+        or Path(tempfile.gettempdir()) / "picsweb-airflow-artifacts"
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    SUMMARY.append(f"sync page screenshots in {folder}")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def browser_page(airflow_world):
+    """A page of a fresh headless Chromium (no cookies: it must log in)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed: run scripts/ensure-browser.sh")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            context = browser.new_context(viewport=VIEWPORT)
+            context.set_default_timeout(30_000)
+            yield context.new_page()
+        finally:
+            browser.close()
+
+
+@contextlib.contextmanager
+def _kept_on_failure(page, path: Path):
+    try:
+        yield
+    except BaseException:
+        with contextlib.suppress(Exception):
+            page.screenshot(path=str(path))
+        raise
+
+
+def _password(airflow, user: str) -> str | None:
+    """The user's password: from the test Airflow's named users, else from the file the
+    simple auth manager writes; None when every visitor is an admin (no login form)."""
+    if hasattr(airflow, "password"):
+        return airflow.password(user)
+    generated = Path(airflow.home) / "simple_auth_manager_passwords.json.generated"
+    if generated.exists():
+        return json.loads(generated.read_text()).get(user)
+    return None
+
+
+def _log_in(page, airflow) -> None:
+    page.goto(f"{airflow.base_url}/", wait_until="networkidle")
+    if "/login" in page.url:
+        password = _password(airflow, "admin")
+        assert password, "the UI asks for a login, but no password of admin is known"
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda url: "/login" not in url)
+        page.wait_for_load_state("networkidle")
+    assert "/login" not in page.url, f"still at the login page: {page.url}"
+
+
+def _changed_learner(world, run_id: str) -> int | None:
+    """A trainee whose qualification the run changed in PICSWeb (from the audit)."""
+    with world.picsweb.connect() as conn:
+        keys = conn.execute(
+            sa.select(pt.sync_audit.c.entity_key)
+            .where(
+                pt.sync_audit.c.run_id == run_id,
+                pt.sync_audit.c.entity == "trainee_qualification",
+            )
+            .limit(1)
+        ).scalars()
+        key = next(iter(keys), None)
+        if key is None:
+            return None
+        tq = pw.trainee_qualification
+        return conn.execute(sa.select(tq.c.trainee_id).where(tq.c.tq_id == int(key))).scalar()
+
+
+def test_the_sync_page_refuses_strangers_and_answers_a_viewer(airflow_world):
+    airflow = airflow_world.airflow
+    url = f"{airflow.base_url}/onefile-sync/api/runs"
+    assert requests.get(url, timeout=10).status_code == 401
+    forged = {"Authorization": "Bearer eyJhbGciOiJIUzUxMiJ9.eyJzdWIiOiJhZG1pbiJ9.c2ln"}
+    assert requests.get(url, headers=forged, timeout=10).status_code == 401
+    if not hasattr(airflow, "token"):
+        pytest.skip("this test Airflow has no named users")
+    viewer = {"Authorization": f"Bearer {airflow.token('viewer')}"}
+    answer = requests.get(url, headers=viewer, timeout=10)
+    assert answer.status_code == 200, answer.text[:300]
+    assert "runs" in answer.json()
+
+
+def test_the_sync_page_in_the_airflow_ui(
+    airflow_world, finished_daily_run, browser_page, artefacts
+):
+    world, page = airflow_world, browser_page
+    airflow = world.airflow
+    run_id = finished_daily_run
+    with _kept_on_failure(page, artefacts / "failed-sync-page.png"):
+        _log_in(page, airflow)
+        # The navigation bar's own button (external_views, nav_top_level).
+        nav = page.get_by_role("link", name="OneFile sync")
+        if not nav.count():
+            nav = page.get_by_title("OneFile sync")
+        nav.first.click()
+        page.wait_for_url(lambda url: "/plugin/onefile-sync" in url)
+        frame = page.frame_locator(FRAME)
+        row = frame.locator(f'tr.run[data-run-id="{run_id}"]')
+        row.wait_for(state="visible")
+        assert "success" in row.inner_text()
+        # plotly.js drew both charts (it renders each into an SVG of class main-svg).
+        frame.locator("#changes-chart .main-svg").first.wait_for(state="visible")
+        frame.locator("#rejects-chart .main-svg").first.wait_for(state="visible")
+        page.wait_for_load_state("networkidle")
+    history_shot = artefacts / "sync-page.png"
+    page.screenshot(path=str(history_shot))
+    assert history_shot.stat().st_size > 10_000
+    if os.environ.get("UPDATE_README_SCREENSHOT"):
+        README_SHOT.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(history_shot, README_SHOT)
+
+    with _kept_on_failure(page, artefacts / "failed-sync-page-run.png"):
+        row.locator("a").first.click()
+        frame.get_by_role("heading", name=f"Run {run_id}").wait_for(state="visible")
+        frame.get_by_role("heading", name="Counts per stage").wait_for(state="visible")
+        assert frame.locator("#stages tr").count() > 1
+        link = frame.locator("#airflow-run").evaluate("a => a.href")
+        expected = f"{airflow.base_url}/dags/{world.dag_id}/runs/{quote(run_id, safe='')}"
+        assert link == expected
+    page.screenshot(path=str(artefacts / "sync-page-run.png"))
+
+    trainee_id = _changed_learner(world, run_id)
+    with _kept_on_failure(page, artefacts / "failed-sync-page-audit.png"):
+        frame.get_by_role("link", name="Audit search").click()
+        search = frame.locator("input[name=q]")
+        search.wait_for(state="visible")
+        search.fill(str(trainee_id or 1))
+        frame.get_by_role("button", name="Search").click()
+        frame.locator("#matches").wait_for(state="visible")
+        if trainee_id is not None:
+            # Other tests may change this learner later: the run's change is among them.
+            mine = frame.locator("#audit tr.change").filter(has_text=run_id)
+            mine.filter(has_text="OneFile → PICSWeb").first.wait_for(state="visible")
+    page.screenshot(path=str(artefacts / "sync-page-audit.png"))
