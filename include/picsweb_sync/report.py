@@ -103,7 +103,7 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
     return {
         "rejects": len(rejects),
         "purged_rows": int(sum(purged.values())),
-        "summary": run_summary,
+        "summary": summary.compact(run_summary),
         "page": page,
     }
 

@@ -142,6 +142,16 @@ def run_summary(conn: Connection, run_id: str, dry_run: bool | None = None) -> d
     return summary
 
 
+def compact(summary: Mapping[str, Any], kinds: int = 10) -> dict[str, Any]:
+    """The summary with only its ``kinds`` commonest reject kinds (the rest summed up as
+    ``other kinds``), for an XCom: a reason quoting an ID makes a kind per row."""
+    by_kind = list(dict(summary.get("rejects_by_kind") or {}).items())
+    if len(by_kind) <= kinds:
+        return dict(summary)
+    kept = dict(by_kind[:kinds]) | {"other kinds": sum(n for _, n in by_kind[kinds:])}
+    return {**summary, "rejects_by_kind": kept}
+
+
 def _sent(conn: Connection, run_id: str) -> tuple[int, int]:
     """(learning-aim fields, review creates) OneFile accepted from this run's outbox."""
     outbox = pt.sync_outbox

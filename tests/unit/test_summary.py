@@ -8,6 +8,7 @@ from picsweb_sync.summary import (
     NOTE_MAX_CHARS,
     SUMMARY_KEYS,
     THRESHOLD_DEFAULTS,
+    compact,
     crossed_thresholds,
     reject_kind,
     run_page_url,
@@ -299,3 +300,16 @@ def test_the_note_fits_airflow_s_1000_characters_and_keeps_its_link():
     short = summary_text(long, "failed", PAGE, failure="y" * 5000)
     assert len(short) <= NOTE_MAX_CHARS
     assert "y" * 200 in short and "y" * 400 not in short  # the failure is cut, not all of it
+
+
+def test_the_xcom_copy_keeps_the_commonest_reject_kinds_and_sums_the_rest():
+    kinds = {f"OneFile learner {i} is in no synced organisation": 1 for i in range(30)}
+    full = counts(rejects=32, rejects_by_kind={"not a JSON object": 2} | kinds)
+    small = compact(full, kinds=3)
+    assert list(small["rejects_by_kind"].values()) == [2, 1, 1, 28]
+    assert list(small["rejects_by_kind"])[-1] == "other kinds"
+    assert sum(small["rejects_by_kind"].values()) == 32
+    assert {k: v for k, v in small.items() if k != "rejects_by_kind"} == {
+        k: v for k, v in full.items() if k != "rejects_by_kind"
+    }
+    assert compact(counts(rejects_by_kind={"a": 1}), kinds=1) == counts(rejects_by_kind={"a": 1})
