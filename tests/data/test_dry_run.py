@@ -17,10 +17,12 @@ from sqlalchemy import event, select
 from picsweb_sync import db, dry_run, load
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
+from picsweb_sync.demo_db import load_picsweb_rows
 from picsweb_sync.runtime import RunContext, settings_snapshot
 from picsweb_sync.settings import read_settings
 
 from .conftest import LONG_TITLE, review_row
+from .test_mssql_compile import NOT_TSQL, tsql
 from .test_picsweb_writes import changes
 
 TQ, RV = "trainee_qualification", "review"
@@ -41,6 +43,30 @@ def statements(engine) -> Iterator[list[str]]:
         yield seen
     finally:
         event.remove(engine, "before_cursor_execute", keep)
+
+
+@contextmanager
+def constructs(engine) -> Iterator[list[sa.sql.ClauseElement]]:
+    """Every SQLAlchemy statement the engine runs inside the block (to compile as T-SQL)."""
+    seen: list[sa.sql.ClauseElement] = []
+
+    def keep(conn, clauseelement, multiparams, params, execution_options):
+        if isinstance(clauseelement, sa.sql.ClauseElement):
+            seen.append(clauseelement)
+
+    event.listen(engine, "before_execute", keep)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_execute", keep)
+
+
+def assert_tsql(stmts: list[sa.sql.ClauseElement]) -> None:
+    assert stmts
+    for stmt in stmts:
+        sql = tsql(stmt)
+        offending = [token for token in NOT_TSQL if token in sql.upper()]
+        assert not offending, (offending, sql)
 
 
 def picsweb_writes(seen: list[str]) -> list[str]:
@@ -98,8 +124,7 @@ CLASSIFY_CASES = [  # (case, change (table, key, field, old, new), outcome)
 
 def test_classify_updates_gives_the_real_outcome_without_writing(engine):
     """Each case classified read-only, then by the real classification (rolled back)."""
-    with engine.begin() as conn:
-        conn.execute(sa.insert(pw.review).values(review_row(3, attended="y")))
+    load_picsweb_rows(engine, {"review": [review_row(3, attended="y")]})
     before = snapshot(engine)
     for case, change, outcome in CLASSIFY_CASES:
         with statements(engine) as seen, engine.connect() as conn:
@@ -238,7 +263,7 @@ def test_dry_run_loads_count_what_they_would_do_and_write_nothing_to_picsweb(eng
     before = snapshot(engine)
     dry = context(engine, "dry", dry=True)
 
-    with statements(engine) as seen:
+    with statements(engine) as seen, constructs(engine) as issued:
         assert load.load_qualifications(dry) == {
             "fields_changed": 3,
             "already_equal": 1,
@@ -252,6 +277,7 @@ def test_dry_run_loads_count_what_they_would_do_and_write_nothing_to_picsweb(eng
             "reviews_inserted": 2,
         }
     assert picsweb_writes(seen) == []
+    assert_tsql(issued)  # every statement of the dry-run loads compiles for SQL Server
     assert_same(before, snapshot(engine))
     # Nothing in the PICSWeb-side work tables, no lock, no freshness mark, no audit.
     for table in (pt.sync_picsweb_work, pt.sync_review_insert_work, pt.sync_load_mark):
@@ -267,8 +293,9 @@ def test_dry_run_loads_count_what_they_would_do_and_write_nothing_to_picsweb(eng
     ]
     assert all(r.startswith("conflict: ") for _, _, r in rejects(engine, "dry"))
 
-    with engine.connect() as conn:
+    with engine.connect() as conn, constructs(engine) as issued:
         would = dry_run.would_change(conn, "dry")
+    assert_tsql(issued)
     picsweb_updates = would[~would["entity_key"].str.startswith("new ")]
     assert picsweb_updates.values.tolist() == [
         ["picsweb", RV, "1", "attended", None, "Y"],
