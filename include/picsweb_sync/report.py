@@ -119,9 +119,11 @@ def check_thresholds(ctx: RunContext) -> dict[str, Any]:
         counts = (stored or {}).get("summary") or summary.run_summary(conn, ctx.run_id, ctx.dry_run)
     crossed = summary.crossed_thresholds(counts, ctx.params)
     limits = summary.threshold_settings(ctx.params)
-    if not crossed:
+    if not crossed:  # the run's last task: its log and XCom say what the run did too
         log.info("no threshold crossed (%s)", ", ".join(f"{k}={v}" for k, v in limits.items()))
-        return {"thresholds_crossed": []}
+        page = summary.run_page_url(ctx.run_id)
+        log.info("run note:\n%s", summary.summary_text(counts, "success", page))
+        return {"thresholds_crossed": [], "summary": summary.compact(counts), "page": page}
     failure = summary.thresholds_failure(crossed)
     with ctx.staging.begin() as conn:
         project_tables.finish_run(conn, ctx.run_id, "failed", failure=failure)

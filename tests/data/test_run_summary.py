@@ -340,9 +340,14 @@ def test_check_thresholds_fails_the_synced_run_loudly_naming_each_threshold(engi
     synced = last_synchronised(engine)
 
     # The defaults, and every threshold off: nothing crossed, the run stays green.
-    assert report.check_thresholds(context(engine)) == {"thresholds_crossed": []}
+    passed = report.check_thresholds(context(engine))
+    assert passed == {
+        "thresholds_crossed": [],
+        "summary": EXPECTED,
+        "page": "/onefile-sync/runs/scheduled__2026-03-20T02%3A00%3A00%2B00%3A00",
+    }
     off = dict.fromkeys(summary.THRESHOLD_DEFAULTS)
-    assert report.check_thresholds(context(engine, **off)) == {"thresholds_crossed": []}
+    assert report.check_thresholds(context(engine, **off))["thresholds_crossed"] == []
     assert run_record(engine).outcome == "success"
 
     low = context(engine, max_rejects=3, max_conflicts=2)
