@@ -47,10 +47,10 @@ March, one run at a time:
 id: `-t extract_` clears every extract task).
 
 **The run's summary** is the run's note in the grid (when the `airflow_api` connection
-lets the sync set it; otherwise in the log and XCom of `finish_run`): learners, aims,
-assessors and reviews extracted; fields changed and reviews created in PICSWeb and in
-OneFile; rejects by kind; conflicts; outbox rows still pending; and a link to the run's
-page on the sync page (`/onefile-sync/runs/<run id>`, under Airflow's `[api] base_url`).
+lets the sync set it; always in the log and XCom of `finish_run` and `check_thresholds`):
+learners, aims, assessors and reviews extracted; fields changed and reviews created in
+PICSWeb and in OneFile; rejects by kind; conflicts; outbox rows still pending; and a link
+to the run's page on the sync page (`/onefile-sync/runs/<run id>`, under Airflow's `[api] base_url`).
 The table `sync_run_summary` keeps it, one row per run.
 
 **Thresholds** (Params; `null` turns one off): `max_rejects` (100 rows set aside),
