@@ -3,7 +3,9 @@ scheduler (CeleryExecutor), dag-processor and two Celery workers on a Redis brok
 test's own, as subprocesses (tests/support/airflow_server.py), the metadata DB on the
 tests' PostgreSQL server, the DAG's two connections (environment variables of every
 component) pointing at a OneFile simulator over HTTP on 127.0.0.1 and a PICSWeb database
-on the same server.
+on the same server. The DAG's alerts go to a local SMTP server (aiosmtpd, the
+``sync_alerts_smtp`` connection) and its run notes through the api-server itself (the
+``airflow_api`` connection, as the admin user).
 
 Airflow starts once per test session, at the first test here that needs it, and stops as
 soon as the last test of this folder is done (package scope: in a whole-suite run it does
@@ -14,6 +16,7 @@ only at its own runs.
 
 from __future__ import annotations
 
+import json
 import secrets
 import shutil
 import tempfile
@@ -28,12 +31,50 @@ from picsweb_sync.demo import DAG_ID, connection_env
 from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
 from tests.airflow.world import DAILY_RUN_CONF, DAILY_RUN_DAY, AirflowWorld, at_0200_london
 from tests.support.airflow_server import AirflowServer
+from tests.support.smtp import SmtpServer
 
 # Small backoff so a run that meets an injected OneFile fault fails in seconds.
 FAST_HOOK = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, "timeout_seconds": 5}
 POOL_DESCRIPTION = "OneFile API rate limit: tasks calling OneFile take turns"
 
+ALERT_TO = "data-team@example.org"
+ALERT_FROM = "airflow@example.org"
+
 _SUMMARY: list[str] = []
+
+# The alert and note checks look at the runs the other tests of this folder made (a failed
+# run's mail, the shared run's note): they run last of this folder (never after another
+# folder's tests, which would stop and start Airflow again).
+LAST_MODULES = ("test_alerts_and_notes.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    here = Path(__file__).parent
+    last = [item for item in items if item.path.parent == here and item.path.name in LAST_MODULES]
+    rest = [item for item in items if item not in last]
+    ours = [i for i, item in enumerate(rest) if item.path.parent == here]
+    if not last or not ours:
+        return
+    at = ours[-1] + 1  # right after this folder's other tests
+    items[:] = rest[:at] + last + rest[at:]
+
+
+def alert_connection_env(airflow: AirflowServer, smtp: SmtpServer) -> dict[str, str]:
+    """The alert and note connections, as environment variables of every component (the
+    dag-processor runs the DAG's failure callback): ``sync_alerts_smtp`` to the local
+    SMTP server, ``airflow_api`` to the api-server as its admin user."""
+    api = {
+        "conn_type": "http",
+        "host": "127.0.0.1",
+        "port": airflow.port,
+        "schema": "http",
+        "login": "admin",
+        "password": airflow.password("admin"),
+    }
+    return {
+        "AIRFLOW_CONN_SYNC_ALERTS_SMTP": smtp.connection_json(ALERT_TO, ALERT_FROM),
+        "AIRFLOW_CONN_AIRFLOW_API": json.dumps(api),
+    }
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -51,11 +92,15 @@ def airflow_world(pg_server, request) -> AirflowWorld:
     # A customer token no other text contains, so a test can look for it in every log.
     sim = OneFileSimulator(dataset.onefile, customer_token=f"cust-{secrets.token_hex(12)}")
     sim.start()
+    smtp = SmtpServer(password=f"smtp-{secrets.token_hex(12)}").start()
     airflow = AirflowServer(
         home=Path(tempfile.mkdtemp(prefix="picsweb-airflow-server-")),
         metadata_url=pg_server.create_database("airflow_metadata"),
-        extra_env=connection_env(sim.base_url, sim.customer_token, picsweb_url, FAST_HOOK),
     )
+    airflow.extra_env = {
+        **connection_env(sim.base_url, sim.customer_token, picsweb_url, FAST_HOOK),
+        **alert_connection_env(airflow, smtp),
+    }
     failed_before = request.session.testsfailed
     try:
         began = time.monotonic()
@@ -74,6 +119,8 @@ def airflow_world(pg_server, request) -> AirflowWorld:
             sim=sim,
             picsweb=picsweb,
             startup_seconds=time.monotonic() - began,
+            smtp=smtp,
+            alert_to=ALERT_TO,
         )
         phases = ", ".join(f"{k} at {v:.0f} s" for k, v in airflow.startup_phases.items())
         _SUMMARY.append(f"real Airflow up in {world.startup_seconds:.0f} s ({phases})")
@@ -82,6 +129,7 @@ def airflow_world(pg_server, request) -> AirflowWorld:
         stopping = time.monotonic()
         airflow.stop()
         sim.stop()
+        smtp.stop()
         picsweb.dispose()
         _SUMMARY.append(f"Airflow stopped in {time.monotonic() - stopping:.0f} s")
         if request.session.testsfailed == failed_before:

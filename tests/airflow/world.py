@@ -16,6 +16,7 @@ from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.demo import DAG_ID
 from tests.support.airflow_server import AirflowServer
+from tests.support.smtp import SmtpServer
 
 # The day of the full run the tests share: the day README's "rerun one task" example names,
 # the day before the generated dataset's "today" (its reviews sit around that day).
@@ -40,6 +41,9 @@ class AirflowWorld:
     sim: OneFileSimulator
     picsweb: sa.Engine
     startup_seconds: float
+    # The local SMTP server the DAG's alerts go to (the sync_alerts_smtp connection).
+    smtp: SmtpServer | None = None
+    alert_to: str = "data-team@example.org"
     dag_id: str = DAG_ID
     # A run as it was when it finished: its task instances and what start_run returned
     # (later tests may clear it: the documented March backfill takes over the shared run).

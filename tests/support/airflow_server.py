@@ -341,6 +341,7 @@ class AirflowServer:
         """A random password for each user, written before the api-server starts: the
         simple auth manager then finds them all and prints none to its log (it prints
         each password it generates itself)."""
+        self.home.mkdir(parents=True, exist_ok=True)
         known = json.loads(self.passwords_file.read_text()) if self.passwords_file.exists() else {}
         for user in self.users:
             known.setdefault(user, secrets.token_urlsafe(18))
@@ -348,7 +349,10 @@ class AirflowServer:
         self.passwords_file.chmod(0o600)
 
     def password(self, user: str = "admin") -> str:
-        """The password of one of ``users`` (as the api-server reads it)."""
+        """The password of one of ``users`` (as the api-server reads it); known before
+        ``start()``, so a connection of the components' environment can hold it."""
+        if not self.passwords_file.exists():
+            self._write_passwords()
         passwords = json.loads(self.passwords_file.read_text())
         if user not in passwords:
             raise KeyError(f"no user {user!r} in this Airflow (users: {sorted(self.users)})")
