@@ -623,7 +623,10 @@ class AirflowServer:
 
         def done() -> bool:
             self.check_alive()
-            found.update(self.dag_run(dag_id, run_id))
+            try:
+                found.update(self.dag_run(dag_id, run_id))
+            except requests.RequestException:  # a busy api-server: ask again until timeout
+                return False
             return found["state"] in states
 
         self._wait(
