@@ -86,9 +86,22 @@ def _password(airflow, user: str) -> str | None:
     return None
 
 
+def _nav_button(page):
+    """The navigation bar's own "OneFile sync" button (external_views, nav_top_level)."""
+    return (
+        page.get_by_role("link", name="OneFile sync")
+        .or_(page.get_by_role("button", name="OneFile sync"))
+        .or_(page.get_by_title("OneFile sync"))
+        .first
+    )
+
+
 def _log_in(page, airflow) -> None:
-    page.goto(f"{airflow.base_url}/", wait_until="networkidle")
-    if "/login" in page.url:
+    page.goto(f"{airflow.base_url}/")
+    # The UI sends a visitor without a session to its login form (after loading itself).
+    login = page.get_by_label("Username")
+    login.or_(_nav_button(page)).first.wait_for(state="visible")
+    if login.count():
         password = _password(airflow, "admin")
         assert password, "the UI asks for a login, but no password of admin is known"
         page.get_by_label("Username").fill("admin")
@@ -139,11 +152,7 @@ def test_the_sync_page_in_the_airflow_ui(
     run_id = finished_daily_run
     with _kept_on_failure(page, artefacts / "failed-sync-page.png"):
         _log_in(page, airflow)
-        # The navigation bar's own button (external_views, nav_top_level).
-        nav = page.get_by_role("link", name="OneFile sync")
-        if not nav.count():
-            nav = page.get_by_title("OneFile sync")
-        nav.first.click()
+        _nav_button(page).click()
         page.wait_for_url(lambda url: "/plugin/onefile-sync" in url)
         frame = page.frame_locator(FRAME)
         row = frame.locator(f'tr.run[data-run-id="{run_id}"]')

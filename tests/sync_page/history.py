@@ -287,6 +287,11 @@ def write_history(
                 "thresholds_crossed": None,
                 "updated_at": ended,
             }
+    # Runs started at the same instant (a manual run beside a scheduled one): the history's
+    # cursor must tell them apart.
+    for twin_of in history.runs[20:days:100]:
+        twin = {**twin_of, "run_id": twin_of["run_id"].replace("__", "__twin_", 1)}
+        history.runs.append(twin)
     with engine.begin() as conn:
         conn.execute(sa.insert(sync_run), history.runs)
         conn.execute(sa.insert(sync_run_summary), list(history.summaries.values()))

@@ -44,7 +44,7 @@ def test_history_pages_through_every_run_newest_first(reader, history):
     rows, pages = _all_pages(reader, limit=75)
     expected = sorted(history.runs, key=lambda r: (r["started_at"], r["run_id"]), reverse=True)
     assert [r["run_id"] for r in rows] == [r["run_id"] for r in expected]
-    assert pages == 6  # 400 runs, 75 a page: 5 full pages and a last one of 25
+    assert pages == 6  # 404 runs, 75 a page: 5 full pages and a last one of 29
 
 
 def test_history_default_and_maximum_page_sizes(reader):
@@ -127,16 +127,28 @@ def test_history_bad_parameters_are_400(reader, params, message):
 
 
 def test_runs_started_at_the_same_instant_are_paged_without_loss(reader, history):
-    """The cursor is (started_at, run_id): equal start times neither repeat nor vanish."""
-    rows, _ = _all_pages(reader, limit=1)
-    assert len(rows) == len({r["run_id"] for r in rows}) == len(history.runs)
+    """The cursor is (started_at, run_id): a page that ends between two runs started at the
+    same instant continues with the other one, neither repeated nor lost."""
+    twins = [r for r in history.runs if "__twin_" in r["run_id"]]
+    assert twins
+    for twin in twins:
+        pair = sorted(
+            (r for r in history.runs if r["started_at"] == twin["started_at"]),
+            key=lambda r: r["run_id"],
+            reverse=True,
+        )
+        assert len(pair) == 2
+        cursor = queries.encode_cursor(pair[0]["started_at"], pair[0]["run_id"])
+        page = _runs(reader, limit=1, before=cursor)["runs"]
+        assert [r["run_id"] for r in page] == [pair[1]["run_id"]]
 
 
 def test_chart_points_cover_the_days_asked_oldest_first(reader, history):
     # The history ends in February 2026 and "now" is later: ask for enough days.
     days = (dt.datetime.now(dt.UTC).replace(tzinfo=None) - history.runs[0]["started_at"]).days + 2
     points = reader.get("/onefile-sync/api/chart", params={"days": days}).json()["points"]
-    assert [p["run_id"] for p in points] == [r["run_id"] for r in history.runs]
+    oldest_first = sorted(history.runs, key=lambda r: (r["started_at"], r["run_id"]))
+    assert [p["run_id"] for p in points] == [r["run_id"] for r in oldest_first]
     first = json.loads(history.summaries[history.runs[0]["run_id"]]["summary"])
     assert points[0]["picsweb_changes"] == first["picsweb_fields_changed"]
     assert points[0]["rejects"] == first["rejects"]

@@ -37,6 +37,12 @@ PROBE = textwrap.dedent(
     info = plugins_manager.get_plugin_info()
     answer["views"] = [v for p in info if p["name"] == "onefile_sync_page" for v in p["external_views"]]
     answer["apps"] = [a for p in info if p["name"] == "onefile_sync_page" for a in p["fastapi_apps"]]
+    # The app's engines come from Airflow connections, looked up the api-server's way.
+    from sync_page.app import Sources
+    sources = Sources.from_airflow()
+    with sources.staging().connect() as conn:
+        answer["staging"] = conn.exec_driver_sql("select 41 + 1").scalar()
+    answer["same_engine"] = sources.picsweb() is sources.staging()
     print(json.dumps(answer, default=str))
     """
 )
@@ -48,6 +54,7 @@ def test_airflow_loads_the_plugin_and_mounts_its_app(tmp_path):
         AIRFLOW_HOME=str(tmp_path),
         AIRFLOW__CORE__PLUGINS_FOLDER=str(REPO / "plugins"),
         AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW_CONN_PICSWEB_DB=json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "p.db")}),
     )
     done = subprocess.run(
         [sys.executable, "-c", PROBE], capture_output=True, text=True, env=env, cwd=tmp_path
@@ -69,3 +76,4 @@ def test_airflow_loads_the_plugin_and_mounts_its_app(tmp_path):
         }
     ]
     assert [a["url_prefix"] for a in answer["apps"]] == ["/onefile-sync"]
+    assert answer["staging"] == 42 and answer["same_engine"] is True
