@@ -85,8 +85,7 @@ def _config(key: str, fallback: str) -> str:
 def engine_for_airflow_connection(conn_id: str) -> Engine:
     """The engine of an Airflow connection, looked up the api-server's way
     (``airflow.models.Connection``: secrets backends, environment, metadata DB), not the
-    Task SDK's (``picsweb_sync.db.engine_for_connection``), which is meant for tasks: with
-    that one the real api-server of tests/airflow stopped answering at the next task's start.
+    Task SDK's (``picsweb_sync.db.engine_for_connection``), which is meant for tasks.
     """
     from airflow.models.connection import Connection
 
