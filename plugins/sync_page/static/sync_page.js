@@ -28,7 +28,8 @@
       var series = function (key, name, kind) {
         return {
           x: x, y: points.map(function (p) { return p[key]; }), name: name, text: text,
-          type: kind, hovertemplate: "%{text}<br>" + name + ": %{y}<extra></extra>"
+          type: kind, textposition: "none",
+          hovertemplate: "%{text}<br>" + name + ": %{y}<extra></extra>"
         };
       };
       Plotly.newPlot(changes, [
