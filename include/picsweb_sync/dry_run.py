@@ -41,6 +41,7 @@ QUALIFICATIONS = (
 REVIEWS = PREFIX + "reviews"  # picsweb_updates / picsweb_review_inserts of load_reviews
 LEARNING_AIMS = PREFIX + "learning_aims"  # onefile_updates: fields push_learning_aims would send
 REVIEW_CREATES = PREFIX + "review_creates"  # review_uploads: creates push_reviews would send
+REFLECTED = PREFIX + "review_uploads"  # picsweb_updates: fields push_reviews would copy back
 
 WOULD_CHANGE_COLUMNS = ["system", "entity", "entity_key", "field", "old", "new"]
 # The Review body fields listed for a review create (besides the PICSWeb review it is from).
@@ -77,9 +78,24 @@ def record_aim_updates(conn: Connection, run_id: str, would_send: pd.DataFrame) 
     project_tables.replace_change_set(conn, run_id, "onefile_updates", would_send, LEARNING_AIMS)
 
 
-def record_review_creates(conn: Connection, run_id: str, would_send: pd.DataFrame) -> None:
-    """Keep the ``review_uploads`` rows (as planned again just now) a dry-run push would send."""
+def record_review_creates(
+    conn: Connection,
+    run_id: str,
+    would_send: pd.DataFrame,
+    would_reflect: pd.DataFrame | None = None,
+) -> None:
+    """Keep the ``review_uploads`` rows (as planned again just now) a dry-run push would
+    send, and the ``picsweb_updates`` it would then copy back onto those PICSWeb reviews."""
     project_tables.replace_change_set(conn, run_id, "review_uploads", would_send, REVIEW_CREATES)
+    reflected = would_reflect if would_reflect is not None else _no_field_changes()
+    reflected = reflected[["table", "key", "field", "old", "new", "rule"]]
+    project_tables.replace_change_set(conn, run_id, "picsweb_updates", reflected, REFLECTED)
+
+
+def _no_field_changes() -> pd.DataFrame:
+    return pd.DataFrame(
+        {c: pd.Series(dtype=object) for c in ["table", "key", "field", "old", "new", "rule"]}
+    )
 
 
 def as_loaded(rows: pd.DataFrame, would_apply: pd.DataFrame, table: str, key: str) -> pd.DataFrame:
@@ -124,12 +140,16 @@ def would_change(conn: Connection, run_id: str) -> pd.DataFrame:
       the PICSWeb review, as the real audit's) and the ``LearnerID``, ``ScheduledFor`` and
       ``AssessorID`` that would be sent.
 
+    - The fields the review push would then copy back onto the PICSWeb reviews it uploads
+      (rule 6 at once: attended ``U``, the officer, a start time), as PICSWeb field updates
+      of those reviews. Their link (``onefile_system_id``, OneFile's new ID) is not listed:
+      OneFile assigns it.
+
     Ordered by system, entity, key and field. Empty for a run that was not a dry run (or
-    whose loads and pushes did not get that far). Not listed: the fields a real push of
-    reviews then copies back onto the PICSWeb reviews it uploaded (rule 6 at once), which
-    depend on what OneFile answers.
+    whose loads and pushes did not get that far).
     """
-    frames = [_picsweb_updates(conn, run_id, name) for name in (QUALIFICATIONS, REVIEWS)]
+    names = (QUALIFICATIONS, REVIEWS, REFLECTED)
+    frames = [_picsweb_updates(conn, run_id, name) for name in names]
     frames += [
         _review_inserts(conn, run_id),
         _aim_updates(conn, run_id),

@@ -276,7 +276,8 @@ def push_reviews(ctx: RunContext) -> dict[str, int]:
 
 def _dry_run_reviews(ctx: RunContext) -> dict[str, int]:
     """What :func:`push_reviews` would create now: each planned upload planned again from
-    the PICSWeb review as it is now; nothing sent, enqueued, settled or reflected."""
+    the PICSWeb review as it is now, and the fields rule 6 would then copy back onto those
+    reviews (:func:`would_reflect`); nothing sent, enqueued, settled or written."""
     ctx.require_upload()
     counts = {"recovered": 0, "sent": 0, "skipped": 0, "rejected": 0, "failed": 0}
     with ctx.staging.connect() as conn:
@@ -291,9 +292,12 @@ def _dry_run_reviews(ctx: RunContext) -> dict[str, int]:
         for review_id, why in answer.items():
             if not isinstance(why, dict):
                 log.info("dry run: PICSWeb review %s would not be sent: %s", review_id, why)
-    counts["fields_reflected"] = 0
+    reflected = None
+    if ctx.settings.download_review_data and not would_send.empty:
+        reflected = would_reflect(ctx, would_send).applied
+    counts["fields_reflected"] = 0 if reflected is None else len(reflected)
     with ctx.staging.begin() as conn:
-        dry_run.record_review_creates(conn, ctx.run_id, would_send)
+        dry_run.record_review_creates(conn, ctx.run_id, would_send, reflected)
     return _finish(ctx, "push_reviews", REVIEW_CREATE, counts)
 
 
@@ -474,18 +478,44 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
     ]
     staged = onefile_fields.parse_reviews(created, organisation_id=0).frame
     with ctx.picsweb.begin() as conn:
-        trainees = read_frame(conn, sa.select(picsweb_tables.trainee))
-        officers = read_frame(conn, sa.select(picsweb_tables.officer))
         linked = db.reviews_with_onefile_ids(conn, staged["review_id"])
-        as_uploaded = linked[
-            is_blank(linked["attended"]) | linked["attended"].eq("U").fillna(False)
-        ]
-        as_uploaded = as_uploaded[as_uploaded["actual_date"].isna()]
-        merged = reviews.merge_reviews(staged, trainees, officers, assessors, linked)
-        updates = merged.picsweb_updates
-        updates = updates[updates["key"].isin(as_uploaded["review_id"])]
+        updates = _reflected_updates(conn, staged, linked, assessors)
         applied = db.apply_updates(conn, ctx.run_id, updates, work_key="review_uploads")
     return len(applied.applied)
+
+
+def _reflected_updates(
+    conn: sa.Connection, staged: pd.DataFrame, linked: pd.DataFrame, assessors: pd.DataFrame
+) -> pd.DataFrame:
+    """Rule 6's ``picsweb_updates`` for the created reviews ``staged`` (as OneFile holds
+    them) onto their PICSWeb reviews ``linked``, only where the review is still as it was
+    uploaded (attendance blank or ``U``, no actual date)."""
+    trainees = read_frame(conn, sa.select(picsweb_tables.trainee))
+    officers = read_frame(conn, sa.select(picsweb_tables.officer))
+    as_uploaded = linked[is_blank(linked["attended"]) | linked["attended"].eq("U").fillna(False)]
+    as_uploaded = as_uploaded[as_uploaded["actual_date"].isna()]
+    merged = reviews.merge_reviews(staged, trainees, officers, assessors, linked)
+    updates = merged.picsweb_updates
+    return updates[updates["key"].isin(as_uploaded["review_id"])]
+
+
+def would_reflect(ctx: RunContext, would_send: pd.DataFrame) -> db.ApplyResult:
+    """What :func:`reflect_uploaded_reviews` would write after creating ``would_send``
+    (``review_uploads`` rows), read-only: each review as OneFile would hold it, tied to its
+    PICSWeb review by a stand-in ID (its own ``review_id``; OneFile's is not known yet)."""
+    created = [
+        {**review_create_payload(u)["review"], "ID": int(u.review_id), "StartedOn": None}
+        for u in would_send.itertuples(index=False)
+    ]
+    staged = onefile_fields.parse_reviews(created, organisation_id=0).frame
+    with ctx.staging.connect() as conn:
+        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors")
+    with ctx.picsweb.connect() as conn:
+        review = picsweb_tables.review
+        linked = _rows_where_in(conn, review, "review_id", would_send["review_id"])
+        linked = linked.assign(onefile_system_id=linked["review_id"])
+        updates = _reflected_updates(conn, staged, linked, assessors)
+        return db.classify_updates(conn, updates)
 
 
 # ----- shared -----------------------------------------------------------------------------
