@@ -33,7 +33,9 @@ log = logging.getLogger(__name__)
 def start_run(ctx: RunContext) -> dict[str, Any] | bool:
     """Read the settings and open the run record; ``False`` stops the run (integration off)."""
     project_tables.ensure_project_tables(ctx.staging)
-    if ctx.picsweb_conn_id != ctx.staging_conn_id:
+    # A dry run writes nothing in the PICSWeb database, not even the sync's own tables there
+    # (its loads only read PICSWeb).
+    if ctx.picsweb_conn_id != ctx.staging_conn_id and not ctx.dry_run:
         project_tables.ensure_project_tables(ctx.picsweb, project_tables.PICSWEB_SIDE_TABLES)
     with ctx.picsweb.connect() as conn:
         settings = read_settings(conn)
@@ -87,7 +89,8 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
         rejects = project_tables.read_rejects(conn, ctx.run_id)
         _open_summary(conn, ctx)  # a run started before the summary existed has no row
         run_summary = _store_summary(conn, ctx, ended)
-    if ctx.picsweb_conn_id != ctx.staging_conn_id:  # the PICSWeb side keeps work tables too
+    # The PICSWeb side keeps work tables too; a dry run leaves that database alone.
+    if ctx.picsweb_conn_id != ctx.staging_conn_id and not ctx.dry_run:
         with ctx.picsweb.begin() as conn:
             side = project_tables.PICSWEB_SIDE_TABLES
             for table, n in project_tables.purge(conn, retention_days, ended, side).items():

@@ -17,7 +17,9 @@ from sqlalchemy.sql import ClauseElement
 from picsweb_sync import dry_run, report, run_note, summary
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
+from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
 from picsweb_sync.runtime import RunContext
+from tests.data.conftest import settings_row
 
 RUN = "scheduled__2026-03-20T02:00:00+00:00"
 OTHER = "manual__2026-03-20T09:00:00+00:00"
@@ -425,3 +427,40 @@ def test_the_summary_statements_compile_for_sql_server(tmp_path, notes):
     assert any("coalesce(sync_run_summary.first_ended_at" in sql.lower() for sql in summary_sql)
     for sql in map(tsql, captured):
         assert not [t for t in NOT_TSQL if t in sql.upper()], sql
+
+
+def test_a_dry_run_with_its_own_staging_database_leaves_the_picsweb_database_alone(
+    empty_engine, tmp_path, notes
+):
+    """With staging elsewhere, the PICSWeb database holds the sync's work tables and audit; a
+    dry run neither creates them at its start nor purges them at its end (a real run does)."""
+    picsweb = empty_engine
+    create_picsweb_tables(picsweb)
+    load_picsweb_rows(picsweb, {"onefile_settings": [settings_row()]})
+    staging = sa.create_engine(f"sqlite:///{tmp_path / 'staging.db'}")
+
+    def separate(dry: bool) -> RunContext:
+        ctx = RunContext(
+            run_id=RUN,
+            run_type="scheduled",
+            interval_start=START,
+            interval_end=END,
+            params={"dry_run": dry},
+            picsweb_conn_id="picsweb",
+            staging_conn_id="staging",
+        )
+        ctx.__dict__["picsweb"], ctx.__dict__["staging"] = picsweb, staging
+        return ctx
+
+    def side_tables() -> set[str]:
+        names = {t.name for t in pt.PICSWEB_SIDE_TABLES}
+        return names & set(sa.inspect(picsweb).get_table_names())
+
+    report.start_run(separate(dry=True))
+    report.finish_run(separate(dry=True), now=T1)
+    assert side_tables() == set()
+
+    report.start_run(separate(dry=False))  # the control: a real run keeps them there
+    report.finish_run(separate(dry=False), now=T2)
+    assert side_tables() == {t.name for t in pt.PICSWEB_SIDE_TABLES}
+    staging.dispose()
