@@ -3,7 +3,8 @@
 # start (they wait for it to complete), and again after every upgrade.
 #   1. airflow db migrate: creates or upgrades the metadata database (fails loudly; the
 #      image's own _AIRFLOW_DB_MIGRATE hook would carry on after a failed migration);
-#   2. the admin user of the auth manager in use (FAB: users live in the metadata DB);
+#   2. the admin user of the auth manager in use (FAB: users live in the metadata DB), and
+#      the sync's own user for the run notes (role User);
 #   3. the onefile_api pool: every task that calls OneFile runs in it, and without it those
 #      tasks never start.
 # Run by the image's entrypoint, which first waits for the metadata database.
@@ -29,6 +30,16 @@ case "${auth_manager}" in
       --lastname "${AIRFLOW_ADMIN_LASTNAME:-Admin}" \
       --email "${AIRFLOW_ADMIN_EMAIL:-airflow-admin@example.org}" \
       --role Admin
+    # The sync's own login for the REST API (connection airflow_api): it sets each run's
+    # note, which FAB's User role allows (edit DAG runs), and can do nothing an admin can.
+    : "${SYNC_NOTE_PASSWORD:?set SYNC_NOTE_PASSWORD in .env (see .env.example)}"
+    airflow users create \
+      --username "${SYNC_NOTE_USERNAME:-sync-notes}" \
+      --password "${SYNC_NOTE_PASSWORD}" \
+      --firstname OneFile \
+      --lastname Sync \
+      --email "${SYNC_NOTE_EMAIL:-onefile-sync@example.org}" \
+      --role User
     ;;
   *SimpleAuthManager)
     echo "SimpleAuthManager: users come from [core] simple_auth_manager_users, not the database"

@@ -33,6 +33,7 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "AIRFLOW_JWT_SECRET": lambda: secrets.token_urlsafe(32),
     "AIRFLOW_API_SECRET_KEY": lambda: secrets.token_urlsafe(32),
     "AIRFLOW_ADMIN_PASSWORD": lambda: secrets.token_urlsafe(18),
+    "SYNC_NOTE_PASSWORD": lambda: secrets.token_urlsafe(18),
     "ONEFILE_CUSTOMER_TOKEN": lambda: secrets.token_hex(16),
     "PICSWEB_DB_PASSWORD": _sql_server_password,
     "MSSQL_SA_PASSWORD": _sql_server_password,

@@ -38,6 +38,7 @@ SECRETS = {
     "AIRFLOW_JWT_SECRET",
     "AIRFLOW_API_SECRET_KEY",
     "AIRFLOW_ADMIN_PASSWORD",
+    "SYNC_NOTE_PASSWORD",
     "ONEFILE_CUSTOMER_TOKEN",
     "PICSWEB_DB_PASSWORD",
     "MSSQL_SA_PASSWORD",
@@ -195,6 +196,80 @@ def test_only_the_processes_that_run_tasks_get_the_connections(rendered):
     for name, service in rendered["services"].items():
         has = "AIRFLOW_CONN_ONEFILE_API" in (service.get("environment") or {})
         assert has == (name == "airflow-worker"), name
+
+
+def connections_of(service: dict) -> set[str]:
+    return {k for k in service.get("environment") or {} if k.startswith("AIRFLOW_CONN_")}
+
+
+def test_each_process_gets_only_the_connections_it_uses(rendered):
+    services = rendered["services"]
+    expected = {
+        # tasks: OneFile, PICSWeb (and the sync's tables), the REST API login for run notes
+        "airflow-worker": {"ONEFILE_API", "PICSWEB_DB", "AIRFLOW_API"},
+        # the sync page plugin reads the run history and audit from the sync's tables
+        "airflow-apiserver": {"PICSWEB_DB"},
+        # the DAG's on_failure_callback (alerts) runs here and reads the failed run's record
+        "airflow-dag-processor": {"PICSWEB_DB", "SYNC_ALERTS_SMTP"},
+        "airflow-scheduler": set(),
+        "airflow-triggerer": set(),
+        "airflow-init": set(),
+    }
+    for name, conn_ids in expected.items():
+        assert connections_of(services[name]) == {f"AIRFLOW_CONN_{c}" for c in conn_ids}, name
+
+
+def test_run_notes_log_in_as_the_sync_user_airflow_init_creates(rendered, env_file):
+    from airflow.models.connection import Connection
+
+    values = env_values(env_file.read_text())
+    worker = rendered["services"]["airflow-worker"]["environment"]
+    api = Connection.from_json(worker["AIRFLOW_CONN_AIRFLOW_API"], conn_id="airflow_api")
+    assert (api.conn_type, api.host) == ("http", "http://airflow-apiserver:8080")
+    assert (api.login, api.password) == ("sync-notes", values["SYNC_NOTE_PASSWORD"])
+    init = rendered["services"]["airflow-init"]["environment"]
+    assert (init["SYNC_NOTE_USERNAME"], init["SYNC_NOTE_PASSWORD"]) == (api.login, api.password)
+    fab = (REPO / "deploy" / "airflow-init.sh").read_text().split("*FabAuthManager)")[1]
+    user = fab.split(";;")[0].split("--role Admin")[1]
+    assert '--username "${SYNC_NOTE_USERNAME:-sync-notes}"' in user
+    assert "--role User" in user  # FAB's User may edit DAG runs (the note), not administer
+
+
+def test_alerts_are_off_until_the_smtp_connection_is_given(compose_command, env_file, monkeypatch):
+    from airflow.models.connection import Connection
+    from airflow.secrets.environment_variables import EnvironmentVariablesBackend
+
+    def smtp_connection(extra_env: dict[str, str]) -> Connection | None:
+        done = compose_config(compose_command, env_file, extra_env=extra_env)
+        assert done.returncode == 0, done.stderr
+        environment = yaml.safe_load(done.stdout)["services"]["airflow-dag-processor"]
+        value = environment["environment"]["AIRFLOW_CONN_SYNC_ALERTS_SMTP"]
+        monkeypatch.setenv("AIRFLOW_CONN_SYNC_ALERTS_SMTP", value)
+        return EnvironmentVariablesBackend().get_connection("sync_alerts_smtp")
+
+    assert smtp_connection({}) is None  # empty: Airflow finds no such connection
+    given = {
+        "conn_type": "smtp",
+        "host": "smtp.example.org",
+        "port": 587,
+        "login": "alerts",
+        "password": "s3cret",
+        "extra": {"to": "data-team@example.org", "from_email": "airflow@example.org"},
+    }
+    smtp = smtp_connection({"SYNC_ALERTS_SMTP_CONN": json.dumps(given)})
+    assert (smtp.conn_type, smtp.host, smtp.port, smtp.password) == (
+        "smtp",
+        "smtp.example.org",
+        587,
+        "s3cret",
+    )
+    assert smtp.extra_dejson["to"] == "data-team@example.org"
+
+
+def test_links_in_notes_and_mails_use_the_base_url(rendered):
+    for name in AIRFLOW_SERVICES:
+        environment = rendered["services"][name]["environment"]
+        assert environment["AIRFLOW__API__BASE_URL"] == "http://localhost:8080", name
 
 
 def test_every_airflow_service_shares_the_secrets(rendered, env_file):
