@@ -12,78 +12,47 @@ there is no chromium.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.airflow.browser import VIEWPORT, artefacts_folder, chromium_page, kept_on_failure, log_in
 from tests.airflow.conftest import _SUMMARY as SUMMARY
 from tests.support.airflow_server import REPO
 
 pytestmark = pytest.mark.airflow_server
 
 README_GRID = REPO / "docs" / "img" / "airflow-grid.png"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORT = {"width": 1440, "height": 900}
 # The grid alone (details panel collapsed) needs less width: its runs stay near their tasks.
 GRID_VIEWPORT = {"width": 1000, "height": 600}
 
 
 @pytest.fixture(scope="module")
 def artefacts() -> Path:
-    folder = Path(
-        os.environ.get("PICSWEB_TEST_ARTIFACTS")
-        or Path(tempfile.gettempdir()) / "picsweb-airflow-artifacts"
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = artefacts_folder()
     SUMMARY.append(f"UI screenshots in {folder}")
     return folder
 
 
 @pytest.fixture(scope="module")
 def page(airflow_world):
-    """A page of a headless Chromium, closed (browser and Playwright's driver with it)
-    when the module is done, also on failure."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed: run scripts/ensure-browser.sh")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport=VIEWPORT)
-            context.set_default_timeout(30_000)
-            yield context.new_page()
-        finally:
-            browser.close()
-
-
-@contextlib.contextmanager
-def _kept_on_failure(page, path: Path):
-    """On a failure inside, a screenshot of what the page showed is kept at ``path``."""
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path))
-        raise
+    """A headless Chromium signed in as the test Airflow's admin for the module."""
+    with chromium_page() as page:
+        log_in(page, airflow_world.airflow)
+        yield page
 
 
 def _open(page, url: str) -> None:
-    """Open a UI page. With the simple auth manager in all-admins mode the UI signs the
-    browser in by itself (no login form)."""
     page.goto(url, wait_until="networkidle")
-    assert "/login" not in page.url, f"the UI asked for a login at {page.url}"
+    assert "/login" not in page.url, f"the UI asked for a login again at {page.url}"
 
 
 def test_the_grid_of_the_dag(airflow_world, finished_daily_run, page, artefacts):
     world = airflow_world
     page.set_viewport_size(GRID_VIEWPORT)
-    with _kept_on_failure(page, artefacts / "failed-airflow-grid.png"):
+    with kept_on_failure(page, artefacts / "failed-airflow-grid.png"):
         _open(page, f"{world.airflow.base_url}/dags/{world.dag_id}")
         # The grid lists the DAG's tasks (a mapped one as "extract_learners [ ]") beside
         # a column per run; with the details panel collapsed it takes the whole width.
@@ -122,7 +91,7 @@ def test_the_log_of_a_mapped_extract(airflow_world, finished_daily_run, page, ar
         "/tasks/extract_learners/mapped/0"
     )
     page.set_viewport_size(VIEWPORT)
-    with _kept_on_failure(page, artefacts / "failed-airflow-task-log.png"):
+    with kept_on_failure(page, artefacts / "failed-airflow-task-log.png"):
         _open(page, url)
         # The task's own first line names its organisation (see runtime.run_stage).
         page.get_by_text(f"organisation_id={organisation}").first.wait_for(state="visible")

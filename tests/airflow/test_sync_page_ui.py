@@ -11,11 +11,8 @@ without a token (401) and with a forged one, and answer a viewer's token.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -25,24 +22,19 @@ import sqlalchemy as sa
 
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
+from tests.airflow.browser import artefacts_folder, chromium_page, kept_on_failure, log_in
 from tests.airflow.conftest import _SUMMARY as SUMMARY
 from tests.support.airflow_server import REPO
 
 pytestmark = pytest.mark.airflow_server
 
 README_SHOT = REPO / "docs" / "img" / "sync-page.png"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORT = {"width": 1440, "height": 900}
 FRAME = "iframe[title='OneFile sync']"
 
 
 @pytest.fixture(scope="module")
 def artefacts() -> Path:
-    folder = Path(
-        os.environ.get("PICSWEB_TEST_ARTIFACTS")
-        or Path(tempfile.gettempdir()) / "picsweb-airflow-artifacts"
-    )
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = artefacts_folder()
     SUMMARY.append(f"sync page screenshots in {folder}")
     return folder
 
@@ -50,40 +42,8 @@ def artefacts() -> Path:
 @pytest.fixture(scope="module")
 def browser_page(airflow_world):
     """A page of a fresh headless Chromium (no cookies: it must log in)."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed: run scripts/ensure-browser.sh")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            context = browser.new_context(viewport=VIEWPORT)
-            context.set_default_timeout(30_000)
-            yield context.new_page()
-        finally:
-            browser.close()
-
-
-@contextlib.contextmanager
-def _kept_on_failure(page, path: Path):
-    try:
-        yield
-    except BaseException:
-        with contextlib.suppress(Exception):
-            page.screenshot(path=str(path))
-        raise
-
-
-def _password(airflow, user: str) -> str | None:
-    """The user's password: from the test Airflow's named users, else from the file the
-    simple auth manager writes; None when every visitor is an admin (no login form)."""
-    if hasattr(airflow, "password"):
-        return airflow.password(user)
-    generated = Path(airflow.home) / "simple_auth_manager_passwords.json.generated"
-    if generated.exists():
-        return json.loads(generated.read_text()).get(user)
-    return None
+    with chromium_page() as page:
+        yield page
 
 
 def _nav_button(page):
@@ -94,22 +54,6 @@ def _nav_button(page):
         .or_(page.get_by_title("OneFile sync"))
         .first
     )
-
-
-def _log_in(page, airflow) -> None:
-    page.goto(f"{airflow.base_url}/")
-    # The UI sends a visitor without a session to its login form (after loading itself).
-    login = page.get_by_label("Username")
-    login.or_(_nav_button(page)).first.wait_for(state="visible")
-    if login.count():
-        password = _password(airflow, "admin")
-        assert password, "the UI asks for a login, but no password of admin is known"
-        page.get_by_label("Username").fill("admin")
-        page.get_by_label("Password").fill(password)
-        page.get_by_role("button", name="Sign in").click()
-        page.wait_for_url(lambda url: "/login" not in url)
-        page.wait_for_load_state("networkidle")
-    assert "/login" not in page.url, f"still at the login page: {page.url}"
 
 
 def _changed_learner(world, run_id: str) -> int | None:
@@ -150,8 +94,8 @@ def test_the_sync_page_in_the_airflow_ui(
     world, page = airflow_world, browser_page
     airflow = world.airflow
     run_id = finished_daily_run
-    with _kept_on_failure(page, artefacts / "failed-sync-page.png"):
-        _log_in(page, airflow)
+    with kept_on_failure(page, artefacts / "failed-sync-page.png"):
+        log_in(page, airflow, after=_nav_button(page))
         _nav_button(page).click()
         page.wait_for_url(lambda url: "/plugin/onefile-sync" in url)
         frame = page.frame_locator(FRAME)
@@ -169,7 +113,7 @@ def test_the_sync_page_in_the_airflow_ui(
         README_SHOT.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(history_shot, README_SHOT)
 
-    with _kept_on_failure(page, artefacts / "failed-sync-page-run.png"):
+    with kept_on_failure(page, artefacts / "failed-sync-page-run.png"):
         row.locator("a").first.click()
         frame.get_by_role("heading", name=f"Run {run_id}").wait_for(state="visible")
         frame.get_by_role("heading", name="Counts per stage").wait_for(state="visible")
@@ -180,7 +124,7 @@ def test_the_sync_page_in_the_airflow_ui(
     page.screenshot(path=str(artefacts / "sync-page-run.png"))
 
     trainee_id = _changed_learner(world, run_id)
-    with _kept_on_failure(page, artefacts / "failed-sync-page-audit.png"):
+    with kept_on_failure(page, artefacts / "failed-sync-page-audit.png"):
         frame.get_by_role("link", name="Audit search").click()
         search = frame.locator("input[name=q]")
         search.wait_for(state="visible")

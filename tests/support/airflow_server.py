@@ -556,9 +556,21 @@ class AirflowServer:
         return {"Authorization": f"Bearer {self._token}"}
 
     def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        kwargs.setdefault("timeout", 30)
+        # A busy api-server (2 cores, the whole suite beside it) has been seen to hold every
+        # request for up to ~50 s while it starts a task: wait longer than that, and ask a
+        # read once more when even that is not enough.
+        kwargs.setdefault("timeout", 90)
         headers = {**self._auth_header(), **kwargs.pop("headers", {})}
-        answer = self._session.request(method, f"{self.base_url}{path}", headers=headers, **kwargs)
+        try:
+            answer = self._session.request(
+                method, f"{self.base_url}{path}", headers=headers, **kwargs
+            )
+        except requests.ReadTimeout:
+            if method.upper() != "GET":
+                raise
+            answer = self._session.request(
+                method, f"{self.base_url}{path}", headers=headers, **kwargs
+            )
         if answer.status_code == 401:  # token expired: once more with a new one
             self._token = None
             headers.update(self._auth_header())
