@@ -118,15 +118,21 @@ def url_for_connection(
     )
 
 
-def engine_for_connection(conn_id: str) -> Engine:
+def engine_for_connection(
+    conn_id: str, get_connection: Callable[[str], Any] | None = None
+) -> Engine:
     """The engine of an Airflow connection: ``mssql``, ``postgres`` or ``sqlite``.
 
+    Tasks look the connection up the Task SDK's way (the default); the api-server (the sync
+    page plugin) passes its own lookup, ``airflow.models.Connection.get_connection_from_secrets``.
     Engines are cached by URL, not by connection id, so an edited connection (or a test
     pointing the same id at a fresh database) gets a new engine instead of a stale one.
     """
-    from airflow.sdk import BaseHook  # lazy: picsweb_sync imports without Airflow
+    if get_connection is None:
+        from airflow.sdk import BaseHook  # lazy: picsweb_sync imports without Airflow
 
-    conn = BaseHook.get_connection(conn_id)
+        get_connection = BaseHook.get_connection
+    conn = get_connection(conn_id)
     url = url_for_connection(
         conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema
     )

@@ -30,7 +30,6 @@ as in the DAG; engines are made at the first request, never at import.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -48,7 +47,6 @@ from fastapi.security import HTTPAuthorizationCredentials
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import SQLAlchemyError
 
 from sync_page import queries
@@ -85,25 +83,12 @@ def _config(key: str, fallback: str) -> str:
 def engine_for_airflow_connection(conn_id: str) -> Engine:
     """The engine of an Airflow connection, looked up the api-server's way
     (``airflow.models.Connection``: secrets backends, environment, metadata DB), not the
-    Task SDK's (``picsweb_sync.db.engine_for_connection``), which is meant for tasks.
-    """
+    Task SDK's, which is meant for tasks."""
     from airflow.models.connection import Connection
 
-    from picsweb_sync.db import url_for_connection
+    from picsweb_sync.db import engine_for_connection
 
-    conn = Connection.get_connection_from_secrets(conn_id)
-    url = url_for_connection(
-        conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema
-    )
-    return _engine_for(url)
-
-
-@functools.cache
-def _engine_for(url: URL) -> Engine:
-    """One engine (and pool) per URL: an edited connection gets a new one."""
-    from picsweb_sync.db import engine_for_url
-
-    return engine_for_url(url)
+    return engine_for_connection(conn_id, Connection.get_connection_from_secrets)
 
 
 @dataclass

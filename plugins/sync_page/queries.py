@@ -40,6 +40,7 @@ from picsweb_sync.project_tables import (
     sync_run_count,
     sync_run_summary,
 )
+from picsweb_sync.summary import SUMMARY_KEYS
 
 # Bounds of every query (a page's rows; a learner search's matches; a run's detail lists).
 MAX_RUNS = 200
@@ -57,20 +58,8 @@ MAX_REJECT_GROUPS = 200
 MAX_CONFLICTS = 200
 MAX_OUTBOX = 200
 
-# The integer counts of the run summary (picsweb_sync.summary.SUMMARY_KEYS, the contract).
-SUMMARY_COUNTS = (
-    "learners_extracted",
-    "learning_aims_extracted",
-    "assessors_extracted",
-    "reviews_extracted",
-    "picsweb_fields_changed",
-    "picsweb_reviews_created",
-    "onefile_fields_changed",
-    "onefile_reviews_created",
-    "rejects",
-    "conflicts",
-    "outbox_pending",
-)
+# The integer counts of the run summary (the contract).
+SUMMARY_COUNTS = SUMMARY_KEYS
 RUN_TYPES = ("scheduled", "manual", "backfill", "asset_triggered", "operator_triggered")
 # Which way a change went, by the system written.
 DIRECTIONS = {"picsweb": "OneFile → PICSWeb", "onefile": "PICSWeb → OneFile"}
