@@ -42,7 +42,7 @@ def chromium_page(viewport: dict[str, int] = VIEWPORT) -> Iterator:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:
             context = browser.new_context(viewport=viewport)
-            context.set_default_timeout(30_000)
+            context.set_default_timeout(120_000)  # a hang guard: a busy api-server is slow
             yield context.new_page()
         finally:
             browser.close()

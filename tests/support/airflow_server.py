@@ -35,6 +35,8 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
 WORKER_HOSTNAME_ENV = "PICSWEB_TEST_WORKER_HOSTNAME"
+# Every wait of these tests allows at least this long: waits detect hangs, not slowness.
+HANG_SECONDS = float(os.environ.get("PICSWEB_TEST_HANG_SECONDS", "900"))
 
 # Each component is `airflow <command>` (Airflow's own entry point and argv) run by this
 # launcher, which first imports Airflow and the modules the component will need, then waits
@@ -375,7 +377,7 @@ class AirflowServer:
         return self.home / f"{name}.out"
 
     # ----- lifecycle -------------------------------------------------------------------
-    def start(self, dag_id: str, timeout: float = 180) -> None:
+    def start(self, dag_id: str, timeout: float | None = None) -> None:
         """Migrate the metadata DB, start the components and wait until ``dag_id`` is
         parsed, the API answers and every worker answers a ping. On any failure
         everything started is stopped.
@@ -383,6 +385,7 @@ class AirflowServer:
         The components start at once and import Airflow while ``airflow db migrate``
         runs; each runs its command only when the migration is done (see LAUNCHER).
         """
+        timeout = HANG_SECONDS if timeout is None else max(timeout, HANG_SECONDS)
         began = time.monotonic()
         self.home.mkdir(parents=True, exist_ok=True)
         # Every Airflow process writes a default airflow.cfg when there is none: with one in
@@ -793,6 +796,10 @@ class AirflowServer:
         interval: float = 0.5,
         detail: Callable[[], str] | None = None,
     ) -> None:
+        # A wait guards against a hang, never against slowness: whatever the caller expects,
+        # it allows at least HANG_SECONDS (a busy 2-core machine may be many times slower
+        # than a quiet one). How long things take is for `make bench`, not for a test.
+        timeout = max(timeout, HANG_SECONDS)
         deadline = time.monotonic() + timeout
         while True:
             if condition():
