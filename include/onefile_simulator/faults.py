@@ -79,6 +79,7 @@ class FaultInjector:
         self._rules: list[FaultRule] = []
         self._malformed: dict[str, deque[str]] = {}
         self._injected: dict[str, list[object]] = {}
+        self._renamed: dict[str, dict[str, str]] = {}
         self._random = random.Random(seed)
         self.served_malformed: list[ServedMalformed] = []
         self.served_injected: list[ServedInjected] = []
@@ -138,12 +139,22 @@ class FaultInjector:
         with self._lock:
             self._injected.setdefault(entity, []).extend(copy.deepcopy(list(rows)))
 
+    def rename_field(self, entity: str, field: str, served_as: str) -> None:
+        """Serve `field` of every `entity` row in search pages as `served_as`, until
+        `clear`: a OneFile whose field is spelt otherwise than the contract assumes. The
+        stored data keeps the contract's name."""
+        if entity not in _BAD_DATE_FIELD:
+            raise ValueError(f"unknown searchable entity {entity!r}")
+        with self._lock:
+            self._renamed.setdefault(entity, {})[field] = served_as
+
     def clear(self) -> None:
         """Switch every fault off and start the seeded randomness again."""
         with self._lock:
             self._rules.clear()
             self._malformed.clear()
             self._injected.clear()
+            self._renamed.clear()
             self._random = random.Random(self._seed)
             self.served_malformed.clear()
             self.served_injected.clear()
@@ -166,10 +177,10 @@ class FaultInjector:
         return None
 
     def corrupt_page(self, entity: str, rows: list[dict]) -> list[object]:
-        """The page to send: `rows` with queued corruptions applied to copies of its first
-        rows, then any injected rows."""
+        """The page to send: `rows` with renamed fields and queued corruptions applied to
+        copies of them, then any injected rows."""
         with self._lock:
-            page: list[object] = list(rows)
+            page: list[object] = [_renamed(row, self._renamed.get(entity)) for row in rows]
             injected = self._injected.pop(entity, [])
             page += injected
             self.served_injected += [ServedInjected(entity, row) for row in injected]
@@ -179,7 +190,7 @@ class FaultInjector:
             for index in range(min(len(queue), len(rows))):
                 kind = queue.popleft()
                 source = rows[index]
-                spoiled = dict(source)
+                spoiled = dict(page[index])
                 if kind == "missing_id":
                     spoiled.pop("ID", None)
                 elif kind == "bad_date":
@@ -189,3 +200,10 @@ class FaultInjector:
                 page[index] = spoiled
                 self.served_malformed.append(ServedMalformed(entity, kind, source.get("ID")))
             return page
+
+
+def _renamed(row: dict, names: dict[str, str] | None) -> dict:
+    """`row`, or a copy of it with the keys in `names` renamed (in place, order kept)."""
+    if not names or not any(name in row for name in names):
+        return row
+    return {names.get(key, key): value for key, value in row.items()}
