@@ -25,7 +25,7 @@ airflow-home: $(STAMP)
 	scripts/airflow-home.sh
 
 demo: airflow-home
-	$(PY) -m picsweb_sync.demo
+	$(PY) -m sync_demo
 
 test: $(STAMP)
 	scripts/ensure-postgres.sh

@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from unittest import mock
 
 import pandas as pd
@@ -44,13 +44,16 @@ import sqlalchemy as sa
 from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync.db import apply_updates, engine_for_url, read_frame
-from picsweb_sync.demo import connection_env
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
 from picsweb_sync.merge.qualifications import QualificationMerge, merge_qualifications
 from picsweb_sync.onefile_fields import parse_learners, parse_learning_aims
 from picsweb_sync.project_tables import audit_text, ensure_project_tables, sync_audit
 from picsweb_sync.sqlframes import frame_column
+from sync_demo.dag_runs import connection_env
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.e2e import qualification_oracle as oracle
+
+if TYPE_CHECKING:
+    from tests.support.postgres import PgServer
 
 LEARNER_ROLE = 1
 RESULTS = Path(__file__).parent / "results"
@@ -314,26 +317,20 @@ class SqliteCopies:
 
 class PostgresCopies:
     """A template database on a throwaway PostgreSQL server, copied with
-    ``CREATE DATABASE ... TEMPLATE`` per timed run (the test suite's server helper)."""
+    ``CREATE DATABASE ... TEMPLATE`` per timed run (the test suite's server:
+    pytest-postgresql's executor, tests/support/postgres.py)."""
 
     name = "PostgreSQL, loopback"
 
-    def __init__(self) -> None:
-        from tests.support.pgserver import start_pg_server
-
-        self.server = start_pg_server()
+    def __init__(self, server: PgServer) -> None:
+        self.server = server
 
     def template(self, size: str) -> str:
         self._template = f"picsweb_{size}"
         return self.server.create_database(self._template)
 
     def fresh(self) -> str:
-        admin = sa.create_engine(self.server.url(), isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.exec_driver_sql('DROP DATABASE IF EXISTS "picsweb_copy"')
-            conn.exec_driver_sql(f'CREATE DATABASE "picsweb_copy" TEMPLATE "{self._template}"')
-        admin.dispose()
-        return self.server.url("picsweb_copy")
+        return self.server.create_database("picsweb_copy", template=self._template)
 
 
 def bench_load(
@@ -473,8 +470,9 @@ def main(argv: list[str] | None = None) -> int:
         tmp = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="picsweb-bench-"))
         backends: list[SqliteCopies | PostgresCopies] = [SqliteCopies(Path(tmp))]
         if args.postgres and "load" not in args.skip:
-            backends.append(PostgresCopies())
-            cleanup.callback(backends[-1].server.stop)
+            from tests.support.postgres import postgres_server
+
+            backends.append(PostgresCopies(cleanup.enter_context(postgres_server())))
         for organisations, learners in args.sizes:
             size = f"{organisations}x{learners}"
             print(f"-- {size}: generating", file=sys.stderr)

@@ -1,7 +1,7 @@
 """The sync page's two big reads on a year of history, each beside a baseline.
 
-A throwaway PostgreSQL server (tests/support/pgserver.py) gets 10,000 PICSWeb learners
-(two qualifications and two reviews each), a year of daily runs with their summaries, and
+A throwaway PostgreSQL server (the tests' own, tests/support/postgres.py) gets 10,000
+PICSWeb learners (two qualifications and two reviews each), a year of daily runs with their summaries, and
 ``--audit-rows`` audit rows (1,000,000 by default) spread over those runs and learners,
 written server-side by ``generate_series``. Then, each timed as a median:
 
@@ -29,8 +29,8 @@ from sync_page import queries
 
 from benchmarks.run import Result, compared, timed
 from picsweb_sync import picsweb_tables as pw
-from picsweb_sync.demo_db import create_picsweb_tables
 from picsweb_sync.project_tables import ensure_project_tables, sync_audit
+from sync_demo.picsweb_db import create_picsweb_tables
 
 LEARNERS = 10_000
 DAYS = 365
@@ -229,10 +229,9 @@ def bench_audit(engine: sa.Engine, args: argparse.Namespace, size: str) -> list[
 
 
 def bench_sync_page(args: argparse.Namespace) -> list[Result]:
-    from tests.support.pgserver import start_pg_server
+    from tests.support.postgres import postgres_server
 
-    server = start_pg_server()
-    try:
+    with postgres_server() as server:
         engine = sa.create_engine(server.create_database("sync_page_bench"))
         size = f"{DAYS}d/{args.audit_rows // 1000}k"
         print(
@@ -244,5 +243,3 @@ def bench_sync_page(args: argparse.Namespace) -> list[Result]:
         results = bench_history(engine, args, size) + bench_audit(engine, args, size)
         engine.dispose()
         return results
-    finally:
-        server.stop()

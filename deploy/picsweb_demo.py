@@ -9,7 +9,7 @@
 collation, as PICSWeb's), the login ``PICSWEB_DB_LOGIN`` with ``PICSWEB_DB_PASSWORD`` as a
 db_owner of it (the sync creates its own ``sync_*`` tables on its first run), then, connected
 as that login (as Airflow will be), the PICSWeb tables and the demo rows: the generator's
-PICSWeb (``onefile_simulator.generate_dataset`` + ``picsweb_sync.demo_db``), as ``make demo``
+PICSWeb (``onefile_simulator.generate_dataset`` + ``sync_demo.picsweb_db``), as ``make demo``
 loads into SQLite. It loads once: a database that holds the demo already is left alone
 (``--reset`` rebuilds it). The day the demo reviews are scheduled around (``DEMO_TODAY``, else
 today's UK date) is kept in ``DEMO_STATE_DIR``, a volume the simulator reads, so both sides
@@ -214,7 +214,7 @@ def drop_demo_tables(engine: sa.Engine) -> None:
 def load_demo(engine: sa.Engine, day: dt.date) -> dict[str, int]:
     """Create the PICSWeb tables and load the generator's PICSWeb for ``day``."""
     from onefile_simulator import generate_dataset
-    from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+    from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
     dataset = generate_dataset(**demo_shape(), today=day)
     create_picsweb_tables(engine)

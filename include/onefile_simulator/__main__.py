@@ -1,9 +1,9 @@
 """Serve a generated dataset by hand: `python -m onefile_simulator --seed 7 --port 8099`.
 
-The defaults are the demo's (`python -m picsweb_sync.demo`): seed 7, 2 organisations of 25
+The defaults are the demo's (`python -m sync_demo`): seed 7, 2 organisations of 25
 learners, the reviews scheduled around today's UK date (`--today` picks another day), so
 both serve the same OneFile customer. To get the matching PICSWeb as well, run
-`python -m picsweb_sync.demo --picsweb-url URL --serve` instead.
+`python -m sync_demo --picsweb-url URL --serve` instead.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 A deployment whose real PICSWeb names differ maps them here (or points these names at
 views); nothing else in the project spells a PICSWeb table or column. The sync never adds
-columns to these tables and never creates them in production: ``picsweb_sync.demo_db``
-creates them for the demo and the tests only.
+columns to these tables and never creates them in production: ``sync_demo.picsweb_db``
+(outside this package) creates them for the demo and the tests only.
 
 The same definitions compile for SQL Server (production), PostgreSQL (tests) and SQLite
 (demo). Two details make that work:

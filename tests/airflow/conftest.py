@@ -27,8 +27,8 @@ import pytest
 import sqlalchemy as sa
 
 from onefile_simulator import OneFileSimulator, generate_dataset
-from picsweb_sync.demo import DAG_ID, connection_env
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+from sync_demo.dag_runs import DAG_ID, connection_env
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.airflow.world import DAILY_RUN_CONF, DAILY_RUN_DAY, AirflowWorld, at_0200_london
 from tests.support.airflow_server import AirflowServer
 from tests.support.smtp import SmtpServer

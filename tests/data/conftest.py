@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from picsweb_sync.db import engine_for_url
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
 from picsweb_sync.project_tables import ensure_project_tables
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
 LONG_TITLE = "Level 3 Diploma in " + "Advanced Manufacturing Engineering " * 6
 LONG_TITLE = LONG_TITLE[:200]

@@ -17,9 +17,9 @@ from sqlalchemy import event, select
 from picsweb_sync import db, dry_run, load
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
-from picsweb_sync.demo_db import load_picsweb_rows
 from picsweb_sync.runtime import RunContext, settings_snapshot
 from picsweb_sync.settings import read_settings
+from sync_demo.picsweb_db import load_picsweb_rows
 
 from .conftest import LONG_TITLE, review_row
 from .test_mssql_compile import NOT_TSQL, tsql

@@ -19,9 +19,9 @@ from sqlalchemy.dialects import mssql, postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 from picsweb_sync import db
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
 from picsweb_sync.picsweb_tables import metadata, primary_key, review, trainee_qualification
 from picsweb_sync.project_tables import ensure_project_tables, sync_picsweb_work
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
 from .conftest import picsweb_rows, review_row
 

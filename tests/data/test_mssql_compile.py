@@ -19,8 +19,8 @@ from sqlalchemy.sql import ClauseElement
 
 from picsweb_sync import db, picsweb_tables
 from picsweb_sync import project_tables as pt
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
 from picsweb_sync.settings import mark_synchronised, read_settings
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
 from .conftest import picsweb_rows
 from .test_project_tables import CHANGE_SET_SAMPLES, learners, rejects

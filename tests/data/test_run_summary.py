@@ -17,8 +17,8 @@ from sqlalchemy.sql import ClauseElement
 from picsweb_sync import dry_run, report, run_note, summary
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
 from picsweb_sync.runtime import RunContext
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.data.conftest import settings_row
 
 RUN = "scheduled__2026-03-20T02:00:00+00:00"
@@ -395,7 +395,7 @@ def test_integration_off_ends_the_run_with_its_summary_and_note(engine, notes):
 def test_the_summary_statements_compile_for_sql_server(tmp_path, notes):
     """Every statement the summary functions issue, compiled with the mssql dialect."""
     from picsweb_sync.db import engine_for_url
-    from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+    from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
     from .conftest import picsweb_rows
     from .test_mssql_compile import NOT_TSQL, tsql

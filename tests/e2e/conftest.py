@@ -14,8 +14,8 @@ from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.db import read_frame
-from picsweb_sync.demo import connection_env, run_dag
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+from sync_demo.dag_runs import connection_env, run_dag
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
 # Small backoff so a test that makes OneFile fail does not wait for real-world delays.
 FAST_HOOK = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, "timeout_seconds": 5}

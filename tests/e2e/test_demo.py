@@ -6,12 +6,12 @@ import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from picsweb_sync import demo
+from sync_demo import cli
 
 
 def test_demo_runs_twice_and_reports_changes_and_rejects(airflow_db, tmp_path, capsys):
     before = datetime.now(ZoneInfo("Europe/London")).date()
-    assert demo.main(["--learners", "6", "--data-dir", str(tmp_path)]) == 0
+    assert cli.main(["--learners", "6", "--data-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert re.search(r"^run 1 \S+: success$", out, re.M)
     assert re.search(r"^run 2 \S+: success", out, re.M)
@@ -30,7 +30,7 @@ def test_demo_runs_twice_and_reports_changes_and_rejects(airflow_db, tmp_path, c
 
 def test_demo_for_a_given_day_runs_for_that_day(airflow_db, tmp_path, capsys):
     argv = ["--learners", "4", "--data-dir", str(tmp_path), "--today", "2026-07-15"]
-    assert demo.main(argv) == 0
+    assert cli.main(argv) == 0
     out = capsys.readouterr().out
     assert "reviews scheduled around 2026-07-15" in out
     assert re.search(r"^run 1 \S+: success$", out, re.M)

@@ -22,7 +22,7 @@ from picsweb_sync import dry_run
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.db import read_frame
-from picsweb_sync.demo import run_dag
+from sync_demo.dag_runs import run_dag
 from tests.e2e.review_oracle import expected_reviews, plan_uploads, reviews_in_window
 from tests.e2e.test_qualification_sync import _expected, _onefile_aims, _picsweb_quals
 from tests.e2e.test_review_sync import _assert_reviews, _assert_uploads_sent, _created, _window

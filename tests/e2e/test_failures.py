@@ -8,8 +8,8 @@ import sqlalchemy as sa
 
 from picsweb_sync import load
 from picsweb_sync import project_tables as pt
-from picsweb_sync.demo import connection_env
 from picsweb_sync.merge import stage
+from sync_demo.dag_runs import connection_env
 from tests.e2e.conftest import FAST_HOOK
 
 

@@ -22,10 +22,10 @@ from onefile.hook import OneFileApiError, OneFileHook
 from picsweb_sync import extract, load, push, report
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
-from picsweb_sync.demo import run_dag
 from picsweb_sync.merge import stage
 from picsweb_sync.runtime import RunContext, run_type_value, settings_snapshot
 from picsweb_sync.settings import read_settings
+from sync_demo.dag_runs import run_dag
 
 HOUR = dt.timedelta(hours=1)
 

@@ -14,10 +14,11 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import demo, push
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
-from picsweb_sync.demo_db import load_picsweb_rows
+from picsweb_sync import push
+from sync_demo import dag_runs
+from sync_demo.picsweb_db import load_picsweb_rows
 from tests.e2e.review_oracle import (
     NO_OFFICER,
     NO_ORGANISATION,
@@ -327,14 +328,14 @@ def test_a_reviews_only_run_syncs_the_reviews_of_its_data_interval_and_nothing_e
     most OneFile reviews of linked learners."""
     from airflow.sdk import CronDataIntervalTimetable
 
-    load_dag = demo.load_dag
+    load_dag = dag_runs.load_dag
 
     def daily_intervals():
         dag = load_dag()
         dag.timetable = CronDataIntervalTimetable("0 2 * * *", timezone="Europe/London")
         return dag
 
-    monkeypatch.setattr(demo, "load_dag", daily_intervals)
+    monkeypatch.setattr(dag_runs, "load_dag", daily_intervals)
     users = world.original.onefile.users
     picsweb = world.original.picsweb
     linked = {t["onefile_learner_id"] for t in picsweb["trainee"]}
@@ -346,7 +347,7 @@ def test_a_reviews_only_run_syncs_the_reviews_of_its_data_interval_and_nothing_e
     busiest = max(sorted(set(days)), key=days.count)
     logical = pendulum.datetime(busiest.year, busiest.month, busiest.day, 2, tz=UK).add(days=1)
 
-    run = demo.run_dag(logical_date=logical, conf={"mode": "reviews_only"})
+    run = dag_runs.run_dag(logical_date=logical, conf={"mode": "reviews_only"})
     assert str(run.state) == "success"
     assert run.data_interval_end - run.data_interval_start == timedelta(days=1)
     downloads = reviews_in_window(
@@ -384,7 +385,7 @@ def test_a_backfill_run_of_the_dag_covers_a_whole_day_of_reviews(airflow_db):
     each daily run's interval must span its day; an empty one would sync nothing."""
     from airflow.serialization.serialized_objects import DagSerialization
 
-    dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(demo.load_dag()))
+    dag = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag_runs.load_dag()))
     infos = list(
         dag.iter_dagrun_infos_between(
             pendulum.datetime(2026, 3, 27, tz=UK), pendulum.datetime(2026, 3, 31, tz=UK)

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync import run_note
-from picsweb_sync.demo import load_dag
 from picsweb_sync.summary import crossed_thresholds, read_run_summary
+from sync_demo.dag_runs import load_dag
 
 
 def _states(run) -> dict[str, set[str]]:

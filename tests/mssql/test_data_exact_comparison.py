@@ -10,9 +10,9 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from picsweb_sync import db
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
 from picsweb_sync.picsweb_tables import trainee_qualification
 from picsweb_sync.project_tables import ensure_project_tables
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.data.conftest import picsweb_rows, review_row
 from tests.data.test_exact_comparison import (  # noqa: F401
     test_an_edit_only_in_case_between_check_and_update_is_never_overwritten,

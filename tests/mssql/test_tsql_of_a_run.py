@@ -12,8 +12,8 @@ from sqlalchemy import event
 from sqlalchemy.sql import ClauseElement
 
 from onefile_simulator import OneFileSimulator, generate_dataset
-from picsweb_sync.demo import connection_env, run_dag
-from picsweb_sync.demo_db import create_picsweb_tables, load_picsweb_rows
+from sync_demo.dag_runs import connection_env, run_dag
+from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.data.test_mssql_compile import NOT_TSQL, tsql
 from tests.e2e.conftest import FAST_HOOK
 

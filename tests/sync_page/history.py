@@ -18,7 +18,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from picsweb_sync import picsweb_tables as pw
-from picsweb_sync.demo_db import create_picsweb_tables
 from picsweb_sync.project_tables import (
     ensure_project_tables,
     sync_audit,
@@ -28,6 +27,7 @@ from picsweb_sync.project_tables import (
     sync_run_count,
     sync_run_summary,
 )
+from sync_demo.picsweb_db import create_picsweb_tables
 
 FIRST_NAMES = ["Amy", "Ben", "Chloe", "Dev", "Ella", "Finn", "Grace", "Hari", "Isla", "Jack"]
 SURNAMES = ["Smith", "Jones", "Patel", "Khan", "Brown", "Taylor", "Wilson", "Evans", "Wright"]

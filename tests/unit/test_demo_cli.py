@@ -1,4 +1,4 @@
-"""`python -m picsweb_sync.demo --picsweb-url URL --serve`: the demo PICSWeb in a database of
+"""`python -m sync_demo --picsweb-url URL --serve`: the demo PICSWeb in a database of
 one's choosing and the matching OneFile simulator, for one's own Airflow.
 
 The command line is driven as a newcomer drives it, in a subprocess: what it prints is read
@@ -27,10 +27,10 @@ import sqlalchemy as sa
 
 from onefile_simulator import __main__ as simulator_cli
 from onefile_simulator import generate_dataset
-from picsweb_sync import demo
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.db import url_for_connection
+from sync_demo import cli, dag_runs
 
 UK = ZoneInfo("Europe/London")
 REPO = Path(__file__).resolve().parents[2]
@@ -39,12 +39,12 @@ SUMMER_DAY = dt.date(2026, 7, 15)  # no clock change within 30 days, every day i
 
 
 class DemoProcess:
-    """``python -m picsweb_sync.demo`` in a subprocess; its stdout read line by line."""
+    """``python -m sync_demo`` in a subprocess; its stdout read line by line."""
 
     def __init__(self, *args: str) -> None:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "include"), str(REPO)])}
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "picsweb_sync.demo", *args],
+            [sys.executable, "-m", "sync_demo", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -231,7 +231,7 @@ def test_a_database_with_data_is_refused_unless_replace_and_sigterm_stops_cleanl
 
     # Again: refused, said plainly, nothing touched.
     refused = subprocess.run(
-        [sys.executable, "-m", "picsweb_sync.demo", "--picsweb-url", str(db_file), "--serve"],
+        [sys.executable, "-m", "sync_demo", "--picsweb-url", str(db_file), "--serve"],
         capture_output=True,
         text=True,
         env={**os.environ, "PYTHONPATH": str(REPO / "include")},
@@ -271,7 +271,7 @@ def test_a_port_in_use_is_said_plainly_before_the_database_is_touched(tmp_path, 
         [
             sys.executable,
             "-m",
-            "picsweb_sync.demo",
+            "sync_demo",
             "--picsweb-url",
             str(tmp_path / "b.sqlite"),
             "--serve",
@@ -292,7 +292,7 @@ def test_a_port_in_use_is_said_plainly_before_the_database_is_touched(tmp_path, 
 
 # ----- the pieces, in process ---------------------------------------------------------------
 def test_the_demo_and_the_simulator_command_lines_say_the_same_thing():
-    ours = demo.build_parser().parse_args([])
+    ours = cli.build_parser().parse_args([])
     theirs = simulator_cli.build_parser().parse_args([])
     for name in ("seed", "organisations", "learners", "port", "today", "customer_token"):
         assert getattr(ours, name) == getattr(theirs, name), name
@@ -329,8 +329,10 @@ def test_the_simulator_command_line_serves_around_the_given_day():
 def test_the_run_for_the_day_has_the_demo_reviews_in_its_window(day):
     """Every generated review falls inside the window of the printed logical date, but for
     those on the window's last day after 02:00 (a run covers the UK day before it)."""
-    plan = demo.manual_run_window(day)
-    assert demo.logical_date_for(day).astimezone(dt.UTC) == plan.review_to - dt.timedelta(days=30)
+    plan = dag_runs.manual_run_window(day)
+    assert dag_runs.logical_date_for(day).astimezone(dt.UTC) == plan.review_to - dt.timedelta(
+        days=30
+    )
     data = generate_dataset(seed=7, learners=25, today=day)
     last_day = plan.review_to.astimezone(UK).date()
     outside = [
@@ -345,27 +347,27 @@ def test_the_run_for_the_day_has_the_demo_reviews_in_its_window(day):
 
 
 def test_the_clock_change_note_says_what_a_day_far_from_one_lacks():
-    assert demo.clock_change_note(dt.date(2026, 3, 17), dt.date(2026, 3, 17)) is None
-    assert demo.clock_change_note(dt.date(2026, 10, 20), dt.date(2026, 3, 17)) is None
-    summer = demo.clock_change_note(SUMMER_DAY, dt.date(2026, 3, 17))
+    assert cli.clock_change_note(dt.date(2026, 3, 17), dt.date(2026, 3, 17)) is None
+    assert cli.clock_change_note(dt.date(2026, 10, 20), dt.date(2026, 3, 17)) is None
+    summer = cli.clock_change_note(SUMMER_DAY, dt.date(2026, 3, 17))
     assert "no review straddles one." in summer and "--today 2026-03-17" in summer
-    winter = demo.clock_change_note(dt.date(2026, 12, 15), dt.date(2026, 3, 17))
+    winter = cli.clock_change_note(dt.date(2026, 12, 15), dt.date(2026, 3, 17))
     assert "none sits just after midnight in summer time" in winter
 
 
 def test_picsweb_urls_paths_and_refusals(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert demo.demo_picsweb_url("x.sqlite") == f"sqlite:///{tmp_path / 'x.sqlite'}"
-    assert demo.demo_picsweb_url("sqlite:///y.sqlite") == f"sqlite:///{tmp_path / 'y.sqlite'}"
+    assert cli.demo_picsweb_url("x.sqlite") == f"sqlite:///{tmp_path / 'x.sqlite'}"
+    assert cli.demo_picsweb_url("sqlite:///y.sqlite") == f"sqlite:///{tmp_path / 'y.sqlite'}"
     pg = "postgresql://u:p%40ss@db.example:5433/picsweb"
-    assert demo.demo_picsweb_url(pg) == pg
+    assert cli.demo_picsweb_url(pg) == pg
     for bad, says in (
         ("mysql://u@h/db", "not a PICSWeb the sync runs on"),
         ("sqlite://", "in-memory"),
         ("sqlite:///:memory:", "in-memory"),
     ):
-        with pytest.raises(demo.DemoError, match=says):
-            demo.demo_picsweb_url(bad)
+        with pytest.raises(cli.DemoError, match=says):
+            cli.demo_picsweb_url(bad)
 
 
 @pytest.mark.parametrize(
@@ -377,7 +379,9 @@ def test_picsweb_urls_paths_and_refusals(tmp_path, monkeypatch):
 )
 def test_printed_database_connection_gives_the_sync_the_same_database(url):
     """What AIRFLOW_CONN_PICSWEB_DB says is what the sync's engine connects to."""
-    conn = json.loads(demo.connection_env("http://x/api/v2.1", "t", url)["AIRFLOW_CONN_PICSWEB_DB"])
+    conn = json.loads(
+        dag_runs.connection_env("http://x/api/v2.1", "t", url)["AIRFLOW_CONN_PICSWEB_DB"]
+    )
     again = url_for_connection(
         conn["conn_type"],
         conn.get("host"),
@@ -399,13 +403,13 @@ def test_printed_database_connection_gives_the_sync_the_same_database(url):
 
 def test_prepare_refuses_then_replaces_on_postgres(pg_url):
     first = generate_dataset(seed=3, learners=4, today=SUMMER_DAY)
-    engine, loaded = demo.prepare_picsweb(pg_url, first.picsweb, replace=False)
+    engine, loaded = cli.prepare_picsweb(pg_url, first.picsweb, replace=False)
     engine.dispose()
     assert loaded == {t: len(rows) for t, rows in first.picsweb.items()}
-    with pytest.raises(demo.DemoError, match=r"already holds data: .*Nothing was changed"):
-        demo.prepare_picsweb(pg_url, first.picsweb, replace=False)
+    with pytest.raises(cli.DemoError, match=r"already holds data: .*Nothing was changed"):
+        cli.prepare_picsweb(pg_url, first.picsweb, replace=False)
     second = generate_dataset(seed=7, learners=6, today=SUMMER_DAY)
-    engine, loaded = demo.prepare_picsweb(pg_url, second.picsweb, replace=True)
+    engine, loaded = cli.prepare_picsweb(pg_url, second.picsweb, replace=True)
     try:
         assert _table_counts(pg_url) == Counter({t: len(r) for t, r in second.picsweb.items()})
         # The review identity continues after the loaded keys: the sync can insert reviews.

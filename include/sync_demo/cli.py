@@ -1,46 +1,55 @@
 """The embedded demo: one real run of ``onefile_picsweb_sync`` on generated data.
 
-``make demo`` runs ``python -m picsweb_sync.demo``: it generates a OneFile customer and a
+``make demo`` runs ``python -m sync_demo``: it generates a OneFile customer and a
 matching PICSWeb, serves the OneFile side from the simulator on 127.0.0.1, creates the
 PICSWeb side in a SQLite file, gives Airflow the two connections as environment
 variables, runs the DAG with ``dag.test()`` and prints what changed. The same helpers
-drive the end-to-end tests, so the demo is what the tests prove.
+(:mod:`sync_demo.dag_runs`, :mod:`sync_demo.picsweb_db`) drive the end-to-end tests, so the
+demo is what the tests prove.
 
-``python -m picsweb_sync.demo --picsweb-url URL --serve`` builds the same PICSWeb in a
+``python -m sync_demo --picsweb-url URL --serve`` builds the same PICSWeb in a
 database of one's choosing (a SQLite path, PostgreSQL or ``mssql+pymssql``; a database that
 already holds data is refused unless ``--replace``), serves the matching OneFile simulator
 until SIGINT or SIGTERM, and prints the connections and the logical date to give one's own
 Airflow. The demo reviews are scheduled around ``--today`` (default: today's UK date), so
 the run triggered for that day finds them inside its review window.
+
+The demo lives outside ``picsweb_sync`` so that a deployment of the sync never carries the
+simulator or its data generator.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import signal
 import sys
 import threading
-from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
 from onefile_simulator.generator import default_today, generate_dataset
 from onefile_simulator.server import OneFileSimulator
-from picsweb_sync.window import SyncPlan, plan_run
+from sync_demo.dag_runs import (
+    CONN_TYPES,
+    DAG_ID,
+    REPO,
+    UK,
+    connection_env,
+    environment,
+    logical_date_for,
+    manual_run_window,
+    run_dag,
+    summary,
+    uk_today,
+)
 
-DAG_ID = "onefile_picsweb_sync"
-REPO = Path(__file__).resolve().parents[2]
-UK = ZoneInfo("Europe/London")
 # The same as the simulator's own command line (python -m onefile_simulator).
 DEFAULT_SEED = 7
 DEFAULT_ORGANISATIONS = 2
@@ -48,73 +57,11 @@ DEFAULT_LEARNERS = 25
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8099
 SIMULATOR_TOKEN = "sim-customer-token"
-# The database connection type Airflow gets for each SQLAlchemy backend.
-_CONN_TYPES = {"sqlite": "sqlite", "postgresql": "postgres", "mssql": "mssql"}
 _ALL_INTERFACES = ("0.0.0.0", "")
 
 
 class DemoError(Exception):
     """Something the user can fix (a database with data, a port in use): said, not traced."""
-
-
-def connection_env(
-    onefile_base_url: str,
-    customer_token: str,
-    picsweb_url: str,
-    onefile_extra: Mapping[str, Any] | None = None,
-) -> dict[str, str]:
-    """``AIRFLOW_CONN_*`` variables for the simulator and a PICSWeb database URL."""
-    onefile = {"conn_type": "http", "host": onefile_base_url, "password": customer_token}
-    if onefile_extra:
-        onefile["extra"] = dict(onefile_extra)
-    return {
-        "AIRFLOW_CONN_ONEFILE_API": json.dumps(onefile),
-        "AIRFLOW_CONN_PICSWEB_DB": json.dumps(_db_connection(picsweb_url)),
-    }
-
-
-def _db_connection(url: str) -> dict[str, Any]:
-    parsed = sa.engine.make_url(url)
-    backend = parsed.get_backend_name()
-    if backend not in _CONN_TYPES:
-        raise ValueError(
-            f"no Airflow connection type for {backend!r}; expected {list(_CONN_TYPES)}"
-        )
-    if backend == "sqlite":
-        return {"conn_type": "sqlite", "host": parsed.database}
-    values = {
-        "conn_type": _CONN_TYPES[backend],
-        "host": parsed.host,
-        "port": parsed.port,
-        "login": parsed.username,
-        "password": parsed.password,
-        "schema": parsed.database,
-    }
-    return {key: value for key, value in values.items() if value is not None}
-
-
-def uk_today() -> date:
-    """Today's date in the UK: the demo's default day."""
-    return datetime.now(UK).date()
-
-
-def logical_date_for(day: date) -> datetime:
-    """The logical date of the run for ``day``: 02:00 UK time, when the DAG is scheduled."""
-    return datetime.combine(day, time(2), tzinfo=UK)
-
-
-def manual_run_window(day: date, days_before: int = 30, days_after: int = 30) -> SyncPlan:
-    """The review window of a run triggered (UI, REST API, ``dag.test()``) with the logical
-    date of ``day``: Airflow gives it the UK day before as its data interval."""
-    end = logical_date_for(day).astimezone(UTC)
-    start = logical_date_for(day - timedelta(days=1)).astimezone(UTC)
-    return plan_run(
-        run_type="manual",
-        interval_start=start,
-        interval_end=end,
-        days_before=days_before,
-        days_after=days_after,
-    )
 
 
 def clock_change_note(day: date, fixed_day: date) -> str | None:
@@ -146,7 +93,7 @@ def demo_picsweb_url(value: str) -> str:
     except sa.exc.ArgumentError:
         raise DemoError(f"--picsweb-url {value!r} is neither a database URL nor a path") from None
     backend = url.get_backend_name()
-    if backend not in _CONN_TYPES:
+    if backend not in CONN_TYPES:
         raise DemoError(
             f"--picsweb-url: {backend!r} is not a PICSWeb the sync runs on; give a SQLite "
             "path, a postgresql:// or an mssql+pymssql:// URL"
@@ -165,7 +112,7 @@ def prepare_picsweb(
     loaded per table. A database already holding PICSWeb or sync rows is refused (nothing
     touched) unless ``replace``, which empties it first."""
     from picsweb_sync.db import engine_for_url
-    from picsweb_sync.demo_db import (
+    from sync_demo.picsweb_db import (
         clear_demo_tables,
         create_picsweb_tables,
         load_picsweb_rows,
@@ -211,67 +158,9 @@ def _day(text: str) -> date:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
 
 
-@contextmanager
-def environment(values: Mapping[str, str]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, old in saved.items():
-            if old is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = old
-
-
-def load_dag():
-    from airflow.dag_processing.dagbag import DagBag
-
-    bag = DagBag(dag_folder=str(REPO / "dags"))
-    if bag.import_errors:
-        raise RuntimeError(f"DAG import errors: {bag.import_errors}")
-    return bag.get_dag(DAG_ID)
-
-
-def run_dag(logical_date: datetime | None = None, conf: Mapping[str, Any] | None = None):
-    """One ``dag.test()`` run; returns the DagRun (its state tells success or failure)."""
-    dag = load_dag()
-    return dag.test(logical_date=logical_date or datetime.now(UTC), run_conf=dict(conf or {}))
-
-
-def summary(picsweb: sa.Engine, run_id: str | None = None) -> dict[str, Any]:
-    """What a run changed, from the sync's own audit, reject and outbox tables."""
-    from picsweb_sync import project_tables as pt
-
-    where_audit = [] if run_id is None else [pt.sync_audit.c.run_id == run_id]
-    where_reject = [] if run_id is None else [pt.sync_reject.c.run_id == run_id]
-    with picsweb.connect() as conn:
-        changes = conn.execute(
-            sa.select(
-                pt.sync_audit.c.system,
-                pt.sync_audit.c.entity,
-                pt.sync_audit.c.field,
-                sa.func.count().label("n"),
-            )
-            .where(*where_audit)
-            .group_by(pt.sync_audit.c.system, pt.sync_audit.c.entity, pt.sync_audit.c.field)
-            .order_by(pt.sync_audit.c.system, pt.sync_audit.c.entity, pt.sync_audit.c.field)
-        ).all()
-        rejects = conn.execute(
-            sa.select(pt.sync_reject.c.stage, pt.sync_reject.c.reason).where(*where_reject)
-        ).all()
-    # A reason names the row's own details in brackets; the summary counts the kinds.
-    kinds = Counter((stage, reason.split(" (")[0]) for stage, reason in rejects)
-    return {
-        "changes": [tuple(r) for r in changes],
-        "rejects": [(stage, reason, n) for (stage, reason), n in sorted(kinds.items())],
-    }
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m picsweb_sync.demo",
+        prog="python -m sync_demo",
         description=__doc__.splitlines()[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -1,10 +1,13 @@
-"""Create and fill the PICSWeb tables for the demo and the tests.
+"""A stand-in PICSWeb database for the demo and the tests: the contract's tables, created and
+filled.
 
-The project never creates PICSWeb tables in production; this stands in for a PICSWeb
-database, filled from the generator's ``Dataset.picsweb`` (table name -> row dicts with the
-contract's column names). ``python -m picsweb_sync.demo --picsweb-url URL`` puts it in a
-database of the user's choosing: :func:`rows_held` tells whether that database already
-holds data, and :func:`clear_demo_tables` empties it when the user asks to replace it.
+The project never creates PICSWeb tables in production, so none of this is in
+``picsweb_sync``: a deployment of the sync meets the customer's own PICSWeb. Rows come from
+the generator's ``Dataset.picsweb`` or from a test (table name -> row dicts with the
+contract's column names); nothing here imports the simulator, so a data-layer test or a
+benchmark builds its PICSWeb without it. ``python -m sync_demo --picsweb-url URL`` puts the
+demo in a database of the user's choosing: :func:`rows_held` tells whether that database
+already holds data, and :func:`clear_demo_tables` empties it when the user asks to replace it.
 """
 
 from __future__ import annotations
