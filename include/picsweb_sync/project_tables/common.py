@@ -1,0 +1,77 @@
+"""What every ``sync_*`` table shares: the metadata they are created from, the column types
+that behave the same on SQL Server, PostgreSQL and SQLite, the run partition, and the
+project's timestamps (naive UTC, like the parsed OneFile frames).
+
+Every table that holds one run's data is keyed by ``run_id`` (the Airflow run id), so a
+retried task replaces exactly its own rows and two runs never see each other's. Those tables
+carry ``created_at`` (naive UTC, set on insert) so ``retention.purge`` can drop them after
+a retention period.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pandas as pd
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UnicodeText,
+)
+from sqlalchemy.dialects import mssql
+
+project_metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Unbounded: OneFile documents no string lengths, and staging must hold whatever it sends
+# (a value too long for its PICSWeb column is a reject, decided when parsing, not an
+# overflow here). NVARCHAR(max) on SQL Server, since OneFile text is Unicode.
+TEXT = UnicodeText()
+# Instants keep their microseconds on SQL Server too (DATETIME rounds to 1/300 s).
+INSTANT = DateTime().with_variant(mssql.DATETIME2(), "mssql")
+# Generated surrogate keys: SQLite only autoincrements an INTEGER PRIMARY KEY.
+SURROGATE = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utcnow() -> dt.datetime:
+    """Now as naive UTC, the project's convention for its own timestamps."""
+    return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+
+
+def stamp(when: dt.datetime | None) -> dt.datetime:
+    """``when`` (aware, or naive UTC) as naive UTC; now when not given."""
+    if when is None:
+        return utcnow()
+    return when if when.tzinfo is None else when.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def run_id_column() -> Column:
+    return Column("run_id", String(250), nullable=False)
+
+
+def created_at_column() -> Column:
+    return Column("created_at", INSTANT, nullable=False, default=utcnow)
+
+
+def partitioned(name: str, *columns: Column, by: tuple[str, ...] = ("run_id",)) -> Table:
+    """A table of per-run rows: ``run_id`` first, ``created_at`` last, indexed by partition."""
+    table = Table(name, project_metadata, run_id_column(), *columns, created_at_column())
+    Index(None, *(table.c[col] for col in by))
+    return table
+
+
+def as_objects(series: pd.Series) -> pd.Series:
+    """Plain Python objects, ``None`` for missing (the change sets' ``old``/``new`` form)."""
+    values = series.astype(object)
+    return values.where(series.notna(), None)

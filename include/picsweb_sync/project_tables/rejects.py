@@ -1,0 +1,51 @@
+"""Rejects: rows set aside with the stage, OneFile ID, raw JSON and a reason, counted in the
+run's summary and listed by the report."""
+
+from __future__ import annotations
+
+import pandas as pd
+from sqlalchemy import BigInteger, Column, String, UnicodeText, insert, select
+from sqlalchemy.engine import Connection
+
+from picsweb_sync.project_tables.common import partitioned
+from picsweb_sync.sqlframes import read_frame, replace_partition, to_records
+
+sync_reject = partitioned(
+    "sync_reject",
+    Column("stage", String(64), nullable=False),
+    Column("organisation_id", BigInteger),
+    Column("entity", String(40)),
+    # Unbounded: a bad ID or a reason quoting a long value must fit whatever OneFile sent.
+    Column("source_id", UnicodeText),
+    Column("reason", UnicodeText, nullable=False),
+    Column("raw", UnicodeText),
+    by=("run_id", "stage"),
+)
+
+
+def record_rejects(
+    conn: Connection,
+    run_id: str,
+    stage: str,
+    frame: pd.DataFrame,
+    organisation_id: int | None = None,
+) -> int:
+    """Replace this run + stage (+ organisation) rejects by ``frame``
+    (``entity``, ``source_id``, ``reason``, ``raw``), so a retried task counts once."""
+    partition = {"run_id": run_id, "stage": stage, "organisation_id": organisation_id}
+    return replace_partition(conn, sync_reject, partition, frame)
+
+
+def add_rejects(conn: Connection, run_id: str, stage: str, frame: pd.DataFrame) -> int:
+    """Append rejects that happen once by construction (e.g. a review that could not be
+    linked, whose outbox row is then closed), where :func:`record_rejects` would replace."""
+    records = to_records(frame.assign(run_id=run_id, stage=stage), sync_reject)
+    if records:
+        conn.execute(insert(sync_reject), records)
+    return len(records)
+
+
+def read_rejects(conn: Connection, run_id: str) -> pd.DataFrame:
+    """Every reject of the run, for the report."""
+    columns = [c for c in sync_reject.c if c.name not in ("run_id", "created_at")]
+    return read_frame(conn, select(*columns).where(sync_reject.c.run_id == run_id))
