@@ -238,7 +238,7 @@ def onefile_picsweb_sync():
 
     @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def merge_qualifications() -> dict:
-        return _run("merge.stage.merge_qualifications")
+        return _run("merge_stage.merge_qualifications")
 
     @task(trigger_rule="none_failed", execution_timeout=LOAD_TIMEOUT)
     def load_qualifications() -> dict:
@@ -250,7 +250,7 @@ def onefile_picsweb_sync():
 
     @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def merge_reviews() -> dict:
-        return _run("merge.stage.merge_reviews")
+        return _run("merge_stage.merge_reviews")
 
     @task(trigger_rule="none_failed", execution_timeout=LOAD_TIMEOUT)
     def load_reviews() -> dict:
@@ -258,7 +258,7 @@ def onefile_picsweb_sync():
 
     @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def plan_review_uploads() -> dict:
-        return _run("merge.stage.plan_review_uploads")
+        return _run("merge_stage.plan_review_uploads")
 
     @task(trigger_rule="none_failed", pool=ONEFILE_POOL, execution_timeout=PUSH_TIMEOUT)
     def push_reviews() -> dict:

@@ -45,11 +45,19 @@ import pandas as pd
 import sqlalchemy as sa
 
 from onefile.hook import OneFileApiError
-from picsweb_sync import db, dry_run, locks, onefile_fields, picsweb_tables, project_tables
-from picsweb_sync.db import read_frame
-from picsweb_sync.merge import reviews, stage
+from picsweb_sync import (
+    dry_run,
+    locks,
+    merge_stage,
+    onefile_fields,
+    picsweb_tables,
+    picsweb_writes,
+    project_tables,
+)
+from picsweb_sync.merge import reviews
 from picsweb_sync.merge.blank import is_blank
 from picsweb_sync.runtime import RunContext
+from picsweb_sync.sqlframes import read_frame, select_in_chunks
 from picsweb_sync.ukdates import date_to_onefile
 
 log = logging.getLogger(__name__)
@@ -67,7 +75,7 @@ class PushIncomplete(RuntimeError):
 
 def _rows_where_in(conn: sa.Connection, table: sa.Table, column: str, ids) -> pd.DataFrame:
     """Rows of ``table`` whose ``column`` is one of ``ids``, in bounded ``IN`` lists."""
-    return db.select_in_chunks(
+    return select_in_chunks(
         conn, lambda chunk: sa.select(table).where(table.c[column].in_(chunk)), ids
     )
 
@@ -342,7 +350,7 @@ def _plan_again(
     ctx: RunContext, review_ids: list[int]
 ) -> tuple[dict[int, dict[str, Any] | str], pd.DataFrame]:
     """:func:`plan_again`, and the ``review_uploads`` rows of the reviews still to send."""
-    plan, current, trainees = stage.upload_plan(
+    plan, current, trainees = merge_stage.upload_plan(
         ctx, lambda conn: _rows_where_in(conn, picsweb_tables.review, "review_id", review_ids)
     )
     answer: dict[int, dict[str, Any] | str] = {
@@ -437,7 +445,7 @@ def record_review_id(ctx: RunContext, outbox_id: int, review_id: int, onefile_id
     The PICSWeb review is linked whatever happened to it since the upload, as long as it
     has no OneFile ID yet; one that is gone or linked to another review is reported."""
     with ctx.picsweb.begin() as conn:
-        linked = db.link_review(conn, ctx.run_id, review_id, onefile_id)
+        linked = picsweb_writes.link_review(conn, ctx.run_id, review_id, onefile_id)
     with ctx.staging.begin() as conn:
         project_tables.mark_outbox(conn, outbox_id, "sent", result_id=onefile_id)
         change = {"system": "onefile", "entity": "Review", "entity_key": onefile_id}
@@ -478,9 +486,9 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
     ]
     staged = onefile_fields.parse_reviews(created, organisation_id=0).frame
     with ctx.picsweb.begin() as conn:
-        linked = db.reviews_with_onefile_ids(conn, staged["review_id"])
+        linked = picsweb_writes.reviews_with_onefile_ids(conn, staged["review_id"])
         updates = _reflected_updates(conn, staged, linked, assessors)
-        applied = db.apply_updates(conn, ctx.run_id, updates, work_key="review_uploads")
+        applied = picsweb_writes.apply_updates(conn, ctx.run_id, updates, work_key="review_uploads")
     return len(applied.applied)
 
 
@@ -499,7 +507,7 @@ def _reflected_updates(
     return updates[updates["key"].isin(as_uploaded["review_id"])]
 
 
-def would_reflect(ctx: RunContext, would_send: pd.DataFrame) -> db.ApplyResult:
+def would_reflect(ctx: RunContext, would_send: pd.DataFrame) -> picsweb_writes.ApplyResult:
     """What :func:`reflect_uploaded_reviews` would write after creating ``would_send``
     (``review_uploads`` rows), read-only: each review as OneFile would hold it, tied to its
     PICSWeb review by a stand-in ID (its own ``review_id``; OneFile's is not known yet)."""
@@ -515,7 +523,7 @@ def would_reflect(ctx: RunContext, would_send: pd.DataFrame) -> db.ApplyResult:
         linked = _rows_where_in(conn, review, "review_id", would_send["review_id"])
         linked = linked.assign(onefile_system_id=linked["review_id"])
         updates = _reflected_updates(conn, staged, linked, assessors)
-        return db.classify_updates(conn, updates)
+        return picsweb_writes.classify_updates(conn, updates)
 
 
 # ----- shared -----------------------------------------------------------------------------

@@ -6,9 +6,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import load
+from picsweb_sync import load, merge_stage
 from picsweb_sync import project_tables as pt
-from picsweb_sync.merge import stage
 from sync_demo.dag_runs import connection_env
 from tests.e2e.conftest import FAST_HOOK
 
@@ -59,7 +58,7 @@ def test_a_refused_customer_token_fails_the_run_at_once_naming_the_connection(wo
         ),
         (
             "merge_reviews",
-            stage,
+            merge_stage,
             "merge_reviews",
             {"merge_qualifications", "load_qualifications", "push_learning_aims"},
             {"load_reviews", "plan_review_uploads", "push_reviews"},

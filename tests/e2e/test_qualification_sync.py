@@ -139,7 +139,7 @@ def _fail_once(monkeypatch, target, name, after_calls=0):
         # extract: the crash comes after the staging rows are written, inside the transaction
         ("picsweb_sync.extract.project_tables", "record_counts", 0),
         # merge: after its change sets are committed
-        ("picsweb_sync.merge.stage", "_counts", 0),
+        ("picsweb_sync.merge_stage", "_counts", 0),
         # load: after PICSWeb was changed and committed, before the report
         ("picsweb_sync.load", "_report", 0),
         # push: after two learning aims were sent, on the third
@@ -179,7 +179,7 @@ def test_staging_on_its_own_connection(world, monkeypatch, tmp_path):
     import sqlalchemy as sa
 
     from picsweb_sync import project_tables as pt
-    from picsweb_sync.db import read_frame
+    from picsweb_sync.sqlframes import read_frame
 
     staging_file = tmp_path / "staging.sqlite"
     monkeypatch.setenv(

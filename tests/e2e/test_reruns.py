@@ -19,10 +19,9 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowSkipException
 
 from onefile.hook import OneFileApiError, OneFileHook
-from picsweb_sync import extract, load, push, report
+from picsweb_sync import extract, load, merge_stage, push, report
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
-from picsweb_sync.merge import stage
 from picsweb_sync.runtime import RunContext, run_type_value, settings_snapshot
 from picsweb_sync.settings import read_settings
 from sync_demo.dag_runs import run_dag
@@ -127,8 +126,8 @@ def test_an_old_runs_merge_and_load_refuse_after_a_newer_run_and_redo_from_extra
     audit_rows = len(world.audit())
 
     old = _cleared(world, first)
-    stage.merge_qualifications(old)  # deciding again is harmless: it only writes change sets
-    stage.merge_reviews(old)
+    merge_stage.merge_qualifications(old)  # deciding again is harmless: it only writes change sets
+    merge_stage.merge_reviews(old)
     for task in (load.load_qualifications, load.load_reviews):
         with pytest.raises(AirflowSkipException, match=re.escape(f"run {second.run_id} already")):
             task(old)
@@ -136,7 +135,7 @@ def test_an_old_runs_merge_and_load_refuse_after_a_newer_run_and_redo_from_extra
     assert len(world.audit()) == audit_rows
     # The old run's other tasks, cleared too: nothing they write claims a newer state.
     synced = _last_synchronised(world)
-    stage.plan_review_uploads(old)
+    merge_stage.plan_review_uploads(old)
     assert push.push_reviews(old)["sent"] == 0
     assert push.push_learning_aims(old)["sent"] == 0
     report.finish_run(old)
@@ -152,8 +151,8 @@ def test_an_old_runs_merge_and_load_refuse_after_a_newer_run_and_redo_from_extra
             extract.extract_reviews,
         ):
             extract_entity(old, organisation_id)
-    stage.merge_qualifications(old)
-    stage.merge_reviews(old)
+    merge_stage.merge_qualifications(old)
+    merge_stage.merge_reviews(old)
     assert load.load_qualifications(old)["conflicts"] == 0
     assert load.load_reviews(old)["fields_changed"] == 0
     _assert_same(after_second, _picsweb(world))

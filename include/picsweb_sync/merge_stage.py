@@ -1,8 +1,10 @@
-"""The merge stage: staging + PICSWeb in, change sets out.
+"""The merge tasks' stage: staging + PICSWeb in, change sets out.
 
-The rules themselves are pure functions in ``qualifications`` and ``reviews``; this module
-only reads their inputs and stores what they decided, replacing the run's change set so
-a rerun of a merge task decides again from the same staged data.
+The rules themselves are pure functions in :mod:`picsweb_sync.merge` (``qualifications``,
+``reviews``: pandas only, no database, no Airflow); this module does the merge tasks' I/O
+around them, beside ``extract``, ``load`` and ``push``: it reads their inputs and stores what
+they decided, replacing the run's change set so a rerun of a merge task decides again from
+the same staged data.
 """
 
 from __future__ import annotations
@@ -15,9 +17,9 @@ import sqlalchemy as sa
 
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables
-from picsweb_sync.db import read_frame
 from picsweb_sync.merge import qualifications, reviews
 from picsweb_sync.runtime import RunContext
+from picsweb_sync.sqlframes import read_frame
 
 log = logging.getLogger(__name__)
 
