@@ -1,9 +1,9 @@
 """OneFile JSON rows -> typed DataFrames (the staging columns) + rejects.
 
-The OneFile field names of ``shared/contract/onefile-api.md`` live here and nowhere else,
-the **[assumed]** ones included (``Code``, ``Title``, ``CertificateReceivedDate``,
-``TotalElements``, ``ElementsDone``): a deployment whose OneFile spells them differently
-corrects :data:`FIELDS` and nothing else.
+The OneFile field names of ``shared/contract/onefile-api.md`` live in
+:mod:`picsweb_sync.onefile_names` (``JSON_FIELDS``, the **[assumed]** ones included), kept free
+of SQLAlchemy for the merge rules; :data:`FIELDS` here is that table with each field's PICSWeb
+column (:data:`PICSWEB_COLUMNS`).
 
 A row is parsed or rejected as a whole: a row without an ``ID``, with a date that is not an
 ISO-8601 instant, with text in a number field, or with a value that does not fit the column
@@ -43,116 +43,67 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from sqlalchemy import BigInteger, Column, Integer, SmallInteger
 
 from picsweb_sync import picsweb_tables as pw
+from picsweb_sync.onefile_names import JSON_FIELDS, JsonField
+
+# Re-exported: the push and the parser's tests read the OneFile names through this module.
+from picsweb_sync.onefile_names import ONEFILE_ENTITY as ONEFILE_ENTITY
+from picsweb_sync.onefile_names import ONEFILE_NAMES as ONEFILE_NAMES
 from picsweb_sync.project_tables import STAGING
 from picsweb_sync.ukdates import parse_instants, uk_date
 
-Kind = Literal["id", "int", "count", "text", "instant", "uk_date"]
-
 
 @dataclass(frozen=True)
-class Field:
-    """One OneFile JSON field, the staging column it becomes and, where the sync writes it
-    to PICSWeb (or matches it against a PICSWeb column), that column: its type and size
-    bound what is accepted."""
+class Field(JsonField):
+    """A OneFile JSON field (its name, staging column and kind from
+    :data:`~picsweb_sync.onefile_names.JSON_FIELDS`) and, where the sync writes it to PICSWeb
+    (or matches it against a PICSWeb column), that column: its type and size bound what is
+    accepted."""
 
-    onefile: str
-    column: str
-    kind: Kind
-    required: bool = False
     picsweb: Column | None = None
-
-
-def _id(onefile: str, column: str, picsweb: Column | None = None) -> Field:
-    return Field(onefile, column, "id", required=True, picsweb=picsweb)
 
 
 _LEARNER_ID = pw.trainee.c.onefile_learner_id
 _ASSESSOR_ID = pw.officer.c.onefile_id
 _QUALIFICATION = pw.trainee_qualification.c
 
+# (entity, staging column) -> the PICSWeb column the field's value lands in or is matched
+# against; fields not named here have none.
+PICSWEB_COLUMNS: dict[tuple[str, str], Column] = {
+    ("learners", "learner_id"): _LEARNER_ID,
+    ("learners", "default_assessor_id"): _ASSESSOR_ID,
+    ("assessors", "assessor_id"): _ASSESSOR_ID,
+    ("learning_aims", "learning_aim_id"): _QUALIFICATION.onefile_learning_aim_id,
+    ("learning_aims", "learner_id"): _LEARNER_ID,
+    ("learning_aims", "total_elements"): _QUALIFICATION.total_elements,
+    ("learning_aims", "elements_done"): _QUALIFICATION.elements_done,
+    ("learning_aims", "registration_number"): _QUALIFICATION.registration_number,
+    ("learning_aims", "registration_date"): _QUALIFICATION.registration_date,
+    ("learning_aims", "certificate_applied_date"): _QUALIFICATION.certificate_applied_date,
+    ("learning_aims", "certificate_received_date"): _QUALIFICATION.certificate_received_date,
+    ("reviews", "review_id"): pw.review.c.onefile_system_id,
+    ("reviews", "learner_id"): _LEARNER_ID,
+    ("reviews", "assessor_id"): _ASSESSOR_ID,
+}
+
 FIELDS: dict[str, tuple[Field, ...]] = {
-    "learners": (
-        _id("ID", "learner_id", _LEARNER_ID),
-        Field("FirstName", "first_name", "text"),
-        Field("LastName", "last_name", "text"),
-        Field("Email", "email", "text"),
-        Field("MISID", "mis_id", "text"),
-        Field("ULN", "uln", "text"),
-        Field("DefaultAssessorID", "default_assessor_id", "int", picsweb=_ASSESSOR_ID),
-        Field("LastModified", "last_modified", "instant"),
-    ),
-    "assessors": (
-        _id("ID", "assessor_id", _ASSESSOR_ID),
-        Field("FirstName", "first_name", "text"),
-        Field("LastName", "last_name", "text"),
-        Field("Email", "email", "text"),
-        Field("Role", "role", "int"),
-    ),
-    "learning_aims": (
-        _id("ID", "learning_aim_id", _QUALIFICATION.onefile_learning_aim_id),
-        Field("UserID", "learner_id", "int", picsweb=_LEARNER_ID),
-        Field("Code", "code", "text"),  # [assumed]
-        Field("Title", "title", "text"),  # [assumed]
-        Field("TotalElements", "total_elements", "count", picsweb=_QUALIFICATION.total_elements),
-        Field("ElementsDone", "elements_done", "count", picsweb=_QUALIFICATION.elements_done),
+    entity: tuple(
         Field(
-            "RegistrationNumber",
-            "registration_number",
-            "text",
-            picsweb=_QUALIFICATION.registration_number,
-        ),
-        Field(
-            "RegistrationDate",
-            "registration_date",
-            "uk_date",
-            picsweb=_QUALIFICATION.registration_date,
-        ),
-        Field(
-            "CertificateAppliedDate",
-            "certificate_applied_date",
-            "uk_date",
-            picsweb=_QUALIFICATION.certificate_applied_date,
-        ),
-        Field(
-            "CertificateReceivedDate",  # [assumed]
-            "certificate_received_date",
-            "uk_date",
-            picsweb=_QUALIFICATION.certificate_received_date,
-        ),
-    ),
-    "reviews": (
-        _id("ID", "review_id", pw.review.c.onefile_system_id),
-        Field("LearnerID", "learner_id", "int", picsweb=_LEARNER_ID),
-        Field("AssessorID", "assessor_id", "int", picsweb=_ASSESSOR_ID),
-        # Required: a PICSWeb review cannot exist without its scheduled date.
-        Field("ScheduledFor", "scheduled_for", "instant", required=True),
-        Field("Status", "status", "int"),
-        Field("StartedOn", "started_on", "instant"),
-        Field("LearnerSignedOn", "learner_signed_on", "instant"),
-        Field("EndTime", "end_time", "instant"),
-        Field("VisitID", "visit_id", "int"),
-    ),
-}
-
-# The OneFile entity (URL path) each parsed entity is read from and updated through.
-ONEFILE_ENTITY = {
-    "learners": "User",
-    "assessors": "User",
-    "learning_aims": "LearningAim",
-    "reviews": "Review",
-}
-
-# staging column -> OneFile JSON name, per entity: how a change is sent back to OneFile,
-# e.g. ONEFILE_NAMES["learning_aims"]["registration_number"] == "RegistrationNumber".
-ONEFILE_NAMES: dict[str, dict[str, str]] = {
-    entity: {field.column: field.onefile for field in fields} for entity, fields in FIELDS.items()
+            field.onefile,
+            field.column,
+            field.kind,
+            field.required,
+            PICSWEB_COLUMNS.get((entity, field.column)),
+        )
+        for field in fields
+    )
+    for entity, fields in JSON_FIELDS.items()
 }
 
 REJECT_COLUMNS = ["entity", "source_id", "reason", "raw"]

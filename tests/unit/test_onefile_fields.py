@@ -15,6 +15,7 @@ from picsweb_sync.onefile_fields import (
     FIELDS,
     ONEFILE_ENTITY,
     ONEFILE_NAMES,
+    PICSWEB_COLUMNS,
     int_range,
     landing_columns,
     max_length,
@@ -580,6 +581,19 @@ def test_every_picsweb_link_is_a_picsweb_column_of_the_same_kind():
                 assert int_range(field.picsweb) is not None, field
             elif field.kind == "text":
                 assert max_length(field.picsweb) is not None, field
+
+
+def test_every_picsweb_column_is_given_to_a_field_onefile_sends():
+    """A misspelt entity or column in ``PICSWEB_COLUMNS`` would silently leave that field
+    without its PICSWeb column, and so without the limits the column sets."""
+    linked = {
+        (entity, field.column)
+        for entity, fields in FIELDS.items()
+        for field in fields
+        if field.picsweb is not None
+    }
+    assert linked == set(PICSWEB_COLUMNS)
+    assert ("learning_aims", "registration_number") in linked
 
 
 @pytest.mark.parametrize(

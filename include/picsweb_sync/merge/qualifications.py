@@ -32,7 +32,7 @@ import pandas as pd
 
 from picsweb_sync.merge import changes
 from picsweb_sync.merge.blank import is_blank
-from picsweb_sync.onefile_fields import ONEFILE_ENTITY, ONEFILE_NAMES
+from picsweb_sync.onefile_names import ONEFILE_ENTITY, ONEFILE_NAMES
 from picsweb_sync.ukdates import date_to_onefile
 
 TABLE = "trainee_qualification"
