@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,22 +23,35 @@ os.environ["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(_REPO / "plugins")
 # Retried tasks run again at once inside dag.test() instead of waiting five minutes.
 os.environ["AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY"] = "0"
 
-from tests.support.pgserver import PgServer, start_pg_server  # noqa: E402
+from pytest_postgresql.executors import PostgreSQLExecutor  # noqa: E402
+
+from tests.support.postgres import PgServer, postgres_server  # noqa: E402
 
 _db_counter = itertools.count(1)
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> PgServer:
-    server = start_pg_server()
-    yield server
-    server.stop()
+def postgresql_proc() -> Iterator[PostgreSQLExecutor]:
+    """The throwaway PostgreSQL server, started once per session (tests/support/postgres.py).
+
+    Replaces pytest-postgresql's fixture of this name, which cannot start a server as root,
+    and makes the template its ``postgresql`` fixture clones, so that one works too."""
+    with postgres_server() as server:
+        server.create_database(server.executor.template_dbname)
+        yield server.executor
+
+
+@pytest.fixture(scope="session")
+def pg_server(postgresql_proc: PostgreSQLExecutor) -> PgServer:
+    return PgServer(postgresql_proc)
 
 
 @pytest.fixture
-def pg_url(pg_server: PgServer) -> str:
-    """URL of a fresh, empty PostgreSQL database for one test."""
-    return pg_server.create_database(f"t{os.getpid()}_{next(_db_counter)}")
+def pg_url(pg_server: PgServer) -> Iterator[str]:
+    """URL of a fresh, empty PostgreSQL database for one test, dropped after it."""
+    name = f"t{os.getpid()}_{next(_db_counter)}"
+    yield pg_server.create_database(name)
+    pg_server.drop_database(name)
 
 
 @pytest.fixture
