@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=10)
     args = parser.parse_args(argv)
 
-    from picsweb_sync.db import engine_for_connection
+    from picsweb_sync.engines import engine_for_connection
 
     engine = engine_for_connection(args.conn_id)
     try:

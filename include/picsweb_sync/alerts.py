@@ -134,7 +134,7 @@ def read_run_facts(staging_conn_id: str, run_id: str) -> RunFacts:
     """The run's record and summary from the staging database; what cannot be read is
     said in ``read_error`` (the alert goes out anyway)."""
     try:
-        from picsweb_sync.db import engine_for_connection
+        from picsweb_sync.engines import engine_for_connection
 
         with engine_for_connection(staging_conn_id).connect() as conn:
             return run_facts(conn, run_id)

@@ -5,7 +5,7 @@ sets are the sync's own ``sync_*`` tables). Its loads and pushes then only *read
 systems and work out what the real tasks would do at that moment:
 
 - ``load_qualifications`` / ``load_reviews`` classify the PICSWeb change set read-only
-  (``picsweb_sync.db.classify_updates``): a change whose row still holds the value the
+  (``picsweb_sync.picsweb_writes.classify_updates``): a change whose row still holds the value the
   merge read *would change*; one whose row holds another value *would conflict* (the same
   ``conflict`` reject as a real load); one already at its new value is ``already_equal``.
   A downloaded review PICSWeb does not hold yet *would be inserted*.

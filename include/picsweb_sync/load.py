@@ -1,7 +1,7 @@
 """Load: a merge's PICSWeb change set written to PICSWeb in one transaction.
 
 Each change is applied only where PICSWeb still holds the value the merge read
-(``picsweb_sync.db.apply_updates``), so a rerun after success changes and audits nothing,
+(``picsweb_sync.picsweb_writes.apply_updates``), so a rerun after success changes and audits nothing,
 and a row someone edited in between is left alone and reported as a conflict: the next
 run merges it again from what PICSWeb then holds.
 
@@ -11,7 +11,7 @@ later than its own (``picsweb_sync.freshness``): a cleared load of an old run ne
 what newer runs brought in.
 
 In a **dry run** (``ctx.dry_run``) a load only reads PICSWeb: it classifies the change
-set exactly as the real load would (``picsweb_sync.db.classify_updates``: would change,
+set exactly as the real load would (``picsweb_sync.picsweb_writes.classify_updates``: would change,
 already equal, would conflict) and finds which downloaded reviews PICSWeb does not hold
 yet (would be inserted). It records the same counts and conflict rejects as a real load,
 and what it would change as the run's ``dry_run:*`` change sets (``picsweb_sync.dry_run``),
@@ -29,7 +29,7 @@ from collections.abc import Callable
 import pandas as pd
 from sqlalchemy.engine import Connection
 
-from picsweb_sync import db, dry_run, freshness, locks, project_tables
+from picsweb_sync import dry_run, freshness, locks, picsweb_writes, project_tables
 from picsweb_sync.runtime import RunContext, skip_task
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,9 @@ def load_qualifications(ctx: RunContext) -> dict[str, int]:
                 conn, ctx.run_id, "picsweb_updates", "qualifications"
             )
         with ctx.picsweb.begin() as conn:
-            result = db.apply_updates(conn, ctx.run_id, updates, work_key="qualifications")
+            result = picsweb_writes.apply_updates(
+                conn, ctx.run_id, updates, work_key="qualifications"
+            )
         _mark(ctx, freshness.QUALIFICATIONS, basis)
     return _report(ctx, "load_qualifications", result, inserted=0)
 
@@ -61,8 +63,10 @@ def load_reviews(ctx: RunContext) -> dict[str, int]:
             updates = project_tables.read_change_set(conn, ctx.run_id, "picsweb_updates", "reviews")
             inserts = project_tables.read_change_set(conn, ctx.run_id, "picsweb_review_inserts")
         with ctx.picsweb.begin() as conn:
-            result = db.apply_updates(conn, ctx.run_id, updates, work_key="reviews")
-            keys = db.insert_reviews(conn, ctx.run_id, inserts) if len(inserts) else None
+            result = picsweb_writes.apply_updates(conn, ctx.run_id, updates, work_key="reviews")
+            keys = (
+                picsweb_writes.insert_reviews(conn, ctx.run_id, inserts) if len(inserts) else None
+            )
         _mark(ctx, freshness.REVIEWS, basis)
     inserted = 0 if keys is None else int(keys["inserted"].sum())
     return _report(ctx, "load_reviews", result, inserted=inserted)
@@ -83,10 +87,10 @@ def _dry_run_load(ctx: RunContext, stage: str, merge_name: str) -> dict[str, int
             else None
         )
     with ctx.picsweb.connect() as conn:
-        result = db.classify_updates(conn, updates)
+        result = picsweb_writes.classify_updates(conn, updates)
         new = None
         if inserts is not None:
-            held = db.reviews_with_onefile_ids(conn, inserts["onefile_system_id"])
+            held = picsweb_writes.reviews_with_onefile_ids(conn, inserts["onefile_system_id"])
             new = inserts[~inserts["onefile_system_id"].isin(held["onefile_system_id"])]
 
     def record(conn) -> None:
@@ -126,7 +130,7 @@ def _naive_utc(value: dt.datetime) -> dt.datetime:
 def _report(
     ctx: RunContext,
     stage: str,
-    result: db.ApplyResult,
+    result: picsweb_writes.ApplyResult,
     inserted: int,
     record: Callable[[Connection], None] | None = None,
 ) -> dict[str, int]:

@@ -132,13 +132,13 @@ class RunContext:
 
     @cached_property
     def picsweb(self) -> Engine:
-        from picsweb_sync.db import engine_for_connection
+        from picsweb_sync.engines import engine_for_connection
 
         return engine_for_connection(self.picsweb_conn_id)
 
     @cached_property
     def staging(self) -> Engine:
-        from picsweb_sync.db import engine_for_connection
+        from picsweb_sync.engines import engine_for_connection
 
         return engine_for_connection(self.staging_conn_id)
 

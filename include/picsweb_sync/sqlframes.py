@@ -6,14 +6,18 @@ convert by the SQLAlchemy column type instead, so every database sees ints, stri
 ``date``/``time``/``datetime`` objects and NULL, and every frame read back has the
 project's dtypes (``Int64``, ``string``, ``datetime64[us]``, ``date`` objects).
 
-``picsweb_sync.db`` re-exports these; they live apart so ``project_tables`` can use them
-without importing ``db`` (which needs the project tables itself).
+Also the bounded lookups (:func:`select_in_chunks`): a lookup by an ID list of any length
+as statements with ``IN`` lists of at most :data:`MAX_IN_LIST` IDs.
+
+The bottom of the data layer: no project knowledge, no import of another ``picsweb_sync``
+module, so the table modules (``project_tables``, ``picsweb_tables``) and the PICSWeb
+writes (``picsweb_writes``) all build on it (tests/unit/test_layering.py).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -139,3 +143,38 @@ def partition_delete(table: Table, partition: Mapping[str, Any]) -> Delete:
     return delete(table).where(
         *(table.c[name] == plain(value) for name, value in partition.items())
     )
+
+
+# ----- bounded lookups ------------------------------------------------------------------------
+MAX_IN_LIST = 1000
+"""IDs in one ``IN (...)`` list. SQL Server takes at most 2,100 parameters in a statement,
+and a list as long as a first-enable backlog (tens of thousands) would fail there, or make a
+statement per backlog size for the plan cache; chunks keep one safe query shape."""
+
+
+def id_chunks(ids: Iterable[Any], size: int = MAX_IN_LIST) -> Iterator[list[int]]:
+    """The distinct non-null ``ids`` as sorted Python ints, in lists of at most ``size``."""
+    if size < 1:
+        raise ValueError("chunk size must be at least 1")
+    distinct = pd.Series(list(ids), dtype="Int64").dropna().drop_duplicates().sort_values()
+    values = [int(value) for value in distinct]
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def select_in_chunks(
+    conn: Connection,
+    stmt_for: Callable[[list[int]], Select],
+    ids: Iterable[Any],
+    chunk: int = MAX_IN_LIST,
+) -> pd.DataFrame:
+    """:func:`read_frame` of ``stmt_for(some_ids)`` for each chunk of at most ``chunk`` of
+    the distinct ``ids``, stacked: a lookup by an ID list of any length, each statement with
+    a bounded ``IN`` list. ``stmt_for`` must select the same columns for every chunk; a row
+    found by two chunks appears twice. No IDs: an empty, typed frame and no query.
+    """
+    chunks = list(id_chunks(ids, chunk))
+    if not chunks:
+        return empty_frame(stmt_for([]))
+    frames = [read_frame(conn, stmt_for(ids_of_chunk)) for ids_of_chunk in chunks]
+    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]

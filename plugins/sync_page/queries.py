@@ -6,7 +6,7 @@ the audit search by ``(changed_at, audit_id)`` after resolving a learner or a re
 the keys the audit rows carry, through ``ix_sync_audit_entity_entity_key_changed_at``.
 Every statement compiles for SQL Server too (tests/sync_page/test_queries.py).
 
-What a real run writes to ``sync_audit`` (``picsweb_sync.db``, ``picsweb_sync.push``):
+What a real run writes to ``sync_audit`` (``picsweb_sync.picsweb_writes``, ``picsweb_sync.push``):
 
 ==========  ========================  ============================================
 system      entity                    entity_key

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from picsweb_sync.db import engine_for_url
+from picsweb_sync.engines import engine_for_url
 from picsweb_sync.project_tables import ensure_project_tables
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 

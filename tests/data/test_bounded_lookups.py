@@ -2,8 +2,8 @@
 
 A first enable of the sync can find tens of thousands of pending reviews; one ``IN (...)``
 over all of them is a statement SQL Server refuses (at most 2,100 parameters) and a new
-plan per backlog size. Every such lookup goes through ``db.select_in_chunks``: statements of
-at most ``db.MAX_IN_LIST`` (1,000) IDs each, on SQLite and PostgreSQL alike.
+plan per backlog size. Every such lookup goes through ``sqlframes.select_in_chunks``: statements of
+at most ``sqlframes.MAX_IN_LIST`` (1,000) IDs each, on SQLite and PostgreSQL alike.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import event, insert, select
 from sqlalchemy.engine import Engine
 
-from picsweb_sync import db
+from picsweb_sync import picsweb_writes, sqlframes
 from picsweb_sync.picsweb_tables import review
 
 from .conftest import review_row
@@ -61,18 +61,20 @@ def backlog(engine: Engine) -> Engine:
 def test_reviews_already_linked_in_bounded_statements(backlog):
     ids = list(range(FIRST_NEW, FIRST_NEW + BACKLOG))
     with backlog.connect() as conn, parameters_per_statement(backlog) as counts:
-        linked = db.reviews_already_linked(conn, [*ids, *ids[:10], 1, 2, 999_999])
+        linked = picsweb_writes.reviews_already_linked(conn, [*ids, *ids[:10], 1, 2, 999_999])
     assert linked == {n for n in ids if n % 2 == 0} | {1}
     assert len(counts) == 26  # 25,003 distinct IDs
-    assert max(counts) <= db.MAX_IN_LIST
+    assert max(counts) <= sqlframes.MAX_IN_LIST
 
 
 def test_reviews_with_onefile_ids_in_bounded_statements(backlog):
     wanted = [BASE_ONEFILE_ID + n for n in range(FIRST_NEW, FIRST_NEW + BACKLOG)]
     with backlog.connect() as conn, parameters_per_statement(backlog) as counts:
-        found = db.reviews_with_onefile_ids(conn, pd.Series([*wanted, None, 900001], dtype="Int64"))
+        found = picsweb_writes.reviews_with_onefile_ids(
+            conn, pd.Series([*wanted, None, 900001], dtype="Int64")
+        )
     assert len(counts) == 26
-    assert max(counts) <= db.MAX_IN_LIST
+    assert max(counts) <= sqlframes.MAX_IN_LIST
     assert found["onefile_system_id"].tolist() == sorted(
         [900001, *(BASE_ONEFILE_ID + n for n in range(FIRST_NEW + 1, FIRST_NEW + BACKLOG, 2))]
     )
@@ -87,8 +89,8 @@ def test_reviews_with_onefile_ids_in_bounded_statements(backlog):
 )
 def test_no_ids_no_query_and_a_typed_empty_frame(engine, ids):
     with engine.connect() as conn, parameters_per_statement(engine) as counts:
-        found = db.reviews_with_onefile_ids(conn, ids)
-        linked = db.reviews_already_linked(conn, ids)
+        found = picsweb_writes.reviews_with_onefile_ids(conn, ids)
+        linked = picsweb_writes.reviews_already_linked(conn, ids)
     assert counts == []
     assert found.empty and list(found.columns) == [c.name for c in review.c]
     assert str(found["onefile_system_id"].dtype) == "Int64"
@@ -105,7 +107,7 @@ def test_no_ids_no_query_and_a_typed_empty_frame(engine, ids):
     ],
 )
 def test_id_chunks(ids, size, expected):
-    chunks = list(db.id_chunks(ids, size))
+    chunks = list(sqlframes.id_chunks(ids, size))
     if expected and isinstance(expected[0], int):
         assert [len(chunk) for chunk in chunks] == expected
     else:
@@ -115,7 +117,7 @@ def test_id_chunks(ids, size, expected):
 
 def test_select_in_chunks_takes_any_statement(engine):
     with engine.connect() as conn:
-        found = db.select_in_chunks(
+        found = sqlframes.select_in_chunks(
             conn,
             lambda chunk: select(review.c.review_id, review.c.attended).where(
                 review.c.review_id.in_(chunk)

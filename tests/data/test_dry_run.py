@@ -14,9 +14,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event, select
 
-from picsweb_sync import db, dry_run, load
+from picsweb_sync import dry_run, load, sqlframes
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
+from picsweb_sync.picsweb_writes import apply_updates, classify_updates
 from picsweb_sync.runtime import RunContext, settings_snapshot
 from picsweb_sync.settings import read_settings
 from sync_demo.picsweb_db import load_picsweb_rows
@@ -78,7 +79,9 @@ def snapshot(engine) -> dict[str, pd.DataFrame]:
     """Every PICSWeb table, in key order."""
     with engine.connect() as conn:
         return {
-            table.name: db.read_frame(conn, select(table).order_by(*table.primary_key.columns))
+            table.name: sqlframes.read_frame(
+                conn, select(table).order_by(*table.primary_key.columns)
+            )
             for table in pw.metadata.sorted_tables
         }
 
@@ -128,12 +131,12 @@ def test_classify_updates_gives_the_real_outcome_without_writing(engine):
     before = snapshot(engine)
     for case, change, outcome in CLASSIFY_CASES:
         with statements(engine) as seen, engine.connect() as conn:
-            found = db.classify_updates(conn, changes(change))
+            found = classify_updates(conn, changes(change))
         assert [s for s in seen if WRITE.match(s)] == [], case  # not even the work table
         rows = pd.concat([found.applied, found.unchanged, found.conflicts])
         assert rows["outcome"].tolist() == [outcome], case
         with engine.connect() as conn, conn.begin() as transaction:
-            real = db.apply_updates(conn, "real", changes(change))
+            real = apply_updates(conn, "real", changes(change))
             transaction.rollback()
         real_rows = pd.concat([real.applied, real.unchanged, real.conflicts])
         assert real_rows["outcome"].tolist() == [outcome], case
@@ -149,7 +152,7 @@ def test_classify_updates_of_a_batch_keeps_the_input_order_and_current_values(en
         (TQ, 77, "title", None, "gone"),
     )
     with engine.connect() as conn:
-        found = db.classify_updates(conn, batch)
+        found = classify_updates(conn, batch)
     assert found.applied[["key", "field"]].values.tolist() == [
         [1, "elements_done"],
         [2, "actual_date"],
@@ -164,12 +167,12 @@ def test_classify_updates_of_a_batch_keeps_the_input_order_and_current_values(en
 
 def test_classify_updates_refuses_an_unknown_field_as_the_real_load_does(engine):
     with engine.connect() as conn, pytest.raises(ValueError, match="not updatable"):
-        db.classify_updates(conn, changes((TQ, 1, "tq_id", 1, 2)))
+        classify_updates(conn, changes((TQ, 1, "tq_id", 1, 2)))
 
 
 def test_classify_updates_of_an_empty_change_set(engine):
     with engine.connect() as conn:
-        found = db.classify_updates(conn, changes())
+        found = classify_updates(conn, changes())
     assert (len(found.applied), len(found.unchanged), len(found.conflicts)) == (0, 0, 0)
 
 
@@ -246,7 +249,7 @@ def rejects(engine, run_id: str) -> list[tuple]:
 def audit(engine, run_id: str) -> pd.DataFrame:
     a = pt.sync_audit.c
     with engine.connect() as conn:
-        frame = db.read_frame(
+        frame = sqlframes.read_frame(
             conn,
             select(a.system, a.entity, a.entity_key, a.field, a.old_value, a.new_value).where(
                 a.run_id == run_id

@@ -18,7 +18,7 @@ from sqlalchemy import String, event, select, text, update
 from sqlalchemy.dialects import mssql, postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from picsweb_sync import db
+from picsweb_sync import engines, picsweb_writes
 from picsweb_sync.picsweb_tables import metadata, primary_key, review, trainee_qualification
 from picsweb_sync.project_tables import ensure_project_tables, sync_picsweb_work
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
@@ -42,7 +42,7 @@ def _text_columns() -> Iterator[tuple[str, str, str]]:
 @pytest.fixture
 def ci_engine(pg_url: str) -> Iterator[Engine]:
     """PostgreSQL whose PICSWeb text compares as SQL Server's default collation does."""
-    engine = db.engine_for_url(pg_url)
+    engine = engines.engine_for_url(pg_url)
     create_picsweb_tables(engine)
     rows = picsweb_rows()
     rows["review"].append(review_row(3, attended="y"))
@@ -99,7 +99,7 @@ def test_outcomes_are_exact_on_a_case_insensitive_database(ci_engine, change, ou
         [(*change, "test_rule")], columns=["table", "key", "field", "old", "new", "rule"]
     )
     with ci_engine.begin() as conn:
-        result = db.apply_updates(conn, "run-1", updates)
+        result = picsweb_writes.apply_updates(conn, "run-1", updates)
     found = pd.concat([result.applied, result.unchanged, result.conflicts])
     assert found["outcome"].tolist() == [outcome]
     assert current(ci_engine, table, key, field) == final
@@ -120,8 +120,11 @@ def test_an_edit_only_in_case_between_check_and_update_is_never_overwritten(ci_e
     )
     event.listen(ci_engine, "after_execute", edit_after_classify)
     try:
-        with pytest.raises(db.ConcurrentChangeError, match="attended"), ci_engine.begin() as c:
-            db.apply_updates(c, "run-1", updates)
+        with (
+            pytest.raises(picsweb_writes.ConcurrentChangeError, match="attended"),
+            ci_engine.begin() as c,
+        ):
+            picsweb_writes.apply_updates(c, "run-1", updates)
     finally:
         event.remove(ci_engine, "after_execute", edit_after_classify)
     assert current(ci_engine, RV, 3, "attended") == "y"
@@ -149,13 +152,13 @@ def _sql(stmt, dialect) -> str:
     ],
 )
 def test_text_guard_collation_per_dialect(dialect, expected):
-    sql = _sql(db.apply_statement("run-1", TQ, "registration_number"), dialect)
+    sql = _sql(picsweb_writes.apply_statement("run-1", TQ, "registration_number"), dialect)
     assert expected in sql
 
 
 @pytest.mark.parametrize("field", ["elements_done", "registration_date"])
 def test_other_kinds_compare_plainly(field):
     for dialect in (postgresql.dialect(), mssql.dialect()):
-        sql = _sql(db.classify_statement("run-1", TQ, field), dialect)
-        sql += _sql(db.apply_statement("run-1", TQ, field), dialect)
+        sql = _sql(picsweb_writes.classify_statement("run-1", TQ, field), dialect)
+        sql += _sql(picsweb_writes.apply_statement("run-1", TQ, field), dialect)
         assert "COLLATE" not in sql

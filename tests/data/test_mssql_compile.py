@@ -17,7 +17,7 @@ from sqlalchemy.exc import CompileError
 from sqlalchemy.schema import CreateIndex, CreateTable, DDLElement
 from sqlalchemy.sql import ClauseElement
 
-from picsweb_sync import db, picsweb_tables
+from picsweb_sync import engines, picsweb_tables, picsweb_writes
 from picsweb_sync import project_tables as pt
 from picsweb_sync.settings import mark_synchronised, read_settings
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
@@ -62,8 +62,8 @@ def workload(engine) -> None:
             pt.replace_change_set(conn, "run-1", kind, sample)
             pt.read_change_set(conn, "run-1", kind)
         updates = CHANGE_SET_SAMPLES["picsweb_updates"]
-        db.apply_updates(conn, "run-1", updates.assign(old=[None, dt.time(9, 0), None]))
-        db.insert_reviews(conn, "run-1", CHANGE_SET_SAMPLES["picsweb_review_inserts"])
+        picsweb_writes.apply_updates(conn, "run-1", updates.assign(old=[None, dt.time(9, 0), None]))
+        picsweb_writes.insert_reviews(conn, "run-1", CHANGE_SET_SAMPLES["picsweb_review_inserts"])
         items = pd.DataFrame({"target_id": [2], "payload": [{"LearnerID": 100001}]})
         pt.enqueue_outbox(conn, "run-1", "review_create", items)
         (outbox_id,) = pt.pending_outbox(conn, "run-1", kind="review_create")["outbox_id"]
@@ -73,9 +73,9 @@ def workload(engine) -> None:
         pt.restart_create(conn, outbox_id, {"LearnerID": 100001}, "visit let go")
         pt.unknown_creates(conn)
         pt.unlinked_upload_visits(conn)
-        db.reviews_already_linked(conn, [1, 2])
-        db.reviews_with_onefile_ids(conn, [900001])
-        db.link_review(conn, "run-1", 1, 999001)
+        picsweb_writes.reviews_already_linked(conn, [1, 2])
+        picsweb_writes.reviews_with_onefile_ids(conn, [900001])
+        picsweb_writes.link_review(conn, "run-1", 1, 999001)
         pt.record_rejects(conn, "run-1", "extract", rejects("bad date"), 11)
         pt.read_rejects(conn, "run-1")
         pt.record_counts(conn, "run-1", "load", {"applied": 1})
@@ -90,7 +90,7 @@ def workload(engine) -> None:
 @pytest.fixture(scope="module")
 def issued(tmp_path_factory) -> list[ClauseElement]:
     """The statements of :func:`workload`, captured as SQLAlchemy constructs."""
-    engine = db.engine_for_url(f"sqlite:///{tmp_path_factory.mktemp('mssql') / 'w.sqlite'}")
+    engine = engines.engine_for_url(f"sqlite:///{tmp_path_factory.mktemp('mssql') / 'w.sqlite'}")
     captured: list[ClauseElement] = []
 
     @event.listens_for(engine, "before_execute")
@@ -117,7 +117,7 @@ def test_every_issued_statement_compiles_as_tsql(issued):
 
 
 def test_guarded_update_is_one_update_from_per_field():
-    sql = " ".join(tsql(db.apply_statement("run-1", "review", "start_time")).split())
+    sql = " ".join(tsql(picsweb_writes.apply_statement("run-1", "review", "start_time")).split())
     assert sql.startswith(
         "UPDATE review SET start_time=sync_picsweb_work.new_time "
         "FROM review, sync_picsweb_work WHERE review.review_id = sync_picsweb_work.entity_key"
@@ -126,7 +126,7 @@ def test_guarded_update_is_one_update_from_per_field():
 
 
 def test_review_insert_is_an_insert_select():
-    sql = " ".join(tsql(db.insert_new_statement("run-1")).split())
+    sql = " ".join(tsql(picsweb_writes.insert_new_statement("run-1")).split())
     assert sql.startswith("INSERT INTO review (trainee_id,")
     assert "SELECT sync_review_insert_work.trainee_id" in sql
     assert "sync_review_insert_work.existed = 0" in sql
@@ -185,8 +185,8 @@ BIN2 = "COLLATE Latin1_General_100_BIN2"
 def test_text_is_compared_exactly_on_sql_server(table, field, exact):
     """SQL Server's default collation ignores case: every comparison that decides an
     outcome, and the UPDATE's guard, uses a binary collation instead."""
-    classify = " ".join(tsql(db.classify_statement("run-1", table, field)).split())
-    guard = " ".join(tsql(db.apply_statement("run-1", table, field)).split())
+    classify = " ".join(tsql(picsweb_writes.classify_statement("run-1", table, field)).split())
+    guard = " ".join(tsql(picsweb_writes.apply_statement("run-1", table, field)).split())
     assert exact in guard
     assert guard.count(BIN2) == 2
     assert classify.count(BIN2) == 4  # current vs new ("unchanged"), current vs old ("applied")
@@ -195,21 +195,21 @@ def test_text_is_compared_exactly_on_sql_server(table, field, exact):
 
 @pytest.mark.parametrize(("table", "field"), [("review", "start_time"), ("review", "officer_id")])
 def test_other_kinds_compare_without_collation_on_sql_server(table, field):
-    assert "COLLATE" not in tsql(db.classify_statement("run-1", table, field))
-    assert "COLLATE" not in tsql(db.apply_statement("run-1", table, field))
+    assert "COLLATE" not in tsql(picsweb_writes.classify_statement("run-1", table, field))
+    assert "COLLATE" not in tsql(picsweb_writes.apply_statement("run-1", table, field))
 
 
 def test_id_lookups_stay_under_sql_servers_parameter_limit(tmp_path):
     """SQL Server takes at most 2,100 parameters a statement: a lookup by 2,500 IDs is three
     statements of at most 1,000, as SQL Server would receive them."""
-    engine = db.engine_for_url(f"sqlite:///{tmp_path / 'ids.sqlite'}")
+    engine = engines.engine_for_url(f"sqlite:///{tmp_path / 'ids.sqlite'}")
     create_picsweb_tables(engine)
     captured: list[ClauseElement] = []
     event.listen(engine, "before_execute", lambda conn, stmt, *args: captured.append(stmt))
     ids = list(range(1, 2_501))
     with engine.connect() as conn:
-        db.reviews_already_linked(conn, ids)
-        db.reviews_with_onefile_ids(conn, ids)
+        picsweb_writes.reviews_already_linked(conn, ids)
+        picsweb_writes.reviews_with_onefile_ids(conn, ids)
     engine.dispose()
     compiled = [
         stmt.compile(dialect=DIALECT, compile_kwargs={"render_postcompile": True})

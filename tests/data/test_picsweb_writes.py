@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from picsweb_sync import db
+from picsweb_sync import picsweb_writes, sqlframes
 from picsweb_sync.picsweb_tables import metadata, primary_key, review, trainee_qualification
 from picsweb_sync.project_tables import sync_audit
 
@@ -90,7 +90,7 @@ def test_each_change_is_applied_only_where_the_row_holds_the_old_value(
 ):
     table, key, field, old, new = change
     with engine.begin() as conn:
-        result = db.apply_updates(conn, "run-1", changes(change))
+        result = picsweb_writes.apply_updates(conn, "run-1", changes(change))
     outcomes = {name: len(getattr(result, name)) for name in ("applied", "unchanged", "conflicts")}
     expected_in = {"applied": "applied", "unchanged": "unchanged"}.get(outcome, "conflicts")
     assert outcomes == {name: int(name == expected_in) for name in outcomes}
@@ -113,7 +113,7 @@ def test_a_batch_applies_per_table_and_field_and_a_rerun_changes_nothing(engine)
         (RV, 2, "attended", None, "U"),
     )
     with engine.begin() as conn:
-        first = db.apply_updates(conn, "run-1", batch)
+        first = picsweb_writes.apply_updates(conn, "run-1", batch)
     assert first.applied["key"].tolist() == [1, 2, 1, 2, 2]
     assert first.conflicts[["key", "field", "current"]].values.tolist() == [
         [2, "registration_number", None]
@@ -126,7 +126,7 @@ def test_a_batch_applies_per_table_and_field_and_a_rerun_changes_nothing(engine)
         ("run-1", RV, "2", "attended", None, "U"),
     ]
     with engine.begin() as conn:  # the task retried after success
-        again = db.apply_updates(conn, "run-1", batch)
+        again = picsweb_writes.apply_updates(conn, "run-1", batch)
     assert (len(again.applied), len(again.unchanged), len(again.conflicts)) == (0, 5, 1)
     assert len(audit_rows(engine)) == 5
 
@@ -139,7 +139,7 @@ def test_a_failure_mid_write_leaves_nothing_behind(engine):
         (RV, 2, "scheduled_date", D(2026, 3, 29), None),
     )
     with pytest.raises(IntegrityError), engine.begin() as conn:
-        db.apply_updates(conn, "run-1", batch)
+        picsweb_writes.apply_updates(conn, "run-1", batch)
     assert value(engine, TQ, 1, "elements_done") == 10
     assert value(engine, RV, 2, "attended") is None
     assert audit_rows(engine) == []
@@ -161,8 +161,11 @@ def test_a_row_edited_between_check_and_update_aborts_the_whole_write(engine):
     batch = changes((TQ, 2, "elements_done", None, 1), (TQ, 1, "elements_done", 10, 11))
     event.listen(engine, "after_execute", edit_after_classify)
     try:
-        with pytest.raises(db.ConcurrentChangeError, match="elements_done"), engine.begin() as c:
-            db.apply_updates(c, "run-1", batch)
+        with (
+            pytest.raises(picsweb_writes.ConcurrentChangeError, match="elements_done"),
+            engine.begin() as c,
+        ):
+            picsweb_writes.apply_updates(c, "run-1", batch)
     finally:
         event.remove(engine, "after_execute", edit_after_classify)
     assert value(engine, TQ, 2, "elements_done") is None
@@ -181,14 +184,16 @@ def test_a_row_edited_between_check_and_update_aborts_the_whole_write(engine):
 )
 def test_changes_outside_the_contract_are_refused(engine, batch, message):
     with pytest.raises(ValueError, match=message), engine.begin() as conn:
-        db.apply_updates(conn, "run-1", batch)
+        picsweb_writes.apply_updates(conn, "run-1", batch)
     assert value(engine, TQ, 1, "elements_done") == 10
 
 
 def test_two_runs_do_not_share_work_rows(engine):
     with engine.begin() as conn:
-        db.apply_updates(conn, "run-1", changes((TQ, 1, "elements_done", 10, 11)))
-        other = db.apply_updates(conn, "run-2", changes((TQ, 2, "elements_done", None, 3)))
+        picsweb_writes.apply_updates(conn, "run-1", changes((TQ, 1, "elements_done", 10, 11)))
+        other = picsweb_writes.apply_updates(
+            conn, "run-2", changes((TQ, 2, "elements_done", None, 3))
+        )
     assert other.applied["key"].tolist() == [2]
     assert [row[0] for row in audit_rows(engine)] == ["run-1", "run-2"]
 
@@ -222,13 +227,13 @@ def test_new_reviews_are_inserted_once_and_return_their_generated_keys(engine):
     existing = picsweb_rows()["review"][0]["onefile_system_id"]
     inserts = review_inserts(900101, 900102, existing)
     with engine.begin() as conn:
-        keys = db.insert_reviews(conn, "run-1", inserts)
+        keys = picsweb_writes.insert_reviews(conn, "run-1", inserts)
     assert keys["onefile_system_id"].tolist() == [existing, 900101, 900102]
     assert keys["inserted"].tolist() == [False, True, True]
     new_ids = keys["review_id"].tolist()[1:]
     assert keys["review_id"].iloc[0] == 1 and min(new_ids) > 2  # generated after loaded keys
     with engine.connect() as conn:
-        stored = db.read_frame(
+        stored = sqlframes.read_frame(
             conn,
             select(*(c for c in review.c if c.name != "review_id"))
             .where(review.c.onefile_system_id.in_([900101, 900102]))
@@ -241,7 +246,7 @@ def test_new_reviews_are_inserted_once_and_return_their_generated_keys(engine):
     assert ("run-1", "review", str(new_ids[1]), "start_time", None, "10:30:00") in audited
 
     with engine.begin() as conn:  # retried after success
-        again = db.insert_reviews(conn, "run-1", inserts)
+        again = picsweb_writes.insert_reviews(conn, "run-1", inserts)
     assert again["review_id"].tolist() == keys["review_id"].tolist()
     assert not again["inserted"].any()
     assert review_count(engine) == 4
@@ -254,7 +259,7 @@ def test_new_reviews_are_inserted_once_and_return_their_generated_keys(engine):
 def test_review_inserts_need_distinct_onefile_ids(engine, system_ids):
     inserts = review_inserts(*system_ids).astype({"onefile_system_id": "Int64"})
     with pytest.raises(ValueError, match="onefile_system_id"), engine.begin() as conn:
-        db.insert_reviews(conn, "run-1", inserts)
+        picsweb_writes.insert_reviews(conn, "run-1", inserts)
     assert review_count(engine) == 2
 
 
@@ -262,6 +267,6 @@ def test_a_failed_review_insert_leaves_nothing_behind(engine):
     inserts = review_inserts(900101, 900102).astype({"scheduled_date": object})
     inserts.loc[1, "scheduled_date"] = None  # NOT NULL in PICSWeb
     with pytest.raises(IntegrityError), engine.begin() as conn:
-        db.insert_reviews(conn, "run-1", inserts)
+        picsweb_writes.insert_reviews(conn, "run-1", inserts)
     assert review_count(engine) == 2
     assert audit_rows(engine) == []

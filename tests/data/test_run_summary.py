@@ -394,7 +394,7 @@ def test_integration_off_ends_the_run_with_its_summary_and_note(engine, notes):
 
 def test_the_summary_statements_compile_for_sql_server(tmp_path, notes):
     """Every statement the summary functions issue, compiled with the mssql dialect."""
-    from picsweb_sync.db import engine_for_url
+    from picsweb_sync.engines import engine_for_url
     from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
     from .conftest import picsweb_rows

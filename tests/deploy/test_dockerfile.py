@@ -65,7 +65,10 @@ def test_include_and_plugins_are_on_the_path_as_install_sh_puts_them(instruction
 def test_the_code_is_copied_and_checked_at_build_time(instructions):
     for folder in ("dags", "include", "plugins", "deploy"):
         assert f"COPY --chown=airflow:0 {folder}/ /opt/airflow/{folder}/" in instructions
-    assert "import onefile.hook, onefile_simulator, picsweb_sync.db" in instructions
+    assert (
+        "import onefile.hook, onefile_simulator, picsweb_sync.engines, picsweb_sync.picsweb_writes"
+        in instructions
+    )
     # deploy/picsweb_demo.py builds the demo profile's PICSWeb with it.
     assert "sync_demo.picsweb_db" in instructions
     assert "DagBag('/opt/airflow/dags')" in instructions

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
-from picsweb_sync.db import read_frame
+from picsweb_sync.sqlframes import read_frame
 from sync_demo.dag_runs import connection_env, run_dag
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from picsweb_sync import db
+from picsweb_sync import engines
 from picsweb_sync.picsweb_tables import trainee_qualification
 from picsweb_sync.project_tables import ensure_project_tables
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
@@ -23,7 +23,7 @@ from tests.data.test_exact_comparison import (  # noqa: F401
 @pytest.fixture
 def ci_engine(mssql_url: str) -> Iterator[Engine]:
     """The tests' PICSWeb in a database of the server's case-insensitive collation."""
-    engine = db.engine_for_url(mssql_url)
+    engine = engines.engine_for_url(mssql_url)
     create_picsweb_tables(engine)
     rows = picsweb_rows()
     rows["review"].append(review_row(3, attended="y"))

@@ -1,4 +1,4 @@
-"""Work tables in the PICSWeb database, filled and read by ``picsweb_sync.db`` (its writes):
+"""Work tables in the PICSWeb database, filled and read by ``picsweb_sync.picsweb_writes``:
 a load's field changes and review inserts are copied next to PICSWeb's tables so each
 (table, field) is classified and applied in one set-based statement.
 

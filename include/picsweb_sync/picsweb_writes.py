@@ -1,9 +1,4 @@
-"""Engines from Airflow connections, and the set-based writes to PICSWeb.
-
-The same tasks run on SQL Server (production, ``mssql+pymssql``), PostgreSQL (tests) and
-SQLite (the demo): the code only ever sees a SQLAlchemy engine, whatever connection type
-it was built from, and issues statements that compile on all three (see
-tests/data/test_mssql_compile.py).
+"""The set-based writes to PICSWeb, with their work tables.
 
 Writes to PICSWeb are set-based and guarded. :func:`apply_updates` loads a run's field
 changes into a work table in the PICSWeb database, then per (table, field) classifies every
@@ -12,13 +7,20 @@ holds the value the merge read (text compared exactly, whatever the database's c
 :class:`ExactText`). A row edited in between is a *conflict*, reported and left
 alone; a rerun after success finds every row already at its new value and does nothing.
 The caller owns the transaction, so a failure anywhere leaves nothing behind.
+:func:`classify_updates` is the same classification, read-only (a dry run);
+:func:`insert_reviews` and :func:`link_review` write new reviews and their OneFile IDs
+exactly once.
+
+Layering: this module builds on the table definitions and their queries
+(``picsweb_sync.picsweb_tables``, ``picsweb_sync.project_tables``), which build on the
+frame helpers (``picsweb_sync.sqlframes``); none of those imports this one.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,10 +30,8 @@ from sqlalchemy import (
     NCHAR,
     Column,
     ColumnElement,
-    Select,
     Table,
     case,
-    create_engine,
     exists,
     func,
     insert,
@@ -39,123 +39,46 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Connection, Engine, make_url
-from sqlalchemy.engine.url import URL
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.dml import Insert, Update
 from sqlalchemy.sql.functions import FunctionElement
 
 from picsweb_sync import picsweb_tables
-from picsweb_sync.project_tables import (
-    PICSWEB_SIDE_TABLES,
-    audit,
-    ensure_project_tables,
+from picsweb_sync.project_tables import ensure_project_tables
+from picsweb_sync.project_tables.audit_log import audit
+from picsweb_sync.project_tables.picsweb_changes import (
     gather_field_values,
     picsweb_field_kinds,
     spread_field_changes,
+)
+from picsweb_sync.project_tables.picsweb_work import (
+    PICSWEB_SIDE_TABLES,
     sync_picsweb_work,
     sync_review_insert_work,
 )
-from picsweb_sync.sqlframes import (  # re-exported: the data layer's public helpers
-    empty_frame,
-    read_frame,
-    replace_partition,
-    to_records,
-    value_kind,
-)
+from picsweb_sync.sqlframes import read_frame, replace_partition, select_in_chunks, value_kind
 
 __all__ = [
     "ApplyResult",
     "ConcurrentChangeError",
-    "MAX_IN_LIST",
+    "ExactChar",
+    "ExactText",
+    "apply_statement",
     "apply_updates",
+    "classify_statement",
     "classify_updates",
-    "empty_frame",
-    "engine_for_connection",
-    "engine_for_url",
+    "insert_new_statement",
     "insert_reviews",
-    "read_frame",
-    "replace_partition",
+    "link_review",
+    "mark_existing_statement",
     "reviews_already_linked",
     "reviews_with_onefile_ids",
-    "select_in_chunks",
-    "to_records",
-    "url_for_connection",
 ]
 
-# Airflow connection type -> SQLAlchemy driver.
-_DRIVERS = {"mssql": "mssql+pymssql", "postgres": "postgresql+psycopg2", "sqlite": "sqlite"}
 CONFLICT_OUTCOMES = ("conflict", "missing")
 
 
-# ----- engines ------------------------------------------------------------------------------
-def url_for_connection(
-    conn_type: str,
-    host: str | None,
-    port: int | None,
-    login: str | None,
-    password: str | None,
-    schema: str | None,
-) -> URL:
-    """The SQLAlchemy URL of an Airflow database connection.
-
-    For ``sqlite`` the file path is the connection's host (``sqlite:////abs/path`` as an
-    ``AIRFLOW_CONN_*`` URI puts it in the schema, so either is accepted).
-    """
-    if conn_type not in _DRIVERS:
-        raise ValueError(
-            f"unsupported connection type {conn_type!r}; expected one of {list(_DRIVERS)}"
-        )
-    if conn_type == "sqlite":
-        return URL.create("sqlite", database=host or schema)
-    return URL.create(
-        _DRIVERS[conn_type],
-        username=login or None,
-        password=password or None,
-        host=host or None,
-        port=port or None,
-        database=schema or None,
-    )
-
-
-def engine_for_connection(
-    conn_id: str, get_connection: Callable[[str], Any] | None = None
-) -> Engine:
-    """The engine of an Airflow connection: ``mssql``, ``postgres`` or ``sqlite``.
-
-    Tasks look the connection up the Task SDK's way (the default); the api-server (the sync
-    page plugin) passes its own lookup, ``airflow.models.Connection.get_connection_from_secrets``.
-    Engines are cached by URL, not by connection id, so an edited connection (or a test
-    pointing the same id at a fresh database) gets a new engine instead of a stale one.
-    """
-    if get_connection is None:
-        from airflow.sdk import BaseHook  # lazy: picsweb_sync imports without Airflow
-
-        get_connection = BaseHook.get_connection
-    conn = get_connection(conn_id)
-    url = url_for_connection(
-        conn.conn_type, conn.host, conn.port, conn.login, conn.password, conn.schema
-    )
-    return _engine_for(url)
-
-
-@functools.cache
-def _engine_for(url: URL) -> Engine:
-    return engine_for_url(url)
-
-
-def engine_for_url(url: str | URL) -> Engine:
-    """An engine with the options the sync needs on each dialect.
-
-    SQLite waits for a lock instead of failing at once, since parallel tasks of the demo
-    write to the same file; pooled connections are checked before use.
-    """
-    url = make_url(url)
-    connect_args = {"timeout": 60} if url.get_backend_name() == "sqlite" else {}
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
-
-
-# ----- PICSWeb field updates ----------------------------------------------------------------
 class ConcurrentChangeError(RuntimeError):
     """A PICSWeb row changed between the check and the update; the task should be retried."""
 
@@ -536,7 +459,7 @@ def link_review(conn: Connection, run_id: str, review_id: int, onefile_id: int) 
 
 def reviews_already_linked(conn: Connection, review_ids: Iterable[Any]) -> set[int]:
     """Which of these PICSWeb reviews already hold a OneFile Review ID (a query per
-    :data:`MAX_IN_LIST` IDs)."""
+    ``sqlframes.MAX_IN_LIST`` IDs)."""
     review = picsweb_tables.review
     found = select_in_chunks(
         conn,
@@ -557,38 +480,3 @@ def reviews_with_onefile_ids(conn: Connection, onefile_ids: Iterable[Any]) -> pd
         lambda chunk: select(review).where(review.c.onefile_system_id.in_(chunk)),
         onefile_ids,
     ).sort_values("onefile_system_id", ignore_index=True)
-
-
-# ----- bounded lookups ------------------------------------------------------------------------
-MAX_IN_LIST = 1000
-"""IDs in one ``IN (...)`` list. SQL Server takes at most 2,100 parameters in a statement,
-and a list as long as a first-enable backlog (tens of thousands) would fail there, or make a
-statement per backlog size for the plan cache; chunks keep one safe query shape."""
-
-
-def id_chunks(ids: Iterable[Any], size: int = MAX_IN_LIST) -> Iterator[list[int]]:
-    """The distinct non-null ``ids`` as sorted Python ints, in lists of at most ``size``."""
-    if size < 1:
-        raise ValueError("chunk size must be at least 1")
-    distinct = pd.Series(list(ids), dtype="Int64").dropna().drop_duplicates().sort_values()
-    values = [int(value) for value in distinct]
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
-
-
-def select_in_chunks(
-    conn: Connection,
-    stmt_for: Callable[[list[int]], Select],
-    ids: Iterable[Any],
-    chunk: int = MAX_IN_LIST,
-) -> pd.DataFrame:
-    """:func:`read_frame` of ``stmt_for(some_ids)`` for each chunk of at most ``chunk`` of
-    the distinct ``ids``, stacked: a lookup by an ID list of any length, each statement with
-    a bounded ``IN`` list. ``stmt_for`` must select the same columns for every chunk; a row
-    found by two chunks appears twice. No IDs: an empty, typed frame and no query.
-    """
-    chunks = list(id_chunks(ids, chunk))
-    if not chunks:
-        return empty_frame(stmt_for([]))
-    frames = [read_frame(conn, stmt_for(ids_of_chunk)) for ids_of_chunk in chunks]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
