@@ -95,7 +95,7 @@ def _plan(conn, stmt) -> str:
 
 def test_history_and_audit_search_use_their_indexes(history_engine, history):
     """With sequential scans priced out, PostgreSQL answers both big lookups from the
-    indexes project_tables.py declares (on a small table it might scan anyway; on a year
+    indexes project_tables declares (on a small table it might scan anyway; on a year
     of runs and a million audit rows it must not: see benchmarks/sync_page.py)."""
     keys = {
         ("picsweb", "trainee_qualification"): {"11": "", "12": ""},
