@@ -143,9 +143,15 @@ class RunContext:
         return engine_for_connection(self.staging_conn_id)
 
     def onefile(self) -> OneFileHook:
+        """A hook whose calls count against the customer's one budget, which every task
+        of every run shares through the staging database (``picsweb_sync.call_budget``):
+        a task never spends the minute its predecessor in the pool already spent."""
         from onefile.hook import OneFileHook
+        from picsweb_sync.call_budget import limiter_factory
 
-        return OneFileHook(onefile_conn_id=self.onefile_conn_id)
+        return OneFileHook(
+            onefile_conn_id=self.onefile_conn_id, limiter_factory=limiter_factory(self.staging)
+        )
 
 
 def run_type_value(run_type: Any) -> str:

@@ -12,10 +12,16 @@ The connection (default ``onefile_api``, type http): ``host`` is the base URL in
 token. Optional tuning, in the extras or as constructor arguments (arguments win):
 ``page_size``, ``calls_per_minute``, ``rate_period_seconds``, ``max_retries``,
 ``backoff_base_seconds``, ``backoff_max_seconds``, ``timeout_seconds``.
+
+The limit is per customer, whoever calls (contract: Rate limit). On its own a hook counts
+only its own calls (:class:`SlidingWindowLimiter`); the sync's tasks pass a
+``limiter_factory`` that shares one window between every task and process through the
+staging database (``picsweb_sync.call_budget``), keyed by :attr:`OneFileHook.budget_key`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import threading
 import time
@@ -23,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from airflow.providers.http.hooks.http import HttpHook
@@ -104,6 +110,19 @@ class OneFileAuthenticationError(AirflowFailException):
 
 
 @dataclass(frozen=True)
+class SearchPage:
+    """One search page as OneFile answered it (:meth:`OneFileHook.search_page`): its rows
+    as sent (objects or not), the page number and size asked for, the HTTP status and the
+    answer's headers."""
+
+    rows: list[Any]
+    page: int
+    size: int
+    status: int
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
 class OneFileSettings:
     """Tuning of one hook; defaults follow the contract (300 calls a minute, pages of 100)."""
 
@@ -151,6 +170,23 @@ def format_instant(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+class CallLimiter(Protocol):
+    """What the hook asks of its rate limiter (in memory, or shared by every task)."""
+
+    def acquire(self) -> None:
+        """Block until a call may start, and count it."""
+
+    def pause(self, seconds: float) -> None:
+        """No call starts for ``seconds`` (OneFile answered 429)."""
+
+    def seconds_until_clear(self) -> float:
+        """Seconds until none of the recent calls can still count in OneFile's window."""
+
+
+LimiterFactory = Callable[[str, int, float], CallLimiter]
+"""``(budget key, calls, period seconds) -> limiter``: see ``OneFileHook(limiter_factory=)``."""
+
+
 class SlidingWindowLimiter:
     """At most ``calls`` starts in any ``period`` seconds, shared by all threads of one hook.
 
@@ -165,6 +201,7 @@ class SlidingWindowLimiter:
         self.period = period + ARRIVAL_JITTER_MARGIN_SECONDS
         self._monotonic = monotonic
         self._starts: deque[float] = deque()
+        self._paused_until = 0.0
         self._lock = threading.Lock()
 
     def acquire(self) -> None:
@@ -172,12 +209,19 @@ class SlidingWindowLimiter:
         with self._lock:
             while True:
                 now = self._monotonic()
+                if now < self._paused_until:
+                    time.sleep(self._paused_until - now)
+                    continue
                 while self._starts and self._starts[0] <= now - self.period:
                     self._starts.popleft()
                 if len(self._starts) < self.calls:
                     self._starts.append(now)
                     return
                 time.sleep(self._starts[0] + self.period - now)
+
+    def pause(self, seconds: float) -> None:
+        """Hold back every thread's next call for ``seconds`` (a later pause wins)."""
+        self._paused_until = max(self._paused_until, self._monotonic() + seconds)
 
     def seconds_until_clear(self) -> float:
         """Seconds until none of our recent calls can still count in the server's window."""
@@ -193,6 +237,10 @@ class OneFileHook(HttpHook):
     :param onefile_conn_id: the Airflow connection (see the module doc).
     :param clock: returns the current aware UTC time; token age is measured on it, so tests
         can share the simulator's clock. Defaults to the real time.
+    :param limiter_factory: builds the rate limiter from ``(budget_key, calls_per_minute,
+        rate_period_seconds)`` once the connection is read; by default an in-memory
+        :class:`SlidingWindowLimiter` of this hook alone. The sync's tasks pass one that
+        shares the customer's budget across tasks and processes.
     Other keyword arguments override the connection's tuning extras (:class:`OneFileSettings`).
     """
 
@@ -213,6 +261,7 @@ class OneFileHook(HttpHook):
         backoff_base_seconds: float | None = None,
         backoff_max_seconds: float | None = None,
         timeout_seconds: float | None = None,
+        limiter_factory: LimiterFactory | None = None,
     ) -> None:
         super().__init__(method="POST", http_conn_id=onefile_conn_id)
         self.onefile_conn_id = onefile_conn_id
@@ -235,7 +284,9 @@ class OneFileHook(HttpHook):
         self._session_token: str | None = None
         self._session_issued_at: datetime | None = None
         self.settings = OneFileSettings()
-        self._limiter: SlidingWindowLimiter | None = None
+        self._limiter_factory: LimiterFactory = limiter_factory or _own_limiter
+        self._limiter: CallLimiter | None = None
+        self.budget_key = ""
 
     # ----------------------------------------------------------------- connection set-up
     def _set_base_url(self, connection: Any) -> None:
@@ -253,7 +304,7 @@ class OneFileHook(HttpHook):
             return
         super()._set_base_url(connection)
 
-    def _ready(self) -> tuple[requests.Session, SlidingWindowLimiter]:
+    def _ready(self) -> tuple[requests.Session, CallLimiter]:
         """Load the connection once (lazily, so building a hook touches no connection)."""
         with self._setup_lock:
             if self._http is None or self._limiter is None:
@@ -267,8 +318,11 @@ class OneFileHook(HttpHook):
                 # HttpHook turns unknown extras into headers; the tuning keys are not headers.
                 for f in fields(OneFileSettings):
                     session.headers.pop(f.name, None)
-                self._limiter = SlidingWindowLimiter(
-                    self.settings.calls_per_minute, self.settings.rate_period_seconds
+                self.budget_key = budget_key(self.base_url, self._customer_token)
+                self._limiter = self._limiter_factory(
+                    self.budget_key,
+                    self.settings.calls_per_minute,
+                    self.settings.rate_period_seconds,
                 )
                 self._http = session
             return self._http, self._limiter
@@ -382,6 +436,8 @@ class OneFileHook(HttpHook):
                     delay = _retry_after(response)
                     if delay is None:
                         delay = limiter.seconds_until_clear()
+                    # Whoever shares the budget (other threads, tasks, processes) waits too.
+                    limiter.pause(delay)
                 elif status >= 500 and retry_ambiguous:
                     delay = self._backoff(attempt)
                 else:
@@ -425,6 +481,23 @@ class OneFileHook(HttpHook):
             if len(rows) < size:
                 return
             page += 1
+
+    def search_page(self, entity: str, filters: dict[str, Any], page: int = 1) -> SearchPage:
+        """One page of ``POST /{entity}/Search/{page}/{size}`` (the configured page size)
+        with how OneFile answered it: the status (a 204 ends a search too) and the answer's
+        headers. For the preflight (``picsweb_sync.preflight``), which reports how paging
+        ends and which rate-limit headers OneFile sends; the sync itself pages with
+        :meth:`search`."""
+        self._ready()
+        size = self.settings.page_size
+        response = self._send("POST", f"/{entity}/Search/{page}/{size}", filters)
+        return SearchPage(
+            rows=_json_or_empty(response),
+            page=page,
+            size=size,
+            status=response.status_code,
+            headers=dict(response.headers),
+        )
 
     def search_organisations(self) -> list[dict[str, Any]]:
         """All organisations (centres) of the customer: one unpaged search."""
@@ -488,6 +561,20 @@ class OneFileHook(HttpHook):
     def create_review(self, payload: dict[str, Any]) -> int:
         """Create a review on an existing visit; returns the ReviewID."""
         return self._new_id("/Review", payload)
+
+
+def _own_limiter(budget_key: str, calls: int, period: float) -> SlidingWindowLimiter:
+    """The default: a window of this hook's own calls only."""
+    return SlidingWindowLimiter(calls, period)
+
+
+def budget_key(base_url: str, customer_token: str) -> str:
+    """Who the rate limit belongs to: the customer, i.e. the token in its environment.
+
+    A hash (the token itself is a secret and never stored): the same customer through two
+    connections gets one key, two customers two keys.
+    """
+    return hashlib.sha256(f"{base_url.rstrip('/')}\n{customer_token}".encode()).hexdigest()[:32]
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -10,6 +10,7 @@ module per concern:
 - ``rejects``, ``audit_log``: rows set aside; every field changed
 - ``run_record``: each run's record, summary, counts and task errors
 - ``coordination``: writers' locks and load marks
+- ``call_budget``: OneFile's call budget, shared by every task and process
 - ``retention``: purging per-run rows
 
 Every name is also importable from here (``project_tables.read_change_set``, ...), as it was
@@ -27,6 +28,7 @@ from sqlalchemy import Table, inspect
 from sqlalchemy.engine import Connection, Engine
 
 from picsweb_sync.project_tables.audit_log import audit, audit_text, sync_audit
+from picsweb_sync.project_tables.call_budget import sync_call_budget, sync_call_slot
 from picsweb_sync.project_tables.change_sets import CHANGE_SETS, read_change_set, replace_change_set
 from picsweb_sync.project_tables.common import project_metadata, utcnow
 from picsweb_sync.project_tables.coordination import sync_load_mark, sync_lock
@@ -116,6 +118,8 @@ __all__ = [
     "spread_field_changes",
     "start_run",
     "sync_audit",
+    "sync_call_budget",
+    "sync_call_slot",
     "sync_load_mark",
     "sync_lock",
     "sync_outbox",

@@ -1,0 +1,327 @@
+"""OneFile's call budget, shared by every task and process of the sync through the staging
+database.
+
+OneFile allows 300 calls a minute **per customer** (contract: Rate limit). A limiter inside
+one hook only knows its own calls: every task starts with an empty window, so a task that
+follows another in the one-slot ``onefile_api`` pool spends the minute its predecessor
+already spent and meets a 429 (measured: a push at 1,500 learners waited 60 s for one).
+Here the window lives in the staging database instead, where every task of every run, in
+any process on any worker, claims its calls from the same budget.
+
+**The ring.** A customer's budget is ``calls`` rows of ``sync_call_slot``, each holding
+when the last call it granted may have started (``used_until``, seconds on the database's
+clock). A slot may be granted again only once that moment is a whole period past. Two calls
+granted from one slot therefore start at least a period apart, and since there are only
+``calls`` slots, no period ever holds more than ``calls`` calls, whoever made them. The ring
+is the exact sliding window, in a fixed number of rows per customer.
+
+**Claims.** One short transaction: an ``UPDATE`` of the customer's ``sync_call_budget`` row
+first (its row lock is what makes claimants take turns: two processes can never both take
+the last slot), then the free slots, oldest first, are stamped. Times come from the
+database's own clock (:class:`database_epoch`, chosen by dialect in one place), so workers
+on machines whose clocks differ still share one timeline. A claim may take a few slots at
+once, for a hook calling fast: each is stamped with the end of a short *lease* (at most
+:data:`MAX_LEASE_SECONDS`), and a slot not used before its lease ends is dropped, never used
+late, so the stamp is never earlier than the call it stands for.
+
+**429.** An answer of 429 means someone is over the budget (a client outside the sync, or
+OneFile counting differently): :meth:`SharedCallBudget.pause` records ``paused_until`` on
+the customer's row, and every holder waits until then before its next call.
+
+The customer is identified by the base URL and a hash of the customer token (never the
+token itself): two connections to the same customer share one budget.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from sqlalchemy import case, delete, func, insert, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import CompileError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
+
+from picsweb_sync.project_tables import ensure_project_tables
+from picsweb_sync.project_tables.call_budget import (
+    BUDGET_TABLES,
+    EPOCH,
+    sync_call_budget,
+    sync_call_slot,
+)
+
+log = logging.getLogger(__name__)
+
+ARRIVAL_JITTER_MARGIN_SECONDS = 0.2
+"""Added to the period, as the in-memory limiter does (``onefile.hook``): OneFile stamps a
+call when it arrives, a little later than we grant it, and by a varying amount."""
+
+MAX_LEASE_SECONDS = 1.0
+"""How long slots claimed in one batch stay usable. Each slot claimed is counted as used at
+the lease's end, so a longer lease costs throughput (lease ÷ period: 1.7 % at 60 s)."""
+
+MAX_SHARED_CALLS = 5000
+"""A limit above this is no real OneFile limit (tests and benchmarks lift it to 10**9):
+such a hook keeps the in-memory limiter, and no ring of that many rows is built."""
+
+
+class database_epoch(FunctionElement):  # noqa: N801 (a SQL function, named like one)
+    """The database server's clock, in seconds since 1970 (UTC), read when the statement
+    runs (not when its transaction began: a claim may wait for the row lock first)."""
+
+    type = EPOCH
+    inherit_cache = True
+    name = "database_epoch"
+
+
+@compiles(database_epoch)
+def _epoch_unknown(element: database_epoch, compiler: Any, **kw: Any) -> str:
+    raise CompileError(f"no database clock for the {compiler.dialect.name} dialect")
+
+
+@compiles(database_epoch, "postgresql")
+def _epoch_postgresql(element: database_epoch, compiler: Any, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(database_epoch, "mssql")
+def _epoch_mssql(element: database_epoch, compiler: Any, **kw: Any) -> str:
+    return "(CAST(DATEDIFF_BIG(MICROSECOND, '19700101', SYSUTCDATETIME()) AS FLOAT) / 1000000.0)"
+
+
+@compiles(database_epoch, "sqlite")
+def _epoch_sqlite(element: database_epoch, compiler: Any, **kw: Any) -> str:
+    # julianday('now') has millisecond resolution; 2440587.5 is 1970-01-01T00:00Z.
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+class _Created(Exception):
+    """The budget's rows were just created (or resized): claim again."""
+
+
+def _ensure_rows(engine: Engine, key: str, calls: int) -> None:
+    """The customer's budget row and a ring of ``calls`` free slots, if not there yet."""
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                insert(sync_call_budget).values(
+                    budget_key=key, calls=calls, paused_until=0.0, claims=0
+                )
+            )
+            conn.execute(
+                insert(sync_call_slot),
+                [{"budget_key": key, "slot_no": n, "used_until": 0.0} for n in range(calls)],
+            )
+    except IntegrityError:  # another process made them first
+        pass
+
+
+def _resize(conn: Connection, key: str, calls: int) -> None:
+    """Make the ring ``calls`` slots long, keeping the newest stamps (a new limit must not
+    forget the calls just made). Only when the connection's limit was changed."""
+    stamps = conn.execute(
+        select(sync_call_slot.c.used_until)
+        .where(sync_call_slot.c.budget_key == key)
+        .order_by(sync_call_slot.c.used_until.desc())
+    ).scalars()
+    kept = list(stamps)[:calls]
+    kept += [0.0] * (calls - len(kept))
+    conn.execute(delete(sync_call_slot).where(sync_call_slot.c.budget_key == key))
+    conn.execute(
+        insert(sync_call_slot),
+        [{"budget_key": key, "slot_no": n, "used_until": t} for n, t in enumerate(kept)],
+    )
+    conn.execute(
+        update(sync_call_budget).where(sync_call_budget.c.budget_key == key).values(calls=calls)
+    )
+    log.warning("OneFile call budget resized to %d calls a period", calls)
+
+
+def claim(
+    engine: Engine, key: str, calls: int, period: float, want: int, lease: float
+) -> tuple[int, float]:
+    """Take up to ``want`` call slots of budget ``key`` (``calls`` per ``period`` seconds),
+    each counted as used until ``lease`` seconds from now.
+
+    Returns ``(granted, wait)``: when nothing could be granted, ``wait`` is how many seconds
+    until the oldest slot frees (or a 429 pause ends). One transaction; the ``UPDATE`` of
+    the budget row comes first, so claims on one budget take turns.
+    """
+    budget, slot = sync_call_budget.c, sync_call_slot.c
+    for _ in range(3):
+        try:
+            with engine.begin() as conn:
+                locked = conn.execute(
+                    update(sync_call_budget)
+                    .where(budget.budget_key == key)
+                    .values(claims=budget.claims + 1)
+                ).rowcount
+                if not locked:
+                    raise _Created
+                now, paused_until, ring = conn.execute(
+                    select(database_epoch(), budget.paused_until, budget.calls).where(
+                        budget.budget_key == key
+                    )
+                ).one()
+                if ring != calls:
+                    _resize(conn, key, calls)
+                if paused_until > now:
+                    return 0, paused_until - now
+                free = (
+                    conn.execute(
+                        select(slot.slot_no)
+                        .where(slot.budget_key == key, slot.used_until <= now - period)
+                        .order_by(slot.used_until)
+                        .limit(want)
+                    )
+                    .scalars()
+                    .all()
+                )
+                if not free:
+                    oldest = conn.execute(
+                        select(func.min(slot.used_until)).where(slot.budget_key == key)
+                    ).scalar_one()
+                    return 0, max(0.0, oldest + period - now)
+                conn.execute(
+                    update(sync_call_slot)
+                    .where(slot.budget_key == key, slot.slot_no.in_(free))
+                    .values(used_until=now + lease)
+                )
+                return len(free), 0.0
+        except _Created:
+            _ensure_rows(engine, key, calls)
+    raise RuntimeError(f"could not create the OneFile call budget {key!r}")
+
+
+def pause(engine: Engine, key: str, seconds: float) -> None:
+    """Nobody claims from budget ``key`` for ``seconds`` from now (a later pause wins)."""
+    until = database_epoch() + seconds
+    paused = sync_call_budget.c.paused_until
+    with engine.begin() as conn:
+        conn.execute(
+            update(sync_call_budget)
+            .where(sync_call_budget.c.budget_key == key)
+            .values(paused_until=case((paused < until, until), else_=paused))
+        )
+
+
+def seconds_until_clear(engine: Engine, key: str, period: float) -> float:
+    """Seconds until no call granted from budget ``key`` can still count in OneFile's window."""
+    slot = sync_call_slot.c
+    with engine.connect() as conn:
+        left = conn.execute(
+            select(func.max(slot.used_until) + period - database_epoch()).where(
+                slot.budget_key == key
+            )
+        ).scalar_one()
+    return max(0.0, left or 0.0)
+
+
+_ready_engines: set[str] = set()
+_ready_lock = threading.Lock()
+
+
+def ensure_budget_tables(engine: Engine) -> None:
+    """Create the budget's tables in the staging database once per process (idempotent; a
+    process that loses the race to create them finds them made)."""
+    url = engine.url.render_as_string(hide_password=True)
+    with _ready_lock:
+        if url in _ready_engines:
+            return
+        try:
+            ensure_project_tables(engine, tables=BUDGET_TABLES)
+        except SQLAlchemyError:
+            ensure_project_tables(engine, tables=BUDGET_TABLES)  # made meanwhile: now found
+        _ready_engines.add(url)
+
+
+class SharedCallBudget:
+    """A hook's limiter (``acquire``, ``pause``, ``seconds_until_clear``) over the shared
+    budget ``key`` in ``engine``: at most ``calls`` starts in any ``period`` seconds across
+    every holder of the same key. Thread-safe; waits with ``sleep``."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        key: str,
+        calls: int,
+        period: float,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not 0 < calls <= MAX_SHARED_CALLS:
+            raise ValueError(
+                f"a shared call budget holds 1 to {MAX_SHARED_CALLS} calls, not {calls}"
+            )
+        self.engine = engine
+        self.key = key
+        self.calls = calls
+        self.period = period + ARRIVAL_JITTER_MARGIN_SECONDS
+        self.lease = min(MAX_LEASE_SECONDS, self.period / 20)
+        # A batch never holds more than a thirtieth of the budget: slots left unused when
+        # a task ends are lost to everyone for a period.
+        self.max_batch = max(1, calls // 30)
+        self.claims = 0  # database round trips, for the benchmark's accounting
+        self._monotonic = monotonic
+        self._sleep = sleep
+        self._held = 0
+        self._held_until = 0.0
+        self._recent: deque[float] = deque()
+        self._lock = threading.Lock()
+        ensure_budget_tables(engine)
+
+    def _batch(self, now: float) -> int:
+        """Slots to ask for: as many as this holder started in the last lease, plus one."""
+        while self._recent and self._recent[0] <= now - self.lease:
+            self._recent.popleft()
+        return min(self.max_batch, len(self._recent) + 1)
+
+    def acquire(self) -> None:
+        """Block until a call may start, and count it against the shared budget."""
+        with self._lock:
+            while True:
+                now = self._monotonic()
+                if self._held and now < self._held_until:
+                    self._held -= 1
+                    self._recent.append(now)
+                    return
+                self._held = 0
+                granted, wait = claim(
+                    self.engine, self.key, self.calls, self.period, self._batch(now), self.lease
+                )
+                self.claims += 1
+                if granted:
+                    # The lease is measured from before the claim was sent: the database
+                    # stamped the slots later than that, so they stay counted past it.
+                    self._held, self._held_until = granted, now + self.lease
+                    continue
+                self._sleep(wait)
+
+    def pause(self, seconds: float) -> None:
+        """Every holder of this budget waits ``seconds`` before its next call (a 429)."""
+        with self._lock:
+            self._held = 0
+        pause(self.engine, self.key, seconds)
+
+    def seconds_until_clear(self) -> float:
+        return seconds_until_clear(self.engine, self.key, self.period)
+
+
+def limiter_factory(engine: Engine) -> Callable[[str, int, float], Any]:
+    """What ``OneFileHook(limiter_factory=...)`` takes: a budget shared through ``engine``,
+    or the hook's own in-memory limiter for a limit no real OneFile has."""
+
+    def build(key: str, calls: int, period: float) -> Any:
+        if calls > MAX_SHARED_CALLS:
+            from onefile.hook import SlidingWindowLimiter
+
+            return SlidingWindowLimiter(calls, period)
+        return SharedCallBudget(engine, key, calls, period)
+
+    return build

@@ -1,0 +1,34 @@
+"""OneFile's call budget, shared by every task and process (``picsweb_sync.call_budget``):
+per customer, a row that claimants lock in turn and a ring of one row per call the limit
+allows in a period, each stamped with when its last call may have started.
+
+Times are seconds since 1970 on the database's own clock (double precision), so every
+worker, whatever its own clock says, shares one timeline. The tables are small and bounded
+(the limit's number of rows per customer) and never purged.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Float, Integer, String, Table
+
+from picsweb_sync.project_tables.common import project_metadata
+
+EPOCH = Float(precision=53)  # double precision everywhere: microseconds at today's epoch
+
+sync_call_budget = Table(
+    "sync_call_budget",
+    project_metadata,
+    # The customer: a hash of the base URL and customer token (onefile.hook.budget_key).
+    Column("budget_key", String(64), primary_key=True),
+    Column("calls", Integer, nullable=False),  # the ring's size: the limit per period
+    Column("paused_until", EPOCH, nullable=False),  # after a 429: nobody calls before
+    Column("claims", BigInteger, nullable=False),  # bumped by every claim: its row lock
+)
+sync_call_slot = Table(
+    "sync_call_slot",
+    project_metadata,
+    Column("budget_key", String(64), primary_key=True),
+    Column("slot_no", Integer, primary_key=True),
+    Column("used_until", EPOCH, nullable=False),  # the latest start of its last call
+)
+BUDGET_TABLES = (sync_call_budget, sync_call_slot)
