@@ -13,7 +13,7 @@ export AIRFLOW__CORE__PLUGINS_FOLDER := $(CURDIR)/plugins
 export AIRFLOW__CORE__PARALLELISM := 4
 export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
-.PHONY: install demo test lint format airflow-home clean bench
+.PHONY: install demo test lint format airflow-home clean bench bench-dag
 
 $(STAMP): requirements.txt requirements-test.txt constraints.txt pyproject.toml
 	scripts/install.sh
@@ -43,9 +43,17 @@ lint: $(STAMP)
 clean:
 	rm -rf $(VENV) .airflow
 
-# Benchmarks beside their loop baselines (~3 min; BENCH_ARGS=--quick for < 30 s)
-bench: $(STAMP)
+# Benchmarks beside their loop baselines (~3 min; BENCH_ARGS=--quick for < 30 s), then the
+# whole DAG beside the database's floor (benchmarks/whole_dag.py: 2,000 and 10,000 learners;
+# with --quick in BENCH_ARGS only 2,000)
+bench: airflow-home
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+	$(PY) -m benchmarks.whole_dag $(filter --quick,$(BENCH_ARGS)) $(DAG_ARGS)
+
+# The whole DAG alone: DAG_ARGS="--sizes 2000" (a few minutes), "--sizes 50000" (opt-in, long),
+# "--limit 300/60" (OneFile's real limit on both sides); see benchmarks/README.md
+bench-dag: airflow-home
+	$(PY) -m benchmarks.whole_dag $(DAG_ARGS)
 
 # ----- deployment: docker-compose.yaml, Dockerfile (docs/deployment.md) ----------------------
 .PHONY: deploy-check-tools deploy-config test-mssql
