@@ -19,6 +19,7 @@ each run covering the UK day before it.
 
 | step | what it does | what a rerun (clear) does |
 |---|---|---|
+| `preflight` | checks PICSWeb before anything else, read-only: every table and column the sync uses (type, length), the *OneFile Settings* row, the text collation, the permissions, the sync's own tables. Anything **blocking** fails the run here, without retries, naming each problem and what to do (its log, `sync_run.failure`); warnings are logged. `make preflight` runs the full check, OneFile included | checks again: clear it once the problem is fixed |
 | `start_run` | reads the PICSWeb *OneFile Settings* row; stops the run (green) when integration is off | reads the settings again; the run's later tasks use what it read |
 | `extract_*` | one task per OneFile organisation (labelled by its ID): learners, assessors, learning aims, reviews → staging. A value that does not parse or does not fit its PICSWeb column is a *reject* with its reason; the rest goes on | extracts afresh and replaces its own staging rows: the run's data is then as new as any |
 | `merge_qualifications` | rules 1–4 (elements, registration, certificate dates) → change set | decides again from the run's staged rows and PICSWeb as it is now |
@@ -203,6 +204,12 @@ def _run(stage: str, **arguments):
     },
 )
 def onefile_picsweb_sync():
+    @task
+    def preflight() -> dict:
+        """PICSWeb's tables, settings, collation and permissions, read-only; fails the run
+        at once (no retry) when something blocks it (``picsweb_sync.preflight.dag_check``)."""
+        return _run("preflight.dag_check.check_before_run")
+
     @task.short_circuit
     def start_run() -> dict:
         """Settings, project tables, run record; False (skip all) when integration is off."""
@@ -281,6 +288,7 @@ def onefile_picsweb_sync():
         return _run("report.record_failure", failed_tasks=failed_tasks(get_current_context()))
 
     started = start_run()
+    preflight() >> started
     orgs = organisations(started)
     learners = extract_learners.expand(organisation_id=orgs)
     assessors = extract_assessors.expand(organisation_id=orgs)

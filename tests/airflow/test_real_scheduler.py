@@ -30,7 +30,14 @@ SKIPPED_IN_BACKFILL = (
     "push_reviews",
 )
 # The review work a backfill run does do.
-DONE_IN_BACKFILL = ("start_run", "extract_reviews", "merge_reviews", "load_reviews", "finish_run")
+DONE_IN_BACKFILL = (
+    "preflight",
+    "start_run",
+    "extract_reviews",
+    "merge_reviews",
+    "load_reviews",
+    "finish_run",
+)
 EXTRACTS = ("extract_learners", "extract_assessors", "extract_learning_aims", "extract_reviews")
 
 

@@ -56,7 +56,7 @@ def test_the_grid_of_the_dag(airflow_world, finished_daily_run, page, artefacts)
         _open(page, f"{world.airflow.base_url}/dags/{world.dag_id}")
         # The grid lists the DAG's tasks (a mapped one as "extract_learners [ ]") beside
         # a column per run; with the details panel collapsed it takes the whole width.
-        for task_id in ("start_run", "extract_learners", "push_reviews", "finish_run"):
+        for task_id in ("preflight", "start_run", "extract_learners", "push_reviews", "finish_run"):
             page.get_by_text(task_id).first.wait_for(state="visible")
         collapse = page.get_by_role("button", name="Collapse Details Panel")
         if collapse.count():

@@ -106,7 +106,7 @@ def test_every_task_has_a_finite_execution_timeout_also_after_serialisation(dagb
         assert all(timedelta(0) < t <= timedelta(hours=6) for t in timeouts.values()), timeouts
     # Every task of a run in sequence still ends well before the next day's run.
     longest = {t.task_id: t.execution_timeout for t in dag.tasks}
-    path = ("start_run", "extract_reviews", "merge_reviews", "load_reviews")
+    path = ("preflight", "start_run", "extract_reviews", "merge_reviews", "load_reviews")
     path += ("plan_review_uploads", "push_reviews", "finish_run", "check_thresholds")
     assert sum((longest[t] for t in path), timedelta(0)) < timedelta(hours=20)
 
@@ -151,3 +151,13 @@ def test_thresholds_are_checked_after_finish_run_with_nullable_params(dagbag):
         param.resolve(None)
         with pytest.raises(Exception, match="minimum"):
             param.resolve(-1)
+
+
+def test_the_preflight_runs_first_and_everything_else_after_it(dagbag):
+    """A PICSWeb that no longer fits stops the run before any other task (issue 13)."""
+    dag = dagbag.dags["onefile_picsweb_sync"]
+    assert [t.task_id for t in dag.roots] == ["preflight"]
+    assert dag.get_task("start_run").upstream_task_ids == {"preflight"}
+    downstream = dag.get_task("preflight").get_flat_relative_ids(upstream=False)
+    assert downstream == {t.task_id for t in dag.tasks} - {"preflight"}
+    assert dag.get_task("preflight").pool != "onefile_api"  # it makes no OneFile call
