@@ -15,7 +15,7 @@ export AIRFLOW__CORE__UNIT_TEST_MODE := False
 
 .PHONY: install demo test lint format airflow-home clean bench bench-dag
 
-$(STAMP): requirements.txt requirements-test.txt constraints.txt pyproject.toml
+$(STAMP): requirements.txt requirements-test.txt constraints.txt pyproject.toml scripts/install.sh
 	scripts/install.sh
 	@touch $(STAMP)
 
