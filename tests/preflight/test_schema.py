@@ -8,9 +8,10 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql
 
 from picsweb_sync import picsweb_tables as pw
+from picsweb_sync import project_tables
 from picsweb_sync.preflight import schema
 from picsweb_sync.preflight.findings import Level
-from picsweb_sync.preflight.picsweb import picsweb_checks
+from picsweb_sync.preflight.picsweb import own_tables_checks, picsweb_checks
 from sync_demo.picsweb_db import create_picsweb_tables
 
 TQ, REVIEW, TRAINEE = pw.trainee_qualification.c, pw.review.c, pw.trainee.c
@@ -225,4 +226,17 @@ def test_a_missing_table_is_blocking_and_its_settings_are_not_read(db_url):
     levels = {c.id: c.level for c in checks}
     assert levels["picsweb.table.onefile_settings"] is Level.BLOCKING
     assert levels["picsweb.settings"] is Level.WARNING  # not read: the table is the problem
+    engine.dispose()
+
+
+def test_the_sync_s_own_tables_as_it_makes_them_fit_on_either_database(db_url):
+    """Declared per database (the surrogate keys are INTEGER on SQLite, BIGINT elsewhere):
+    tables the sync made itself are judged by the same declaration."""
+    engine = sa.create_engine(db_url)
+    before = own_tables_checks(engine, "test database")
+    assert "the first run creates" in {c.id: c for c in before}["staging.tables"].finding
+    project_tables.ensure_project_tables(engine)
+    checks = own_tables_checks(engine, "test database")
+    assert [(c.id, c.level) for c in checks if c.level is not Level.OK] == []
+    assert "the first run creates" not in {c.id: c for c in checks}["staging.tables"].finding
     engine.dispose()

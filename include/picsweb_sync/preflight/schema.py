@@ -149,7 +149,9 @@ def column_fit(
     ``written``: the sync writes the column; ``inserted``: it inserts rows that may leave it
     NULL; ``where``: the module holding the definition, for the advice.
     """
-    want = type_text(expected.type, dialect)
+    # The type as declared for this database (a ``with_variant`` for SQLite, say).
+    declared = expected.type.dialect_impl(dialect)
+    want = type_text(declared, dialect)
     use = "written" if written else "read"
     if found is None:
         return ColumnFit(
@@ -160,7 +162,7 @@ def column_fit(
         )
     got_type: TypeEngine = found["type"]
     got = type_text(got_type, dialect)
-    want_kind, got_kind = kind_of(expected.type), kind_of(got_type)
+    want_kind, got_kind = kind_of(declared), kind_of(got_type)
     notes: list[str] = []
     if got_kind is None or (want_kind != got_kind and (want_kind, got_kind) != ("bool", "int")):
         return ColumnFit(
@@ -171,18 +173,18 @@ def column_fit(
         )
     if (want_kind, got_kind) == ("bool", "int"):
         notes.append(f"{got} read as a flag (1 yes, 0 no)")
-    if want_kind == "int" and int_bits(got_type) < int_bits(expected.type):
+    if want_kind == "int" and int_bits(got_type) < int_bits(declared):
         level = Level.BLOCKING if written else Level.WARNING
         return ColumnFit(
             level,
             f"{got}, narrower than the definition's {want}: values the sync accepts "
-            f"(up to {2 ** (int_bits(expected.type) - 1) - 1}) may not fit"
+            f"(up to {2 ** (int_bits(declared) - 1) - 1}) may not fit"
             + ("" if written else " (the sync only reads it)"),
             f"widen the column to {want}, or set its type to {got} in {where} so larger "
             "OneFile IDs are set aside as rejects",
         )
     if want_kind == "text":
-        want_length, got_length = text_length(expected.type), text_length(got_type)
+        want_length, got_length = text_length(declared), text_length(got_type)
         if want_length is not None and got_length is not None and got_length < want_length:
             if written:
                 return ColumnFit(
