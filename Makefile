@@ -53,13 +53,13 @@ clean:
 # Benchmarks beside their loop baselines (~3 min; BENCH_ARGS=--quick for < 30 s), then the
 # whole DAG beside the database's floor (benchmarks/whole_dag.py: 2,000 and 10,000 learners;
 # with --quick in BENCH_ARGS only 2,000)
-bench: airflow-home
+bench: $(STAMP)
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 	$(PY) -m benchmarks.whole_dag $(filter --quick,$(BENCH_ARGS)) $(DAG_ARGS)
 
 # The whole DAG alone: DAG_ARGS="--sizes 2000" (a few minutes), "--sizes 50000" (opt-in, long),
 # "--limit 300/60" (OneFile's real limit on both sides); see benchmarks/README.md
-bench-dag: airflow-home
+bench-dag: $(STAMP)
 	$(PY) -m benchmarks.whole_dag $(DAG_ARGS)
 
 # ----- deployment: docker-compose.yaml, Dockerfile (docs/deployment.md) ----------------------

@@ -9,7 +9,8 @@ with ``dag.test()``, every task in this process. Then, on the same server in the
 
 - **per task**: seconds as Airflow recorded them (the task instance's start and end), rows
   the task handled (its counts in ``sync_run_count``), the seconds its statements spent in
-  the database (SQLAlchemy's cursor events on the PICSWeb engine) and in OneFile's HTTP calls
+  the database (every psycopg2 cursor's executes and COPYs on that database, through
+  SQLAlchemy or not) and in OneFile's HTTP calls
   (``requests``), and its peak memory: the process's RSS sampled every 20 ms by a thread,
   highest while the task ran, and that peak over the RSS when it began (``Δ``);
 - **the floor**: the database work each task stands for, done the databases' own bulk way
@@ -42,8 +43,10 @@ import os
 import platform
 import pstats
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import defaultdict
@@ -54,24 +57,27 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
-# Airflow reads its configuration when first imported: the project's own home (``make
-# airflow-home``), its DAG and plugin folders, and task logs at WARNING (the terminal shows
-# the benchmark, not every task's INFO lines).
-for key, value in {
-    "AIRFLOW_HOME": str(REPO / ".airflow"),
-    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-    "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-    "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-    "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-}.items():
-    os.environ.setdefault(key, value)
+# Airflow reads its configuration when first imported: a throwaway home of the benchmark's
+# own (``dag.test()`` clears earlier runs of the same logical date, so sharing the demo's
+# home with someone running ``make demo`` would break both), the project's DAG and plugin
+# folders, and task logs at WARNING (the terminal shows the benchmark, not every INFO line).
+AIRFLOW_HOME = tempfile.mkdtemp(prefix="whole-dag-airflow-")
+os.environ.update(
+    {
+        "AIRFLOW_HOME": AIRFLOW_HOME,
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+)
 
 import psutil  # noqa: E402
+import psycopg2  # noqa: E402
+import psycopg2.extensions  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
-from sqlalchemy import event  # noqa: E402
-from sqlalchemy.engine import Engine  # noqa: E402
 
 from onefile_simulator import OneFileSimulator, generate_dataset  # noqa: E402
 from picsweb_sync import picsweb_tables as pw  # noqa: E402
@@ -110,13 +116,11 @@ class Probes:
 
     @contextlib.contextmanager
     def installed(self) -> Iterator[None]:
-        def before(conn, cursor, statement, parameters, context, executemany):
-            conn.info.setdefault("bench_started", []).append(time.time())
+        original_connect = psycopg2.connect
 
-        def after(conn, cursor, statement, parameters, context, executemany):
-            started = conn.info["bench_started"].pop()
-            if conn.engine.url.database == self.database:
-                self.sql.append((started, time.time() - started))
+        def connect(*args, **kwargs):
+            kwargs.setdefault("cursor_factory", _TimedCursor)
+            return original_connect(*args, **kwargs)
 
         original = requests.Session.request
         base = self.base_url
@@ -134,8 +138,8 @@ class Probes:
             while not self._stop.wait(SAMPLE_SECONDS):
                 self.rss.append((time.time(), process.memory_info().rss))
 
-        event.listen(Engine, "before_cursor_execute", before)
-        event.listen(Engine, "after_cursor_execute", after)
+        _TimedCursor.probes = self
+        psycopg2.connect = connect
         requests.Session.request = request
         sampler = threading.Thread(target=sample, name="rss-sampler", daemon=True)
         sampler.start()
@@ -145,8 +149,8 @@ class Probes:
             self._stop.set()
             sampler.join()
             requests.Session.request = original
-            event.remove(Engine, "before_cursor_execute", before)
-            event.remove(Engine, "after_cursor_execute", after)
+            psycopg2.connect = original_connect
+            _TimedCursor.probes = None
 
     def within(self, start: float, end: float) -> dict[str, float]:
         sql = sum(s for t, s in self.sql if start <= t < end)
@@ -157,6 +161,38 @@ class Probes:
         base = before[-1] if before else (inside[0] if inside else 0)
         peak = max(inside, default=base)
         return {"sql": sql, "http": http, "calls": calls, "peak": peak, "delta": peak - base}
+
+
+class _TimedCursor(psycopg2.extensions.cursor):
+    """Every psycopg2 cursor of the run (``psycopg2.connect`` is wrapped while the probes are
+    installed): the time of each statement, ``COPY`` and batch on the measured database,
+    whether it came through SQLAlchemy or the DBAPI connection underneath."""
+
+    probes: Probes | None = None
+
+    def _timed(self, call, *args, **kwargs):
+        started = time.time()
+        try:
+            return call(*args, **kwargs)
+        finally:
+            probes = _TimedCursor.probes
+            if probes is not None and self.connection.info.dbname == probes.database:
+                probes.sql.append((started, time.time() - started))
+
+    def execute(self, query, vars=None):  # noqa: A002 (psycopg2's name)
+        return self._timed(super().execute, query, vars)
+
+    def executemany(self, query, vars_list):
+        return self._timed(super().executemany, query, vars_list)
+
+    def copy_expert(self, sql, file, size=8192):
+        return self._timed(super().copy_expert, sql, file, size)
+
+    def copy_from(self, *args, **kwargs):
+        return self._timed(super().copy_from, *args, **kwargs)
+
+    def copy_to(self, *args, **kwargs):
+        return self._timed(super().copy_to, *args, **kwargs)
 
 
 # ----- one run of the DAG -----------------------------------------------------------------
@@ -790,7 +826,8 @@ def size_report(result: SizeResult, limit: tuple[int, float]) -> str:
         else "",
         f"- Pushes: {push_s:.1f} s for {push_writes:,} OneFile writes, {push_http:.1f} s of it in "
         f"HTTP calls: **{1000 * (push_s - push_http) / push_writes:.1f} ms** of the sync's own "
-        "work per write."
+        "work per write"
+        + (" (here with the waits for the call budget)." if calls_limit < LIFTED else ".")
         if push_writes
         else "",
         f"- OneFile calls: **{calls:,}** made against a minimum of {first.api_minimum:,} "
@@ -882,8 +919,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [2000] if args.quick else [int(s) for s in args.sizes.split(",")]
     args.profile = {p for p in args.profile.split(",") if p}
-    if not (Path(os.environ["AIRFLOW_HOME"]) / ".migrated").exists():
-        subprocess.run([str(REPO / "scripts" / "airflow-home.sh")], check=True, cwd=REPO)
+    migrated = subprocess.run(
+        [str(Path(sys.executable).with_name("airflow")), "db", "migrate"],
+        capture_output=True,
+        text=True,
+    )
+    if migrated.returncode:
+        raise SystemExit(f"airflow db migrate failed:\n{migrated.stderr[-2000:]}")
 
     from tests.support.postgres import postgres_server
 
@@ -903,8 +945,8 @@ def main(argv: list[str] | None = None) -> int:
             + " ".join(sys.argv[1:] if argv is None else argv)
             + "`",
             "Columns: *Airflow s* from the task instances' start and end (mapped instances "
-            "summed); *rows* the task's own counts; *SQL s* time inside cursor executes on the "
-            "PICSWeb/staging database; *HTTP s* time inside OneFile calls; *peak RSS* the "
+            "summed); *rows* the task's own counts; *SQL s* time inside psycopg2 cursors' "
+            "executes and COPYs on the PICSWeb/staging database; *HTTP s* time inside OneFile calls; *peak RSS* the "
             f"process's RSS sampled every {SAMPLE_SECONDS * 1000:.0f} ms while the task ran, "
             "*Δ RSS* that peak over the RSS at the task's start; *floor* the same reads and "
             "writes by COPY and UPDATE … FROM (see the script), *row-at-a-time* the same "
@@ -925,6 +967,7 @@ def main(argv: list[str] | None = None) -> int:
     out = RESULTS / f"whole_dag-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}.md"
     out.write_text(report + "\n")
     print(f"\n{time.perf_counter() - started:.0f} s; written to {out}", file=sys.stderr)
+    shutil.rmtree(AIRFLOW_HOME, ignore_errors=True)
     return 0 if all(r.first.state.endswith("success") for r in results) else 1
 
 
