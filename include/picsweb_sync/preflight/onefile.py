@@ -424,8 +424,8 @@ def field_checks(entity: str, sample: Sample) -> list[Check]:
                     title,
                     f"absent from all {len(objects)} rows; OneFile sent fields the sync does "
                     f"not read: {', '.join(unread) or 'none'}",
-                    "if OneFile names it otherwise (one of those?), correct FIELDS in "
-                    "include/picsweb_sync/onefile_fields.py: without it the sync reads it "
+                    "if OneFile names it otherwise (one of those?), correct JSON_FIELDS in "
+                    "include/picsweb_sync/onefile_names.py: without it the sync reads it "
                     "as empty on every row"
                     + (
                         "" if level is Level.WARNING else ", so it syncs nothing or the wrong thing"

@@ -44,7 +44,7 @@ from picsweb_sync.settings import (
 from picsweb_sync.sqlframes import read_frame
 
 PICSWEB_DEFINITIONS = "include/picsweb_sync/picsweb_tables.py"
-OWN_DEFINITIONS = "include/picsweb_sync/project_tables.py"
+OWN_DEFINITIONS = "include/picsweb_sync/project_tables/"
 WRITE_PRIVILEGES = ("UPDATE", "INSERT", "DELETE")
 
 
@@ -585,7 +585,7 @@ def _own_tables_check(
             "the sync's own tables",
             f"{state}; {'; '.join(problems)}",
             "let the connection's login create tables in its default schema (or create "
-            "them once as an owner: they are in project_tables.py), and read, insert, "
+            "them once as an owner: they are in include/picsweb_sync/project_tables/), and read, insert, "
             "update and delete in them",
             {"missing": missing, "problems": problems},
         )
