@@ -6,6 +6,12 @@ convert by the SQLAlchemy column type instead, so every database sees ints, stri
 ``date``/``time``/``datetime`` objects and NULL, and every frame read back has the
 project's dtypes (``Int64``, ``string``, ``datetime64[us]``, ``date`` objects).
 
+Every write of many rows goes through :func:`bulk_insert`, the one place that picks each
+database's own bulk form (``COPY`` on PostgreSQL, multi-row ``INSERT`` batches within SQL
+Server's limits, ``executemany`` on SQLite): a statement per row costs a round trip and
+SQLAlchemy's per-row parameter handling, which made the loads about 50 times slower than
+the database's floor (issue 12).
+
 Also the bounded lookups (:func:`select_in_chunks`): a lookup by an ID list of any length
 as statements with ``IN`` lists of at most :data:`MAX_IN_LIST` IDs.
 
@@ -17,6 +23,7 @@ writes (``picsweb_writes``) all build on it (tests/unit/test_layering.py).
 from __future__ import annotations
 
 import datetime as dt
+import io
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
@@ -24,7 +31,8 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Select, Table, delete, insert
 from sqlalchemy.engine import Connection
-from sqlalchemy.sql.dml import Delete
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.sql.dml import Delete, Insert
 from sqlalchemy.types import TypeEngine
 
 # SQL type -> how its values travel; ``datetime`` must be checked before ``date``.
@@ -56,17 +64,25 @@ def _naive_utc(values: pd.Series) -> pd.Series:
     return stamps
 
 
-def python_values(series: pd.Series, sql_type: TypeEngine) -> list[Any]:
-    """The column as plain Python values of ``sql_type``, every kind of missing as ``None``."""
+def _typed(series: pd.Series, sql_type: TypeEngine) -> tuple[str, pd.Series]:
+    """The column's kind and its values in the dtype that kind travels in: nullable
+    ``Int64``/``Float64``/``boolean``/``string``, ``datetime.date`` objects, naive-UTC
+    datetimes, or (time) the objects as they are."""
     kind = value_kind(sql_type)
     if kind in _NULLABLE_DTYPES:
-        values = series.astype(_NULLABLE_DTYPES[kind])
-    elif kind == "date":
-        values = _naive_utc(series).dt.date
-    elif kind == "datetime":
-        values = _naive_utc(series).dt.to_pydatetime()
-    else:  # time: pandas has no time dtype, the objects already are datetime.time
-        values = series
+        return kind, series.astype(_NULLABLE_DTYPES[kind])
+    if kind == "date":
+        return kind, _naive_utc(series).dt.date
+    if kind == "datetime":
+        return kind, _naive_utc(series)
+    return kind, series  # time: pandas has no time dtype, the objects already are datetime.time
+
+
+def python_values(series: pd.Series, sql_type: TypeEngine) -> list[Any]:
+    """The column as plain Python values of ``sql_type``, every kind of missing as ``None``."""
+    kind, values = _typed(series, sql_type)
+    if kind == "datetime":
+        values = values.dt.to_pydatetime()
     return values.astype(object).where(values.notna(), None).tolist()
 
 
@@ -76,9 +92,7 @@ def to_records(frame: pd.DataFrame, table: Table) -> list[dict[str, Any]]:
     Columns of ``frame`` that ``table`` lacks are an error, not silently dropped: a typo
     would otherwise lose data without a trace.
     """
-    unknown = [name for name in frame.columns if name not in table.c]
-    if unknown:
-        raise ValueError(f"{table.name} has no column(s) {unknown}")
+    _refuse_unknown_columns(frame, table)
     names = list(frame.columns)
     columns = [python_values(frame[name], table.c[name].type) for name in names]
     return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
@@ -120,16 +134,154 @@ def replace_partition(
 ) -> int:
     """Replace the rows of ``table`` in ``partition`` (e.g. run + organisation) by ``frame``.
 
-    Delete then one bulk insert, so a retried task replaces exactly its own rows. The caller
-    owns the transaction (``with engine.begin() as conn``): a failure anywhere leaves the
-    partition as it was. ``partition`` values are written into every row; ``None`` matches
-    NULL. Returns the number of rows inserted.
+    Delete then one bulk insert (:func:`bulk_insert`), so a retried task replaces exactly
+    its own rows. The caller owns the transaction (``with engine.begin() as conn``): a
+    failure anywhere leaves the partition as it was. ``partition`` values are written into
+    every row; ``None`` matches NULL. Returns the number of rows inserted.
     """
     conn.execute(partition_delete(table, partition))
-    records = to_records(frame.assign(**partition), table)
-    if records:
-        conn.execute(insert(table), records)
-    return len(records)
+    return bulk_insert(conn, table, frame.assign(**partition))
+
+
+# ----- bulk inserts: each database's own bulk form ---------------------------------------------
+MSSQL_MAX_PARAMETERS = 2100
+"""Parameters SQL Server accepts in one statement."""
+MSSQL_MAX_VALUES_ROWS = 1000
+"""Rows SQL Server accepts in one ``VALUES`` list."""
+COPY_DRIVERS = ("psycopg2", "psycopg")
+"""PostgreSQL drivers whose ``COPY ... FROM STDIN`` :func:`bulk_insert` uses."""
+_COPY_NULL = "\\N"
+
+
+def bulk_insert(conn: Connection, table: Table, frame: pd.DataFrame) -> int:
+    """Insert every row of ``frame`` into ``table`` the database's own bulk way; returns
+    the number of rows.
+
+    Values are converted by column type exactly as :func:`to_records` converts them (so
+    NULL, ``''``, dates and instants read back the same on every path); columns ``frame``
+    lacks get the table's Python-side default (one value for the whole insert, e.g.
+    ``created_at``) or the server's. By dialect, chosen here and nowhere else:
+
+    - PostgreSQL (psycopg2, psycopg 3): one ``COPY ... FROM STDIN`` in text format, the
+      buffer built a column at a time;
+    - SQL Server: multi-row ``INSERT ... VALUES`` statements (:func:`multirow_inserts`), each
+      within its 2,100 parameters and 1,000 rows;
+    - anything else (SQLite): the driver's ``executemany``, which runs in-process.
+
+    Runs in the caller's transaction (begun here if the connection has none yet, as any
+    statement would), so a failure leaves nothing behind.
+    """
+    _refuse_unknown_columns(frame, table)
+    if frame.empty:
+        return 0
+    frame = _with_python_defaults(frame, table)
+    dialect = conn.dialect
+    if dialect.name == "postgresql" and dialect.driver in COPY_DRIVERS:
+        _copy_in(conn, table, frame)
+    elif dialect.name == "mssql":
+        for stmt in multirow_inserts(table, frame):
+            conn.execute(stmt)
+    else:
+        conn.execute(insert(table), to_records(frame, table))
+    return len(frame)
+
+
+def multirow_inserts(table: Table, frame: pd.DataFrame) -> Iterator[Insert]:
+    """``frame`` as multi-row ``INSERT ... VALUES`` statements, each with at most
+    :data:`MSSQL_MAX_VALUES_ROWS` rows and fewer than :data:`MSSQL_MAX_PARAMETERS`
+    parameters (SQL Server's limits)."""
+    records = to_records(frame, table)
+    width = max(1, len(frame.columns))
+    rows = max(1, min(MSSQL_MAX_VALUES_ROWS, (MSSQL_MAX_PARAMETERS - 1) // width))
+    for start in range(0, len(records), rows):
+        yield insert(table).values(records[start : start + rows])
+
+
+def _refuse_unknown_columns(frame: pd.DataFrame, table: Table) -> None:
+    unknown = [name for name in frame.columns if name not in table.c]
+    if unknown:
+        raise ValueError(f"{table.name} has no column(s) {unknown}")
+
+
+def _with_python_defaults(frame: pd.DataFrame, table: Table) -> pd.DataFrame:
+    """``frame`` plus each missing column that has a Python-side default (a constant, or a
+    function of nothing), evaluated once: ``COPY`` never runs SQLAlchemy's defaults."""
+    defaults = {}
+    for column in table.c:
+        default = column.default
+        if column.name in frame.columns or default is None:
+            continue
+        if getattr(default, "is_scalar", False):
+            defaults[column.name] = default.arg
+        elif getattr(default, "is_callable", False):
+            defaults[column.name] = default.arg(None)
+    return frame.assign(**defaults) if defaults else frame
+
+
+def copy_text(frame: pd.DataFrame, table: Table) -> str:
+    """``frame`` in PostgreSQL's ``COPY`` text format, converted by column type as
+    :func:`to_records` converts it: ``\\N`` for NULL (an empty string stays empty),
+    backslash, tab, newline and carriage return escaped, dates, times and instants in ISO
+    form, booleans ``t``/``f``."""
+    columns = [_copy_column(frame[name], table.c[name].type) for name in frame.columns]
+    if not columns:
+        return ""
+    return "\n".join(map("\t".join, zip(*columns, strict=True))) + "\n"
+
+
+def _copy_column(series: pd.Series, sql_type: TypeEngine) -> list[str]:
+    kind, values = _typed(series, sql_type)
+    if kind == "text":
+        if values.str.contains("[\\\\\t\n\r]", regex=True).fillna(False).any():
+            for char, escaped in (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r")):
+                values = values.str.replace(char, escaped, regex=False)
+        return values.fillna(_COPY_NULL).tolist()
+    if kind == "int":
+        return values.astype("string").fillna(_COPY_NULL).tolist()
+    if kind == "bool":
+        return [_COPY_NULL if v is None else ("t" if v else "f") for v in _objects(values)]
+    if kind == "float":
+        return [_COPY_NULL if v is None else repr(float(v)) for v in _objects(values)]
+    if kind == "datetime":
+        texts = values.dt.floor("us").astype(str)  # ISO, as to_pydatetime would truncate
+        return texts.astype(object).where(values.notna(), _COPY_NULL).tolist()
+    return [_COPY_NULL if v is None else v.isoformat() for v in _objects(values)]  # date, time
+
+
+def _objects(values: pd.Series) -> list[Any]:
+    return values.astype(object).where(values.notna(), None).tolist()
+
+
+def _copy_in(conn: Connection, table: Table, frame: pd.DataFrame) -> None:
+    """One ``COPY table (columns) FROM STDIN`` through the DBAPI connection, in the
+    connection's transaction."""
+    if not conn.in_transaction():
+        conn.begin()  # what executing any statement would do (autobegin)
+    preparer = conn.dialect.identifier_preparer
+    names = ", ".join(preparer.quote(name) for name in frame.columns)
+    sql = f"COPY {preparer.format_table(table)} ({names}) FROM STDIN"
+    text = copy_text(frame, table)
+    dbapi = conn.dialect.loaded_dbapi
+    raw = conn.connection.dbapi_connection
+    cursor = raw.cursor()
+    try:
+        if conn.dialect.driver == "psycopg2":
+            cursor.copy_expert(sql, io.StringIO(text))
+        else:  # psycopg 3
+            with cursor.copy(sql) as copy:
+                copy.write(text)
+    except dbapi.Error as exc:
+        # As SQLAlchemy reports a failed statement (IntegrityError, DataError, ...), so
+        # callers see the same exceptions on every path.
+        disconnected = conn.dialect.is_disconnect(exc, raw, cursor)
+        if disconnected:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(
+            sql, None, exc, dbapi.Error, connection_invalidated=disconnected, dialect=conn.dialect
+        ) from exc
+    finally:
+        if not cursor.closed:
+            cursor.close()
 
 
 def plain(value: Any) -> Any:

@@ -7,7 +7,7 @@ import datetime as dt
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import Column, Identity, Index, String, Table, Unicode, UnicodeText, insert
+from sqlalchemy import Column, Identity, Index, String, Table, Unicode, UnicodeText
 from sqlalchemy.engine import Connection
 
 from picsweb_sync.project_tables.common import (
@@ -18,7 +18,7 @@ from picsweb_sync.project_tables.common import (
     run_id_column,
     stamp,
 )
-from picsweb_sync.sqlframes import to_records
+from picsweb_sync.sqlframes import bulk_insert
 
 sync_audit = Table(
     "sync_audit",
@@ -60,7 +60,4 @@ def audit(conn: Connection, run_id: str, rows: pd.DataFrame, now: dt.datetime | 
             "new_value": as_objects(rows["new"]).map(audit_text),
         }
     ).assign(run_id=run_id, changed_at=stamp(now))
-    records = to_records(frame, sync_audit)
-    if records:
-        conn.execute(insert(sync_audit), records)
-    return len(records)
+    return bulk_insert(conn, sync_audit, frame)

@@ -20,14 +20,13 @@ from sqlalchemy import (
     Table,
     UnicodeText,
     UniqueConstraint,
-    insert,
     select,
     update,
 )
 from sqlalchemy.engine import Connection
 
 from picsweb_sync.project_tables.common import INSTANT, SURROGATE, partitioned, stamp, utcnow
-from picsweb_sync.sqlframes import plain, read_frame, to_records
+from picsweb_sync.sqlframes import bulk_insert, plain, read_frame
 
 # ``skipped``: not sent, because re-checked just before sending it no longer applied
 # (the PICSWeb row or the OneFile value changed since the merge, or another run did it);
@@ -74,10 +73,7 @@ def enqueue_outbox(
             "payload": new["payload"].map(lambda p: json.dumps(p, sort_keys=True)),
         }
     ).assign(run_id=run_id, kind=kind, state="pending", attempts=0, updated_at=stamp(now))
-    records = to_records(frame, sync_outbox)
-    if records:
-        conn.execute(insert(sync_outbox), records)
-    return len(records)
+    return bulk_insert(conn, sync_outbox, frame)
 
 
 _OUTBOX_COLUMNS = (

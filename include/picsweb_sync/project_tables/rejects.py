@@ -4,11 +4,11 @@ run's summary and listed by the report."""
 from __future__ import annotations
 
 import pandas as pd
-from sqlalchemy import BigInteger, Column, String, UnicodeText, insert, select
+from sqlalchemy import BigInteger, Column, String, UnicodeText, select
 from sqlalchemy.engine import Connection
 
 from picsweb_sync.project_tables.common import partitioned
-from picsweb_sync.sqlframes import read_frame, replace_partition, to_records
+from picsweb_sync.sqlframes import bulk_insert, read_frame, replace_partition
 
 sync_reject = partitioned(
     "sync_reject",
@@ -39,10 +39,7 @@ def record_rejects(
 def add_rejects(conn: Connection, run_id: str, stage: str, frame: pd.DataFrame) -> int:
     """Append rejects that happen once by construction (e.g. a review that could not be
     linked, whose outbox row is then closed), where :func:`record_rejects` would replace."""
-    records = to_records(frame.assign(run_id=run_id, stage=stage), sync_reject)
-    if records:
-        conn.execute(insert(sync_reject), records)
-    return len(records)
+    return bulk_insert(conn, sync_reject, frame.assign(run_id=run_id, stage=stage))
 
 
 def read_rejects(conn: Connection, run_id: str) -> pd.DataFrame:
