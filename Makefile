@@ -29,10 +29,10 @@ demo: airflow-home
 
 # Before the first run: does the sync fit this OneFile and this PICSWeb? Read-only (changes
 # nothing anywhere); the DAG's connections, from AIRFLOW_CONN_* variables or this project's
-# Airflow home. PREFLIGHT_ARGS="--json" for machines; exit code 0 ok, 1 blocking, 2 cannot run.
+# Airflow home. PREFLIGHT_ARGS="--json" for machines (stdout is then only the JSON); exit code 0 ok, 1 blocking, 2 cannot run.
 .PHONY: preflight
 preflight: $(STAMP)
-	$(PY) -m picsweb_sync.preflight $(PREFLIGHT_ARGS)
+	@$(PY) -m picsweb_sync.preflight $(PREFLIGHT_ARGS)
 
 test: $(STAMP)
 	scripts/ensure-postgres.sh

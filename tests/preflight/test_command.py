@@ -9,6 +9,8 @@ the simulator's call log holds reads only and its data is as it was.
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -283,3 +285,60 @@ def test_the_proof_of_no_writes_sees_a_write_even_a_rolled_back_one(pair: Pair):
     assert after["operations"]["onefile_settings"] != before["operations"]["onefile_settings"]
     pair.execute("CREATE TABLE sync_new (x int)")
     assert database_state(pair.picsweb)["tables"] != after["tables"]
+
+
+def _readme_preflight_commands() -> list[str]:
+    """The commands of the README's *Before the first run* block, comments dropped."""
+    text = (REPO / "README.md").read_text()
+    section = text.split("### Before the first run: `make preflight`", 1)[1]
+    block = section.split("```\n", 2)[1]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_the_readme_names_the_preflight_commands_this_module_runs():
+    assert _readme_preflight_commands() == [
+        "make preflight",
+        'make preflight PREFLIGHT_ARGS="--json"',
+        ".venv/bin/python -m picsweb_sync.preflight --staging-conn-id staging_db --no-onefile",
+    ]
+
+
+@pytest.mark.parametrize("command", _readme_preflight_commands())
+def test_each_readme_preflight_command_does_what_the_readme_says(pair: Pair, pg_server, command):
+    """Run as written, from the repository, with the DAG's connections in the environment:
+    a matching pair passes (exit 0); ``--json`` prints only JSON (a pipeline parses it);
+    ``--no-onefile`` makes no OneFile call; ``--staging-conn-id`` checks that database."""
+    staging_url = pg_server.create_database(f"{pair.picsweb.url.database}_readme_staging")
+    as_picsweb = connection_env(pair.sim.base_url, pair.token, staging_url)
+    env = {
+        **os.environ,
+        **pair.env,
+        "AIRFLOW_CONN_STAGING_DB": as_picsweb["AIRFLOW_CONN_PICSWEB_DB"],
+    }
+    before = database_state(pair.picsweb)
+    calls_before = len(pair.sim.calls)
+
+    done = subprocess.run(
+        command, shell=True, cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    if "--json" in command:
+        report = json.loads(done.stdout)
+        assert report["result"] in {"ok", "warning"}
+    else:
+        assert any(line.startswith("Result: ") for line in done.stdout.splitlines())
+    onefile_calls = len(pair.sim.calls) - calls_before
+    if "--no-onefile" in command:
+        assert onefile_calls == 0
+        # the same command as JSON names what it checked: the staging database's own tables
+        as_json = subprocess.run(
+            [*command.split(), "--json"], cwd=REPO, env=env, capture_output=True, text=True
+        )
+        checked = {c["id"] for c in json.loads(as_json.stdout)["checks"]}
+        assert "staging.tables" in checked
+        assert not any(c.startswith("onefile.") for c in checked)
+    else:
+        assert onefile_calls > 0
+    assert database_state(pair.picsweb) == before
+    assert pair.token not in done.stdout + done.stderr
