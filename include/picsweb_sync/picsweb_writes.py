@@ -31,6 +31,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Table,
+    bindparam,
     case,
     exists,
     func,
@@ -71,6 +72,7 @@ __all__ = [
     "insert_new_statement",
     "insert_reviews",
     "link_review",
+    "link_reviews",
     "mark_existing_statement",
     "reviews_already_linked",
     "reviews_with_onefile_ids",
@@ -455,6 +457,40 @@ def link_review(conn: Connection, run_id: str, review_id: int, onefile_id: int) 
         row = {**change, "field": "onefile_system_id", "old": None, "new": onefile_id}
         audit(conn, run_id, pd.DataFrame([row]))
     return bool(written)
+
+
+def link_reviews(
+    conn: Connection, run_id: str, links: pd.DataFrame, now: dt.datetime | None = None
+) -> list[bool]:
+    """:func:`link_review` for many uploaded reviews (``review_id``, ``onefile_id``) in
+    the caller's transaction, audited in one insert: whether each link was written."""
+    review = picsweb_tables.review
+    guarded = (
+        update(review)
+        .where(review.c.review_id == bindparam("b_review"), review.c.onefile_system_id.is_(None))
+        .values(onefile_system_id=bindparam("b_onefile"))
+    )
+    written = [
+        bool(conn.execute(guarded, {"b_review": int(r), "b_onefile": int(o)}).rowcount)
+        for r, o in zip(links["review_id"], links["onefile_id"], strict=True)
+    ]
+    made = links[written]
+    audit(
+        conn,
+        run_id,
+        pd.DataFrame(
+            {
+                "system": "picsweb",
+                "entity": "review",
+                "entity_key": made["review_id"],
+                "field": "onefile_system_id",
+                "old": None,
+                "new": made["onefile_id"],
+            }
+        ),
+        now,
+    )
+    return written
 
 
 def reviews_already_linked(conn: Connection, review_ids: Iterable[Any]) -> set[int]:

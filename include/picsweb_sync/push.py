@@ -27,6 +27,16 @@ recovered: a Visit call that fails after OneFile created the visit, or a visit w
 review turned out never to have been created, leaves an empty visit in OneFile (no review
 is ever duplicated).
 
+**Bookkeeping in batches.** What OneFile answered is recorded a batch at a time
+(:class:`Bookkeeping`: every :data:`BOOKKEEPING_BATCH` answers or
+:data:`BOOKKEEPING_SECONDS`, and whenever the sending loop ends, by success or by an
+exception), not in two or three transactions of its own per call. The one fact that must be
+durable before a call, a review create's VisitID before its Review call, is still written
+alone, first. Losing a batch (the process killed outright) repeats no write: a learning aim
+update still pending is re-checked against OneFile before it is sent again and finds its
+fields filled, and a create with its VisitID but no Review ID is of unknown outcome, settled
+by the next push as above.
+
 **Dry run** (``ctx.dry_run``): the same re-checks, read-only, and no OneFile write call.
 Nothing is enqueued (no outbox row a later run could send), unknown creates are left for
 a real run to settle and nothing is copied back to PICSWeb; the counts a real push records
@@ -36,11 +46,18 @@ send is kept for the sync page (``picsweb_sync.dry_run``).
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import json
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
@@ -73,6 +90,142 @@ class PushIncomplete(RuntimeError):
     """Some outbox rows failed for a reason worth retrying; the task fails so Airflow retries."""
 
 
+# ----- bookkeeping: what OneFile answered, recorded in batches -----------------------------
+BOOKKEEPING_BATCH = 200
+"""OneFile answers recorded per batch (outbox states, audit rows, PICSWeb links)."""
+BOOKKEEPING_SECONDS = 5.0
+"""The longest an answer waits to be recorded while the push keeps sending."""
+
+
+@dataclass
+class Bookkeeping:
+    """The answers of one push's OneFile writes not yet recorded, written in batches.
+
+    One transaction per write (the outbox state, an audit row built through pandas, the
+    PICSWeb link) cost about 20 ms of the sync's own time per OneFile call; a batch costs
+    well under one a call. Recorded, in this order, at :meth:`flush`: the created reviews'
+    links in PICSWeb (with their audit), then in staging every outbox state with the
+    payload sent, the OneFile-side audit and the rejects of links that could not be made.
+    """
+
+    ctx: RunContext
+    batch: int = BOOKKEEPING_BATCH
+    seconds: float = BOOKKEEPING_SECONDS
+    marks: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    audits: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    links: list[tuple[int, int, int]] = dataclasses.field(default_factory=list)
+    _since: float | None = None
+
+    def aim_sent(self, outbox_id: int, target_id: int, payload: dict[str, Any]) -> None:
+        self.marks.append({"outbox_id": outbox_id, "state": "sent", "payload": payload})
+        for name, value in payload.items():
+            self.audits.append(_aim_audit(target_id, name, value))
+        self._added()
+
+    def skipped(self, outbox_id: int, reason: str) -> None:
+        self.marks.append({"outbox_id": outbox_id, "state": "skipped", "error": reason})
+        self._added()
+
+    def review_created(self, outbox_id: int, review_id: int, onefile_id: int) -> None:
+        self.links.append((outbox_id, review_id, onefile_id))
+        self._added()
+
+    def _added(self) -> None:
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
+        if len(self.marks) + len(self.links) >= self.batch or now - self._since >= self.seconds:
+            self.flush()
+
+    def flush(self) -> None:
+        marks, audits, links = self.marks, self.audits, self.links
+        self.marks, self.audits, self.links, self._since = [], [], [], None
+        if marks or links:
+            _record_answers(self.ctx, marks, audits, links)
+
+
+_BOOKKEEPING: contextvars.ContextVar[Bookkeeping | None] = contextvars.ContextVar(
+    "push_bookkeeping", default=None
+)
+
+
+@contextmanager
+def bookkeeping(ctx: RunContext) -> Iterator[Bookkeeping]:
+    """Record the answers of the writes made inside in batches; whatever is left is
+    recorded on the way out, also when an exception ends the sending (it then propagates).
+    Per thread (and per task): two pushes side by side each keep their own."""
+    book = Bookkeeping(ctx)
+    token = _BOOKKEEPING.set(book)
+    try:
+        yield book
+    finally:
+        _BOOKKEEPING.reset(token)
+        book.flush()
+
+
+@contextmanager
+def _answers(ctx: RunContext) -> Iterator[Bookkeeping]:
+    """The current push's :class:`Bookkeeping`, or (outside one: recovery, a single
+    write) one recorded on the way out."""
+    book = _BOOKKEEPING.get()
+    if book is not None and book.ctx is ctx:
+        yield book
+    else:
+        with bookkeeping(ctx) as book:
+            yield book
+
+
+def _aim_audit(target_id: int, name: str, value: Any) -> dict[str, Any]:
+    return {
+        "system": "onefile",
+        "entity": "LearningAim",
+        "entity_key": target_id,
+        "field": name,
+        "old": None,  # sent only where OneFile was blank, re-checked just before
+        "new": value,
+    }
+
+
+def _record_answers(
+    ctx: RunContext,
+    marks: list[dict[str, Any]],
+    audits: list[dict[str, Any]],
+    links: list[tuple[int, int, int]],
+) -> None:
+    """Write a batch of answers: PICSWeb links first (one transaction), then staging."""
+    rejects = []
+    if links:
+        frame = pd.DataFrame(links, columns=["outbox_id", "review_id", "onefile_id"])
+        with ctx.picsweb.begin() as conn:
+            linked = picsweb_writes.link_reviews(conn, ctx.run_id, frame)
+        for (outbox_id, review_id, onefile_id), made in zip(links, linked, strict=True):
+            marks.append({"outbox_id": outbox_id, "state": "sent", "result_id": onefile_id})
+            audits.append(
+                {
+                    "system": "onefile",
+                    "entity": "Review",
+                    "entity_key": onefile_id,
+                    "field": "created_from_picsweb_review",
+                    "old": None,
+                    "new": review_id,
+                }
+            )
+            if not made:
+                reason = (
+                    f"OneFile review {onefile_id} was created for PICSWeb review {review_id}, "
+                    "which is gone or already holds another OneFile ID: link them by hand"
+                )
+                rejects.append({"entity": "review", "source_id": str(review_id), "reason": reason})
+                log.warning("%s", reason)
+    with ctx.staging.begin() as conn:
+        for mark in marks:
+            project_tables.mark_outbox(conn, **mark)
+        if audits:
+            project_tables.audit(conn, ctx.run_id, pd.DataFrame(audits))
+        if rejects:
+            project_tables.add_rejects(conn, ctx.run_id, "push_reviews", pd.DataFrame(rejects))
+
+
 def _rows_where_in(conn: sa.Connection, table: sa.Table, column: str, ids) -> pd.DataFrame:
     """Rows of ``table`` whose ``column`` is one of ``ids``, in bounded ``IN`` lists."""
     return select_in_chunks(
@@ -102,8 +255,9 @@ def push_learning_aims(ctx: RunContext) -> dict[str, int]:
                     conn, picsweb_tables.trainee_qualification, "onefile_learning_aim_id", aims
                 )
             checked = aim_fields_still_to_fill(pending, onefile_now, picsweb_now)
-            for row in checked.itertuples(index=False):  # one API call per row: no set form
-                counts[_send_aim_update(ctx, hook, row)] += 1
+            with bookkeeping(ctx):
+                for row in checked.itertuples(index=False):  # one API call per row: no set form
+                    counts[_send_aim_update(ctx, hook, row)] += 1
     return _finish(ctx, "push_learning_aims", AIM_UPDATE, counts)
 
 
@@ -182,70 +336,78 @@ def aim_fields_still_to_fill(
     still blank and PICSWeb still holds the value to send (in OneFile's wire form).
 
     Returns ``pending`` with ``payload`` reduced and ``reason`` (NA when something is
-    left to send, else why nothing is).
+    left to send, else why nothing is). Checked a column at a time (one field of every
+    update at once), not a value at a time: a run's aim updates are thousands of rows.
     """
     columns = {v: k for k, v in onefile_fields.ONEFILE_NAMES["learning_aims"].items()}
     onefile = onefile_now.drop_duplicates("learning_aim_id").set_index("learning_aim_id")
     linked = picsweb_now.dropna(subset=["onefile_learning_aim_id"])
     picsweb = linked.drop_duplicates("onefile_learning_aim_id").set_index("onefile_learning_aim_id")
-    payloads, reasons = [], []
-    for target, payload in zip(pending["target_id"], pending["payload"], strict=True):
-        kept, why = {}, []
-        aim = int(target)
-        for field, value in payload.items():
-            column = columns[field]
-            if aim not in onefile.index:
-                why.append("the learning aim is no longer in OneFile's search")
-                break
-            if aim not in picsweb.index:
-                why.append("no PICSWeb qualification is linked to it any more")
-                break
-            now_onefile = onefile.at[aim, column]
-            if not bool(is_blank(pd.Series([now_onefile], dtype=object)).iloc[0]):
-                why.append(f"{field} is no longer blank in OneFile")
-                continue
-            if _wire_value(picsweb.at[aim, column], column) != value:
-                why.append(f"{field} changed in PICSWeb since the merge")
-                continue
-            kept[field] = value
-        payloads.append(kept)
-        reasons.append(pd.NA if kept else "; ".join(dict.fromkeys(why)) or "nothing to send")
+    fields = pd.DataFrame(
+        [
+            (position, int(target), name, columns[name], value)
+            for position, (target, payload) in enumerate(
+                zip(pending["target_id"], pending["payload"], strict=True)
+            )
+            for name, value in payload.items()
+        ],
+        columns=["position", "aim", "field", "column", "value"],
+    )
+    in_onefile = fields["aim"].isin(onefile.index).to_numpy()
+    in_picsweb = fields["aim"].isin(picsweb.index).to_numpy()
+    onefile_blank = np.ones(len(fields), dtype=bool)
+    picsweb_wire = np.full(len(fields), None, dtype=object)
+    for column, rows in fields.groupby("column", sort=False).groups.items():
+        aims = fields.loc[rows, "aim"]
+        now_onefile = onefile[column].reindex(aims).astype(object)
+        onefile_blank[rows] = is_blank(now_onefile).to_numpy()
+        picsweb_wire[rows] = _wire_values(picsweb[column].reindex(aims), column)
+    payloads: list[dict[str, Any]] = [{} for _ in range(len(pending))]
+    why: list[list[str]] = [[] for _ in range(len(pending))]
+    for i, (position, name, value) in enumerate(
+        zip(fields["position"], fields["field"], fields["value"], strict=True)
+    ):
+        if not in_onefile[i]:
+            why[position].append("the learning aim is no longer in OneFile's search")
+        elif not in_picsweb[i]:
+            why[position].append("no PICSWeb qualification is linked to it any more")
+        elif not onefile_blank[i]:
+            why[position].append(f"{name} is no longer blank in OneFile")
+        elif picsweb_wire[i] != value:
+            why[position].append(f"{name} changed in PICSWeb since the merge")
+        else:
+            payloads[position][name] = value
+    reasons = [
+        pd.NA if kept else "; ".join(dict.fromkeys(reason)) or "nothing to send"
+        for kept, reason in zip(payloads, why, strict=True)
+    ]
     return pending.assign(payload=payloads, reason=pd.Series(reasons, dtype="string").to_numpy())
 
 
-def _wire_value(value: Any, column: str) -> Any:
-    """A PICSWeb value as the merge sends it to OneFile (dates midnight UTC, text trimmed)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and pd.isna(value)):
-        return None
+def _wire_values(values: pd.Series, column: str) -> np.ndarray:
+    """PICSWeb values as the merge sends them to OneFile (dates midnight UTC, text
+    trimmed), ``None`` for missing."""
+    values = values.astype(object).where(values.notna(), None)
     if column.endswith("_date"):
-        return date_to_onefile(pd.Series([value], dtype=object)).iloc[0]
-    return str(value).strip()
+        wire = date_to_onefile(values)
+    else:
+        wire = values.map(lambda v: str(v).strip(), na_action="ignore")
+    return wire.astype(object).where(values.notna(), None).to_numpy()
 
 
 def _send_aim_update(ctx: RunContext, hook: Any, row: Any) -> str:
+    """Send one re-checked aim update; its answer (with the payload sent, and the audit of
+    each field) is recorded by the current :func:`bookkeeping`, a failure at once."""
     outbox_id = int(row.outbox_id)
     if not pd.isna(row.reason):
         _skip(ctx, outbox_id, f"not sent: {row.reason}")
         return "skipped"
-    with ctx.staging.begin() as conn:
-        project_tables.set_payload(conn, outbox_id, row.payload)
     try:
         hook.update_learning_aim(int(row.target_id), row.payload)
     except OneFileApiError as exc:
-        return _record_failure(ctx, row, exc)
-    with ctx.staging.begin() as conn:
-        project_tables.mark_outbox(conn, outbox_id, "sent")
-        audit = pd.DataFrame(
-            {
-                "system": "onefile",
-                "entity": "LearningAim",
-                "entity_key": int(row.target_id),
-                "field": list(row.payload),
-                "old": None,  # sent only where OneFile was blank, re-checked just before
-                "new": list(row.payload.values()),
-            }
-        )
-        project_tables.audit(conn, ctx.run_id, audit)
+        return _record_failure(ctx, row, exc, payload=row.payload)
+    with _answers(ctx) as book:
+        book.aim_sent(outbox_id, int(row.target_id), row.payload)
     return "sent"
 
 
@@ -271,13 +433,14 @@ def push_reviews(ctx: RunContext) -> dict[str, int]:
         if not pending.empty:
             hook = hook or ctx.onefile()
             fresh = plan_again(ctx, [int(t) for t in pending["target_id"]])
-            for row in pending.itertuples(index=False):  # two API calls a review: no set form
-                try:
-                    outcome = _create_review(ctx, hook, row, fresh.get(int(row.target_id)))
-                except OneFileApiError as exc:
-                    counts[_record_failure(ctx, row, exc)] += 1
-                    continue
-                counts[outcome] += 1
+            with bookkeeping(ctx):
+                for row in pending.itertuples(index=False):  # two API calls a review: no set form
+                    try:
+                        outcome = _create_review(ctx, hook, row, fresh.get(int(row.target_id)))
+                    except OneFileApiError as exc:
+                        counts[_record_failure(ctx, row, exc)] += 1
+                        continue
+                    counts[outcome] += 1
         counts["fields_reflected"] = reflect_uploaded_reviews(ctx)
     return _finish(ctx, "push_reviews", REVIEW_CREATE, counts)
 
@@ -380,18 +543,22 @@ def _create_review(ctx: RunContext, hook: Any, row: Any, fresh: dict[str, Any] |
         _skip(ctx, outbox_id, f"not sent: the PICSWeb review {fresh or 'changed'}")
         return "skipped"
     visit_id = None if pd.isna(row.visit_id) else int(row.visit_id)
+    left_empty = None
     if visit_id is not None and fresh != row.payload:
         # This row's earlier try made a visit whose review never reached OneFile (settled
         # above), and the review has changed since: that visit is left empty, a new one made.
-        with ctx.staging.begin() as conn:
-            project_tables.restart_create(conn, outbox_id, fresh, f"visit {visit_id} left empty")
-        visit_id = None
-    elif fresh != row.payload:
-        with ctx.staging.begin() as conn:
-            project_tables.set_payload(conn, outbox_id, fresh)
+        left_empty, visit_id = visit_id, None
     if visit_id is None:
         visit_id = hook.create_visit(fresh["visit"])
-        with ctx.staging.begin() as conn:  # recorded before the Review call, see module doc
+        # Recorded before the Review call (see module doc), with what is being sent, in
+        # one transaction: the only write a create waits for.
+        with ctx.staging.begin() as conn:
+            if left_empty is not None:
+                project_tables.restart_create(
+                    conn, outbox_id, fresh, f"visit {left_empty} left empty"
+                )
+            elif fresh != row.payload:
+                project_tables.set_payload(conn, outbox_id, fresh)
             project_tables.mark_outbox(conn, outbox_id, "pending", visit_id=visit_id)
     onefile_id = hook.create_review({**fresh["review"], "VisitID": visit_id})
     record_review_id(ctx, outbox_id, int(row.target_id), onefile_id)
@@ -440,25 +607,13 @@ def find_created_review(hook: Any, payload: dict[str, Any], visit_id: int) -> in
 
 
 def record_review_id(ctx: RunContext, outbox_id: int, review_id: int, onefile_id: int) -> None:
-    """Write the new Review ID to PICSWeb (with its audit), then close the outbox row.
+    """Write the new Review ID to PICSWeb (with its audit), then close the outbox row: with
+    the current push's batch (:func:`bookkeeping`), else at once.
 
     The PICSWeb review is linked whatever happened to it since the upload, as long as it
     has no OneFile ID yet; one that is gone or linked to another review is reported."""
-    with ctx.picsweb.begin() as conn:
-        linked = picsweb_writes.link_review(conn, ctx.run_id, review_id, onefile_id)
-    with ctx.staging.begin() as conn:
-        project_tables.mark_outbox(conn, outbox_id, "sent", result_id=onefile_id)
-        change = {"system": "onefile", "entity": "Review", "entity_key": onefile_id}
-        row = {**change, "field": "created_from_picsweb_review", "old": None, "new": review_id}
-        project_tables.audit(conn, ctx.run_id, pd.DataFrame([row]))
-        if not linked:
-            reason = (
-                f"OneFile review {onefile_id} was created for PICSWeb review {review_id}, "
-                "which is gone or already holds another OneFile ID: link them by hand"
-            )
-            reject = {"entity": "review", "source_id": str(review_id), "reason": reason}
-            project_tables.add_rejects(conn, ctx.run_id, "push_reviews", pd.DataFrame([reject]))
-            log.warning("%s", reason)
+    with _answers(ctx) as book:
+        book.review_created(outbox_id, review_id, onefile_id)
 
 
 def reflect_uploaded_reviews(ctx: RunContext) -> int:
@@ -528,19 +683,22 @@ def would_reflect(ctx: RunContext, would_send: pd.DataFrame) -> picsweb_writes.A
 
 # ----- shared -----------------------------------------------------------------------------
 def _skip(ctx: RunContext, outbox_id: int, reason: str) -> None:
-    with ctx.staging.begin() as conn:
-        project_tables.mark_outbox(conn, outbox_id, "skipped", error=reason)
+    with _answers(ctx) as book:
+        book.skipped(outbox_id, reason)
     log.info("outbox %s %s", outbox_id, reason)
 
 
-def _record_failure(ctx: RunContext, row: Any, exc: OneFileApiError) -> str:
+def _record_failure(
+    ctx: RunContext, row: Any, exc: OneFileApiError, payload: dict[str, Any] | None = None
+) -> str:
     """A 4xx means OneFile refused the data: a reject, not retried. Anything else (5xx
     after the hook's own retries, timeouts, and 401/403/429, which are about the session
-    or the rate, not the data) is ``failed`` and retried by the task."""
+    or the rate, not the data) is ``failed`` and retried by the task. Recorded at once
+    (with ``payload``, what was sent, when given)."""
     refused = exc.status is not None and 400 <= exc.status < 500 and exc.status not in _NOT_DATA
     state = "rejected" if refused else "failed"
     with ctx.staging.begin() as conn:
-        project_tables.mark_outbox(conn, int(row.outbox_id), state, error=str(exc))
+        project_tables.mark_outbox(conn, int(row.outbox_id), state, error=str(exc), payload=payload)
     log.warning("outbox %s (%s %s): %s", row.outbox_id, row.kind, row.target_id, exc)
     return state
 

@@ -168,13 +168,15 @@ def mark_outbox(
     visit_id: int | None = None,
     result_id: int | None = None,
     error: str | None = None,
+    payload: Mapping[str, Any] | None = None,
     now: dt.datetime | None = None,
 ) -> None:
     """Record what OneFile answered for one outbox row.
 
     ``visit_id``/``result_id`` are only ever set, never cleared, so the VisitID recorded
     before the Review call survives a later failure. Every state but ``pending`` counts an
-    attempt; ``error`` is the reason to show (no credentials or tokens in it).
+    attempt; ``error`` is the reason to show (no credentials or tokens in it); ``payload``,
+    when given, is what was sent (a re-checked update sends less than was queued).
     """
     if state not in OUTBOX_STATES:
         raise ValueError(f"unknown outbox state {state!r}; expected one of {OUTBOX_STATES}")
@@ -185,6 +187,8 @@ def mark_outbox(
         values["visit_id"] = plain(visit_id)
     if result_id is not None:
         values["result_id"] = plain(result_id)
+    if payload is not None:
+        values["payload"] = json.dumps(payload, sort_keys=True)
     done = conn.execute(
         update(sync_outbox).where(sync_outbox.c.outbox_id == plain(outbox_id)).values(values)
     )
