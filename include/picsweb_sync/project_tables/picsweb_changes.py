@@ -9,6 +9,8 @@ PICSWeb columns.
 
 from __future__ import annotations
 
+import functools
+
 import pandas as pd
 from sqlalchemy import BigInteger, Column, Date, DateTime, Integer, String, Time, Unicode
 
@@ -53,23 +55,43 @@ def picsweb_field_kinds(tables: pd.Series, fields: pd.Series) -> pd.Series:
     """The value kind of each (PICSWeb table, field); unknown names and keys are errors.
 
     This is the guard that the sync only ever writes existing, non-key PICSWeb columns.
+    Looked up once per distinct pair (a change set has tens of thousands of rows and a
+    few dozen pairs), then joined back in the rows' order.
     """
     pairs = pd.DataFrame({"table": tables, "field": fields})
-    known = {
+    known = _updatable_kinds()
+    distinct = pairs.drop_duplicates()
+    distinct = distinct.assign(
+        kind=[
+            known.get((table, field))
+            for table, field in zip(
+                distinct["table"].tolist(), distinct["field"].tolist(), strict=True
+            )
+        ]
+    )
+    kinds = pd.Series(
+        pairs.merge(distinct, on=["table", "field"], how="left")["kind"].to_numpy(),
+        index=pairs.index,
+        dtype=object,
+    )
+    bad = pairs[kinds.isna()].drop_duplicates()
+    if not bad.empty:
+        raise ValueError(f"not updatable PICSWeb fields: {bad.to_records(index=False).tolist()}")
+    unsupported = set(distinct["kind"]) - set(VALUE_TYPES)
+    if unsupported:
+        raise ValueError(f"no change-set value column for kinds {sorted(unsupported)}")
+    return kinds
+
+
+@functools.cache
+def _updatable_kinds() -> dict[tuple[str, str], str]:
+    """(table, column) -> value kind of every PICSWeb column the sync may write."""
+    return {
         (table.name, col.name): value_kind(col.type)
         for table in picsweb_tables.metadata.tables.values()
         for col in table.c
         if not col.primary_key
     }
-    kinds = pd.Series(list(zip(pairs["table"], pairs["field"], strict=True)), index=pairs.index)
-    kinds = kinds.map(known)
-    bad = pairs[kinds.isna()].drop_duplicates()
-    if not bad.empty:
-        raise ValueError(f"not updatable PICSWeb fields: {bad.to_records(index=False).tolist()}")
-    unsupported = set(kinds) - set(VALUE_TYPES)
-    if unsupported:
-        raise ValueError(f"no change-set value column for kinds {sorted(unsupported)}")
-    return kinds
 
 
 def spread_field_changes(updates: pd.DataFrame) -> pd.DataFrame:
