@@ -74,6 +74,7 @@ __all__ = [
     "link_review",
     "link_reviews",
     "mark_existing_statement",
+    "missing_statement",
     "reviews_already_linked",
     "reviews_with_onefile_ids",
 ]
@@ -186,20 +187,37 @@ def _work_group(run_id: str, work_key: str, table_name: str, field: str) -> Colu
 
 
 def classify_statement(run_id: str, table_name: str, field: str, work_key: str = "all") -> Update:
-    """Record, for one (table, field) of the run, each row's current value and outcome."""
+    """Record, for one (table, field) of the run, each row's current value and outcome.
+
+    One ``UPDATE ... FROM`` joining the work rows to PICSWeb's rows by key, so each row is
+    looked up and compared once (a correlated lookup was evaluated once per mention, six
+    index probes a row). A work row whose PICSWeb row is gone is not joined and keeps no
+    outcome: :func:`missing_statement` marks it next.
+    """
     _, key, column, kind = _field_target(table_name, field)
     work = sync_picsweb_work.c
-    current = select(column).where(key == work.entity_key).scalar_subquery()
     outcome = case(
-        (~exists().where(key == work.entity_key), "missing"),
-        (_same(current, work[f"new_{kind}"], column), "unchanged"),
-        (_same(current, work[f"old_{kind}"], column), "applied"),
+        (_same(column, work[f"new_{kind}"], column), "unchanged"),
+        (_same(column, work[f"old_{kind}"], column), "applied"),
         else_="conflict",
     )
     return (
         update(sync_picsweb_work)
-        .where(_work_group(run_id, work_key, table_name, field))
-        .values({work[f"cur_{kind}"]: current, work.outcome: outcome})
+        .where(key == work.entity_key, _work_group(run_id, work_key, table_name, field))
+        .values({work[f"cur_{kind}"]: column, work.outcome: outcome})
+    )
+
+
+def missing_statement(run_id: str, table_name: str, field: str, work_key: str = "all") -> Update:
+    """After :func:`classify_statement`: the group's rows it did not reach, whose PICSWeb
+    row is gone, are ``missing``."""
+    return (
+        update(sync_picsweb_work)
+        .where(
+            _work_group(run_id, work_key, table_name, field),
+            sync_picsweb_work.c.outcome.is_(None),
+        )
+        .values(outcome="missing")
     )
 
 
@@ -242,6 +260,7 @@ def apply_updates(
     groups = rows[["table_name", "field"]].drop_duplicates()
     for table_name, field in groups.itertuples(index=False):
         conn.execute(classify_statement(run_id, table_name, field, work_key))
+        conn.execute(missing_statement(run_id, table_name, field, work_key))
         group = _work_group(run_id, work_key, table_name, field)
         expected = conn.execute(
             select(func.count())

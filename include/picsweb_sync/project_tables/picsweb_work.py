@@ -24,7 +24,9 @@ sync_picsweb_work = partitioned(
     *field_change_columns(),
     *value_columns("cur"),
     Column("outcome", String(10)),
-    by=("run_id", "work_key"),
+    # Each (table, field) is classified and applied by its own statements: they find
+    # their rows through the whole key, not by scanning the run's other fields.
+    by=("run_id", "work_key", "table_name", "field"),
 )
 sync_review_insert_work = partitioned(
     "sync_review_insert_work", *review_insert_columns(), Column("existed", Boolean)
