@@ -310,8 +310,10 @@ def test_each_readme_preflight_command_does_what_the_readme_says(pair: Pair, pg_
     ``--no-onefile`` makes no OneFile call; ``--staging-conn-id`` checks that database."""
     staging_url = pg_server.create_database(f"{pair.picsweb.url.database}_readme_staging")
     as_picsweb = connection_env(pair.sim.base_url, pair.token, staging_url)
+    # as typed at a shell: not a sub-make of `make test` (which would print "Entering directory")
+    shell = {k: v for k, v in os.environ.items() if k not in {"MAKELEVEL", "MAKEFLAGS", "MFLAGS"}}
     env = {
-        **os.environ,
+        **shell,
         **pair.env,
         "AIRFLOW_CONN_STAGING_DB": as_picsweb["AIRFLOW_CONN_PICSWEB_DB"],
     }
