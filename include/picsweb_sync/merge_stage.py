@@ -28,8 +28,8 @@ def merge_qualifications(ctx: RunContext) -> dict[str, int]:
     """Rules 1-4 and the learning-aim links."""
     ctx.require_qualifications()
     with ctx.staging.connect() as conn:
-        learners = project_tables.read_staging(conn, ctx.run_id, "learners")
-        aims = project_tables.read_staging(conn, ctx.run_id, "learning_aims")
+        learners = project_tables.read_staging(conn, ctx.run_id, "learners", with_raw=False)
+        aims = project_tables.read_staging(conn, ctx.run_id, "learning_aims", with_raw=False)
     with ctx.picsweb.connect() as conn:
         trainees = read_frame(conn, sa.select(pw.trainee))
         quals = read_frame(conn, sa.select(pw.trainee_qualification))
@@ -49,8 +49,8 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
     """Rule 6: OneFile reviews update or create PICSWeb reviews."""
     ctx.require_download()
     with ctx.staging.connect() as conn:
-        staged = project_tables.read_staging(conn, ctx.run_id, "reviews")
-        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors")
+        staged = project_tables.read_staging(conn, ctx.run_id, "reviews", with_raw=False)
+        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors", with_raw=False)
     review = pw.review
     with ctx.picsweb.connect() as conn:
         trainees = read_frame(conn, sa.select(pw.trainee))
@@ -112,7 +112,7 @@ def upload_plan(
         trainees = read_frame(conn, sa.select(pw.trainee))
         officers = read_frame(conn, sa.select(pw.officer))
     with ctx.staging.connect() as conn:
-        learners = project_tables.read_staging(conn, ctx.run_id, "learners")
+        learners = project_tables.read_staging(conn, ctx.run_id, "learners", with_raw=False)
     plan = reviews.plan_review_uploads(
         candidates,
         trainees,

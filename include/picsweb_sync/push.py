@@ -245,7 +245,7 @@ def push_learning_aims(ctx: RunContext) -> dict[str, int]:
             items = aim_update_items(changes)
             project_tables.enqueue_outbox(conn, ctx.run_id, AIM_UPDATE, items)
             pending = project_tables.pending_outbox(conn, ctx.run_id, AIM_UPDATE)
-            staged = project_tables.read_staging(conn, ctx.run_id, "learning_aims")
+            staged = project_tables.read_staging(conn, ctx.run_id, "learning_aims", with_raw=False)
         if not pending.empty:
             hook = ctx.onefile()
             aims = [int(t) for t in pending["target_id"]]
@@ -267,7 +267,7 @@ def _dry_run_learning_aims(ctx: RunContext) -> dict[str, int]:
     counts = {"sent": 0, "skipped": 0, "rejected": 0, "failed": 0}
     with ctx.staging.connect() as conn:
         changes = project_tables.read_change_set(conn, ctx.run_id, "onefile_updates")
-        staged = project_tables.read_staging(conn, ctx.run_id, "learning_aims")
+        staged = project_tables.read_staging(conn, ctx.run_id, "learning_aims", with_raw=False)
         loaded = dry_run.would_apply(conn, ctx.run_id, "qualifications")
     items = aim_update_items(changes)
     would_send = changes.iloc[0:0]
@@ -631,7 +631,7 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
         return 0
     with ctx.staging.connect() as conn:
         sent = project_tables.outbox_rows(conn, ctx.run_id, REVIEW_CREATE, ("sent",))
-        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors")
+        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors", with_raw=False)
     sent = sent[sent["result_id"].notna()]
     if sent.empty:
         return 0
@@ -672,7 +672,7 @@ def would_reflect(ctx: RunContext, would_send: pd.DataFrame) -> picsweb_writes.A
     ]
     staged = onefile_fields.parse_reviews(created, organisation_id=0).frame
     with ctx.staging.connect() as conn:
-        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors")
+        assessors = project_tables.read_staging(conn, ctx.run_id, "assessors", with_raw=False)
     with ctx.picsweb.connect() as conn:
         review = picsweb_tables.review
         linked = _rows_where_in(conn, review, "review_id", would_send["review_id"])

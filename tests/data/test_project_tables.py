@@ -60,6 +60,17 @@ def test_staging_is_replaced_per_run_and_organisation(engine):
     )
 
 
+def test_staging_read_without_raw_is_the_same_frame_minus_raw(engine):
+    """The merges and pushes read staging without ``raw`` (never used, most of the bytes)."""
+    with engine.begin() as conn:
+        pt.replace_staging(conn, "run-1", "learners", 11, learners(1, 2))
+    with engine.connect() as conn:
+        full = pt.read_staging(conn, "run-1", "learners")
+        lean = pt.read_staging(conn, "run-1", "learners", with_raw=False)
+    assert "raw" in full.columns and full["raw"].notna().all()
+    pd.testing.assert_frame_equal(lean, full.drop(columns="raw"))
+
+
 CHANGE_SET_SAMPLES = {
     "picsweb_updates": pd.DataFrame(
         {
