@@ -201,6 +201,12 @@ class _IdIndex:
         self._map = {r.get("ID"): r for r in self._rows()}
         return self._map.get(row_id)
 
+    def add(self, row: dict) -> None:
+        """A row the simulator itself just appended: found without rebuilding the index
+        (a review create looks up the visit made just before it; at provider scale a
+        rebuild per create cost more than the rest of the call)."""
+        self._map[row.get("ID")] = row
+
 
 class OneFileSimulator:
     """OneFile API v2.1 on `host` (127.0.0.1 by default), serving (and changing) `data`.
@@ -504,6 +510,7 @@ class OneFileSimulator:
             "CreatedOn": format_instant(self.clock.now()),
         }
         self.data.visits.append(row)
+        self._visits.add(row)
         return _Answer(200, row["ID"])
 
     def _create_review(self, body: object) -> _Answer:
