@@ -19,6 +19,7 @@ from urllib.parse import quote
 import pytest
 import requests
 import sqlalchemy as sa
+from playwright.sync_api import expect
 
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
@@ -118,9 +119,11 @@ def test_the_sync_page_in_the_airflow_ui(
         frame.get_by_role("heading", name=f"Run {run_id}").wait_for(state="visible")
         frame.get_by_role("heading", name="Counts per stage").wait_for(state="visible")
         assert frame.locator("#stages tr").count() > 1
-        link = frame.locator("#airflow-run").evaluate("a => a.href")
+        # The link resolved by the browser (the page writes it relative). An assertion that
+        # retries: the UI may re-render the plugin's frame once more after it loaded, which
+        # a one-shot evaluate() meets as "execution context was destroyed".
         expected = f"{airflow.base_url}/dags/{world.dag_id}/runs/{quote(run_id, safe='')}"
-        assert link == expected
+        expect(frame.locator("#airflow-run")).to_have_js_property("href", expected, timeout=120_000)
     page.screenshot(path=str(artefacts / "sync-page-run.png"))
 
     trainee_id = _changed_learner(world, run_id)
