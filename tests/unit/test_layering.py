@@ -10,10 +10,11 @@ import its own layer or lower ones, never a higher one. Imports are read from th
 
 from __future__ import annotations
 
-import ast
 from pathlib import Path
 
 import pytest
+
+from tests.support.imports import imports_in, module_name, modules_of
 
 INCLUDE = Path(__file__).resolve().parents[2] / "include"
 PACKAGE = "picsweb_sync"
@@ -42,32 +43,10 @@ def layer_of(module: str) -> int | None:
     return TOP if parts[0] in FIRST_PARTY else None
 
 
-def module_name(path: Path, root: Path) -> str:
-    parts = list(path.relative_to(root).with_suffix("").parts)
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
-
-
 def imported_modules(path: Path, root: Path) -> list[tuple[int, str]]:
     """(line, module) of every import in the file; ``from X import name`` counts as
-    ``X.name`` when that is a module of the source tree, else as ``X``."""
-    name = module_name(path, root)
-    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
-    found = []
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            found += [(node.lineno, alias.name) for alias in node.names]
-        elif isinstance(node, ast.ImportFrom):
-            base = node.module or ""
-            if node.level:
-                anchor = package.split(".")
-                anchor = anchor[: len(anchor) - (node.level - 1)]
-                base = ".".join([*anchor, base] if base else anchor)
-            for alias in node.names:
-                candidate = f"{base}.{alias.name}"
-                as_path = root.joinpath(*candidate.split("."))
-                is_module = as_path.with_suffix(".py").is_file() or as_path.is_dir()
-                found.append((node.lineno, candidate if is_module else base))
-    return found
+    ``X.name`` when that is a module of ``root/picsweb_sync``, else as ``X``."""
+    return imports_in(path, root, set(modules_of(root, PACKAGE)))
 
 
 def violations(root: Path) -> list[str]:
