@@ -51,16 +51,15 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
     with ctx.staging.connect() as conn:
         staged = project_tables.read_staging(conn, ctx.run_id, "reviews", with_raw=False)
         assessors = project_tables.read_staging(conn, ctx.run_id, "assessors", with_raw=False)
+        # A review this sync created in OneFile whose ID never reached PICSWeb (the upload
+        # failed after the Review call) is that PICSWeb review, not a new one: the next push
+        # finds it by its VisitID and links it. Downloading it would create a duplicate.
+        ours = staged["visit_id"].isin(project_tables.unlinked_upload_visits(conn))
     review = pw.review
     with ctx.picsweb.connect() as conn:
         trainees = read_frame(conn, sa.select(pw.trainee))
         officers = read_frame(conn, sa.select(pw.officer))
         linked = read_frame(conn, sa.select(review).where(review.c.onefile_system_id.is_not(None)))
-    # A review this sync created in OneFile whose ID never reached PICSWeb (the upload
-    # failed after the Review call) is that PICSWeb review, not a new one: the next push
-    # finds it by its VisitID and links it. Downloading it would create a duplicate.
-    with ctx.staging.connect() as conn:
-        ours = staged["visit_id"].isin(project_tables.unlinked_upload_visits(conn))
     merged = reviews.merge_reviews(staged[~ours], trainees, officers, assessors, linked)
     merged.counts["reviews_awaiting_upload_link"] = int(ours.sum())
     with ctx.staging.begin() as conn:
