@@ -43,17 +43,15 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import CompileError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from picsweb_sync.project_tables import ensure_project_tables
 from picsweb_sync.project_tables.call_budget import (
     BUDGET_TABLES,
-    EPOCH,
     sync_call_budget,
     sync_call_slot,
 )
+from picsweb_sync.project_tables.common import database_epoch
 
 log = logging.getLogger(__name__)
 
@@ -68,36 +66,6 @@ the lease's end, so a longer lease costs throughput (lease ÷ period: 1.7 % at 6
 MAX_SHARED_CALLS = 5000
 """A limit above this is no real OneFile limit (tests and benchmarks lift it to 10**9):
 such a hook keeps the in-memory limiter, and no ring of that many rows is built."""
-
-
-class database_epoch(FunctionElement):  # noqa: N801 (a SQL function, named like one)
-    """The database server's clock, in seconds since 1970 (UTC), read when the statement
-    runs (not when its transaction began: a claim may wait for the row lock first)."""
-
-    type = EPOCH
-    inherit_cache = True
-    name = "database_epoch"
-
-
-@compiles(database_epoch)
-def _epoch_unknown(element: database_epoch, compiler: Any, **kw: Any) -> str:
-    raise CompileError(f"no database clock for the {compiler.dialect.name} dialect")
-
-
-@compiles(database_epoch, "postgresql")
-def _epoch_postgresql(element: database_epoch, compiler: Any, **kw: Any) -> str:
-    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
-
-
-@compiles(database_epoch, "mssql")
-def _epoch_mssql(element: database_epoch, compiler: Any, **kw: Any) -> str:
-    return "(CAST(DATEDIFF_BIG(MICROSECOND, '19700101', SYSUTCDATETIME()) AS FLOAT) / 1000000.0)"
-
-
-@compiles(database_epoch, "sqlite")
-def _epoch_sqlite(element: database_epoch, compiler: Any, **kw: Any) -> str:
-    # julianday('now') has millisecond resolution; 2440587.5 is 1970-01-01T00:00Z.
-    return "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 class _Created(Exception):

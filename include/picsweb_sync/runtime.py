@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from onefile.hook import OneFileHook
+    from picsweb_sync.locks import Fence
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +112,12 @@ class RunContext:
         if not self.settings.upload_review_data:
             skip_task("Upload Review Data is off in the PICSWeb OneFile settings")
 
-    def lock(self, name: str) -> AbstractContextManager[None]:
+    def lock(self, name: str) -> AbstractContextManager[Fence]:
         """Hold the staging database's lock ``name`` (``picsweb_sync.locks``) for a write,
-        waiting up to the ``lock_wait_minutes`` Param for a run that holds it."""
+        waiting up to the ``lock_wait_minutes`` Param for a run that holds it; yields the
+        holder's :class:`~picsweb_sync.locks.Fence`, to check before each write
+        (``fence.check(conn)`` in a staging transaction, ``fence.check_now()`` before a
+        OneFile write): it raises ``LockLost`` once another holder has taken the lock."""
         from picsweb_sync import locks
 
         holder = f"run {self.run_id}, {self.task_label} try {self.try_number}"

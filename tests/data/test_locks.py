@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import update
 
 from picsweb_sync import locks
-from picsweb_sync.project_tables import ensure_project_tables, sync_lock, utcnow
+from picsweb_sync.project_tables import ensure_project_tables, sync_lock
+from picsweb_sync.project_tables.common import database_epoch
 
 
 @pytest.fixture
@@ -23,14 +24,15 @@ def staging(empty_engine):
 
 def test_one_holder_at_a_time_and_release_frees_it(staging):
     locks._ensure_row(staging, "reviews")
-    assert locks.try_claim(staging, "reviews", "run A")
-    assert locks.try_claim(staging, "reviews", "run A")  # its own lock again
-    assert not locks.try_claim(staging, "reviews", "run B")
+    assert locks.try_claim(staging, "reviews", "run A") == 1
+    assert locks.try_claim(staging, "reviews", "run A") == 2  # its own lock again
+    assert locks.try_claim(staging, "reviews", "run B") is None
     assert locks.current_holder(staging, "reviews")[0] == "run A"
-    locks.release(staging, "reviews", "run B")  # not B's to free
-    assert not locks.try_claim(staging, "reviews", "run B")
-    locks.release(staging, "reviews", "run A")
-    assert locks.try_claim(staging, "reviews", "run B")
+    assert not locks.release(staging, "reviews", "run B", 2)  # not B's to free
+    assert not locks.release(staging, "reviews", "run A", 1)  # nor A's earlier claim's
+    assert locks.try_claim(staging, "reviews", "run B") is None
+    assert locks.release(staging, "reviews", "run A", 2)
+    assert locks.try_claim(staging, "reviews", "run B") == 3
 
 
 def test_a_waiting_task_names_the_holder_and_gives_up_after_its_timeout(staging, caplog):
@@ -51,7 +53,9 @@ def test_a_holder_whose_heartbeat_stopped_loses_the_lock(staging):
     assert locks.try_claim(staging, "reviews", "killed worker")
     with staging.begin() as conn:  # its last heartbeat was longer ago than STALE_AFTER
         conn.execute(
-            update(sync_lock).values(heartbeat_at=utcnow() - locks.STALE_AFTER - timedelta(1))
+            update(sync_lock).values(
+                heartbeat_at=database_epoch() - locks.STALE_AFTER.total_seconds() - 1
+            )
         )
     assert locks.try_claim(staging, "reviews", "next run")
     assert locks.current_holder(staging, "reviews")[0] == "next run"
@@ -62,7 +66,9 @@ def test_a_live_holder_keeps_its_lock(staging):
     assert locks.try_claim(staging, "reviews", "working")
     with staging.begin() as conn:
         conn.execute(
-            update(sync_lock).values(heartbeat_at=utcnow() - locks.STALE_AFTER + timedelta(5))
+            update(sync_lock).values(
+                heartbeat_at=database_epoch() - locks.STALE_AFTER.total_seconds() + 5
+            )
         )
     assert not locks.try_claim(staging, "reviews", "next run")
 

@@ -9,11 +9,9 @@ worker, whatever its own clock says, shares one timeline. The tables are small a
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Float, Integer, String, Table
+from sqlalchemy import BigInteger, Column, Integer, String, Table
 
-from picsweb_sync.project_tables.common import project_metadata
-
-EPOCH = Float(precision=53)  # double precision everywhere: microseconds at today's epoch
+from picsweb_sync.project_tables.common import EPOCH, project_metadata
 
 sync_call_budget = Table(
     "sync_call_budget",

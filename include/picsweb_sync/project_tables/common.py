@@ -11,12 +11,14 @@ a retention period.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import pandas as pd
 from sqlalchemy import (
     BigInteger,
     Column,
     DateTime,
+    Float,
     Index,
     Integer,
     MetaData,
@@ -25,6 +27,9 @@ from sqlalchemy import (
     UnicodeText,
 )
 from sqlalchemy.dialects import mssql
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.functions import FunctionElement
 
 project_metadata = MetaData(
     naming_convention={
@@ -42,6 +47,51 @@ TEXT = UnicodeText()
 INSTANT = DateTime().with_variant(mssql.DATETIME2(), "mssql")
 # Generated surrogate keys: SQLite only autoincrements an INTEGER PRIMARY KEY.
 SURROGATE = BigInteger().with_variant(Integer(), "sqlite")
+# Seconds since 1970 (UTC) on the database's own clock (:class:`database_epoch`), double
+# precision everywhere: microseconds at today's epoch. For times that processes on
+# different machines compare with each other (the call budget, the writers' locks).
+EPOCH = Float(precision=53)
+
+
+class database_epoch(FunctionElement):  # noqa: N801 (a SQL function, named like one)
+    """The database server's clock, in seconds since 1970 (UTC), read when the statement
+    runs (not when its transaction began: a claim may wait for a row lock first).
+
+    The one clock that every worker shares, whatever its own clock says: the call budget
+    and the writers' locks stamp and compare their times with it, never with ``utcnow()``.
+    One construct per dialect, here only."""
+
+    type = EPOCH
+    inherit_cache = True
+    name = "database_epoch"
+
+
+@compiles(database_epoch)
+def _epoch_unknown(element: database_epoch, compiler: Any, **kw: Any) -> str:
+    raise CompileError(f"no database clock for the {compiler.dialect.name} dialect")
+
+
+@compiles(database_epoch, "postgresql")
+def _epoch_postgresql(element: database_epoch, compiler: Any, **kw: Any) -> str:
+    return "CAST(EXTRACT(EPOCH FROM clock_timestamp()) AS DOUBLE PRECISION)"
+
+
+@compiles(database_epoch, "mssql")
+def _epoch_mssql(element: database_epoch, compiler: Any, **kw: Any) -> str:
+    return "(CAST(DATEDIFF_BIG(MICROSECOND, '19700101', SYSUTCDATETIME()) AS FLOAT) / 1000000.0)"
+
+
+@compiles(database_epoch, "sqlite")
+def _epoch_sqlite(element: database_epoch, compiler: Any, **kw: Any) -> str:
+    # julianday('now') has millisecond resolution; 2440587.5 is 1970-01-01T00:00Z.
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def epoch_instant(seconds: float | None) -> dt.datetime | None:
+    """Seconds since 1970 (an :data:`EPOCH` value) as naive UTC, for messages."""
+    if seconds is None:
+        return None
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
 
 
 def utcnow() -> dt.datetime:

@@ -1,12 +1,12 @@
-"""How runs side by side take turns: named locks with a heartbeat (``picsweb_sync.locks``)
-and what each run's loads were based on, so a stale load refuses
+"""How runs side by side take turns: named locks with a heartbeat and a fencing token
+(``picsweb_sync.locks``), and what each run's loads were based on, so a stale load refuses
 (``picsweb_sync.freshness``)."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, String, Table, Unicode
+from sqlalchemy import BigInteger, Column, String, Table, Unicode
 
-from picsweb_sync.project_tables.common import INSTANT, project_metadata
+from picsweb_sync.project_tables.common import EPOCH, INSTANT, project_metadata
 
 # What each run's loads were based on: a load of OneFile data extracted earlier than data
 # another run has already loaded (over an overlapping review window) would undo newer
@@ -21,13 +21,19 @@ sync_load_mark = Table(
     Column("window_to", INSTANT),
     Column("loaded_at", INSTANT, nullable=False),
 )
-# Named locks with a heartbeat (``picsweb_sync.locks``): runs side by side (backfills,
-# a scheduled run beside them) take turns at writing.
+# Named locks with a heartbeat and a fencing token (``picsweb_sync.locks``): runs side by
+# side (backfills, a scheduled run beside them) take turns at writing. Every claim adds one
+# to ``token``; a holder writes only while the row still has its token (``locks.Fence``).
+# Times are seconds since 1970 on the database's clock (``database_epoch``), never a
+# worker's own clock. A new name: versions before the token kept their locks in
+# ``sync_lock`` (no token, times by each worker's clock), which this version leaves alone;
+# the sync creates this table itself like its other tables, so no table is ever altered.
 sync_lock = Table(
-    "sync_lock",
+    "sync_fenced_lock",
     project_metadata,
     Column("name", String(64), primary_key=True),
     Column("holder", Unicode(500)),
-    Column("acquired_at", INSTANT),
-    Column("heartbeat_at", INSTANT),
+    Column("token", BigInteger, nullable=False),  # claims so far: the holder's fence
+    Column("acquired_at", EPOCH),
+    Column("heartbeat_at", EPOCH),
 )
