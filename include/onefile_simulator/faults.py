@@ -40,6 +40,9 @@ class FaultRule:
     retry_after: int | None = None
     ratio: float | None = None
     seconds: float = 0.0
+    every: int | None = None  # only every Nth matching call (the Nth, 2Nth, ...)
+    after_effect: bool = False  # the call takes effect; only its answer is the fault
+    seen: int = 0  # matching calls so far (for ``every``)
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to a call, ignoring how many uses are left."""
@@ -92,12 +95,33 @@ class FaultInjector:
         method: str | None = None,
         retry_after: int | None = None,
         ratio: float | None = None,
+        every: int | None = None,
+        after_effect: bool = False,
     ) -> None:
         """Answer matching calls with `status` (the first `times`, default 1; with `ratio`,
-        that share of them, at most `times` when given)."""
-        if times is None and ratio is None:
+        that share of them; with `every`, every Nth matching call, the Nth first; with
+        `ratio` or `every`, at most `times` when given).
+
+        `after_effect`: the call is carried out first (a create creates, an update
+        changes) and only then answered with `status`, as when OneFile fails after
+        committing: the client cannot tell from the answer whether it happened."""
+        if every is not None and every < 1:
+            raise ValueError("every must be at least 1")
+        if times is None and ratio is None and every is None:
             times = 1
-        self._append(FaultRule("status", times, path_contains, method, status, retry_after, ratio))
+        self._append(
+            FaultRule(
+                "status",
+                times,
+                path_contains,
+                method,
+                status,
+                retry_after,
+                ratio,
+                every=every,
+                after_effect=after_effect,
+            )
+        )
 
     def delay(self, seconds: float, times: int = 1, path_contains: str | None = None) -> None:
         """Answer the next `times` matching calls only after `seconds` (beyond a client timeout)."""
@@ -168,6 +192,9 @@ class FaultInjector:
         with self._lock:
             for rule in self._rules:
                 if rule.remaining == 0 or not rule.matches(method, path):
+                    continue
+                rule.seen += 1
+                if rule.every is not None and rule.seen % rule.every:
                     continue
                 if rule.ratio is not None and self._random.random() >= rule.ratio:
                     continue

@@ -349,18 +349,21 @@ class OneFileSimulator:
             return None
         if fault is not None and fault.kind == "delay":
             time.sleep(fault.seconds)
+        lost = None  # an injected answer, sent instead of the real one
         if fault is not None and fault.kind == "status":
-            answer = _error(fault.status, ERR_SERVER_FAULT, "Injected fault")
-            answer.retry_after = fault.retry_after
-            return answer
+            lost = _error(fault.status, ERR_SERVER_FAULT, "Injected fault")
+            lost.retry_after = fault.retry_after
+            if not fault.after_effect:  # else the call is carried out, its answer lost
+                return lost
         if not path.startswith(API_PREFIX + "/"):
             return _error(404, ERR_NOT_FOUND, "Not found")
         if not body_ok:
             return _error(400, ERR_BAD_REQUEST, "The body is not valid JSON")
         try:
-            return self._route(method, relative, handler.headers, body)
+            answer = self._route(method, relative, handler.headers, body)
         except _ApiError as err:
-            return err.answer
+            answer = err.answer
+        return answer if lost is None else lost
 
     def _route(self, method: str, path: str, headers, body: object) -> _Answer:
         if path == "/Authentication":
