@@ -15,7 +15,7 @@ import threading
 from zoneinfo import ZoneInfo
 
 from onefile_simulator.generator import generate_dataset
-from onefile_simulator.server import OneFileSimulator
+from onefile_simulator.server import PAGE_CAP_OFFSETS, OneFileSimulator
 
 UK = ZoneInfo("Europe/London")
 DEFAULT_SEED = 7
@@ -59,6 +59,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--quote-token", action="store_true", help="answer /Authentication with a JSON string"
     )
     parser.add_argument("--rate-limit", type=int, default=300, help="calls per minute")
+    parser.add_argument(
+        "--page-size-cap",
+        type=int,
+        default=None,
+        metavar="ROWS",
+        help="serve at most ROWS rows a search page whatever size is asked for (default: no cap)",
+    )
+    parser.add_argument(
+        "--page-cap-offset",
+        choices=PAGE_CAP_OFFSETS,
+        default="asked",
+        help="where a capped page starts: at (page-1) x the size asked for, or x the cap",
+    )
     return parser
 
 
@@ -75,6 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         rate_limit=(args.rate_limit, 60.0),
         quote_token=args.quote_token,
         port=args.port,
+        page_size_cap=args.page_size_cap,
+        page_cap_offset=args.page_cap_offset,
     )
     stop = threading.Event()
     with sim:
@@ -85,6 +100,12 @@ def main(argv: list[str] | None = None) -> None:
             flush=True,
         )
         print(f"reviews scheduled around {today.isoformat()} (30 days either side)", flush=True)
+        if args.page_size_cap is not None:
+            print(
+                f"search pages capped at {args.page_size_cap} rows "
+                f"(offsets by the {args.page_cap_offset} size)",
+                flush=True,
+            )
         for signum in (signal.SIGINT, signal.SIGTERM):
             signal.signal(signum, lambda *_: stop.set())
         while not stop.wait(0.5):

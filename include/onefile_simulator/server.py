@@ -31,6 +31,7 @@ SESSION_LIFETIME = dt.timedelta(hours=24)
 LEARNER_ROLE = 1
 ASSESSOR_ROLES = frozenset({4, 5, 10})
 VISIT_TYPE_IDS = frozenset({1, 2, 3})
+PAGE_CAP_OFFSETS = ("asked", "capped")
 
 # Error codes. -11 is OneFile's own ("Centre not found"); the others are this simulator's
 # choice, negative as OneFile's are, so clients exercise "report code and message".
@@ -215,6 +216,13 @@ class OneFileSimulator:
     `/api/v2.1`; `calls` records every call. Set `empty_page_form` ("empty_list" or
     "no_content") to choose how a search ends when the rows run out on a page boundary,
     and `retry_after_on_limit` to send Retry-After with rate-limit 429s.
+
+    `page_size_cap` (None: no cap, as the contract assumes) makes every search page hold
+    at most that many rows whatever size is asked for: the contract's Paging [risk]. Where
+    a capped page starts is `page_cap_offset`'s choice, since a capping server may count
+    it either way: "asked" (page p starts at row (p-1) x the size asked for, so rows
+    between a capped page's end and the next page's start are never served at that size)
+    or "capped" (page p starts at row (p-1) x the capped size).
     """
 
     def __init__(
@@ -226,6 +234,8 @@ class OneFileSimulator:
         clock: SimClock | None = None,
         port: int = 0,
         host: str = "127.0.0.1",
+        page_size_cap: int | None = None,
+        page_cap_offset: str = "asked",
     ) -> None:
         self.data = data
         self.host = host
@@ -236,11 +246,14 @@ class OneFileSimulator:
         self.calls: list[RecordedCall] = []
         self.empty_page_form = "empty_list"
         self.retry_after_on_limit: int | None = None
+        self.page_size_cap: int | None = None
+        self.page_cap_offset = "asked"
         self.base_url = ""
         self._port = port
         self.rate_limit = rate_limit
         self._sessions: dict[str, dt.datetime] = {}
         self._lock = threading.RLock()
+        self.cap_page_size(page_size_cap, page_cap_offset)
         self._search_cache: dict[str, list[dict]] = {}
         self._next_ids: dict[str, int] = {}
         self._users = _IdIndex(lambda: self.data.users)
@@ -298,6 +311,16 @@ class OneFileSimulator:
         """The recorded calls whose path starts with `path_prefix` (e.g. "/User/Search")."""
         with self._lock:
             return [c for c in self.calls if c.path.startswith(path_prefix)]
+
+    def cap_page_size(self, cap: int | None, offset: str = "asked") -> None:
+        """Serve at most `cap` rows a search page (None: no cap); `offset` says where a
+        capped page starts ("asked" or "capped": see the class doc)."""
+        if cap is not None and cap < 1:
+            raise ValueError(f"a page size cap is at least 1, not {cap}")
+        if offset not in PAGE_CAP_OFFSETS:
+            raise ValueError(f"offset must be one of {PAGE_CAP_OFFSETS}, not {offset!r}")
+        with self._lock:
+            self.page_size_cap, self.page_cap_offset = cap, offset
 
     def reset_calls(self) -> None:
         with self._lock:
@@ -431,10 +454,18 @@ class OneFileSimulator:
             self._search_cache[key] = matched
         if not matched:
             return _Answer(204)
-        rows = matched[(page - 1) * size : page * size]
+        rows = matched[self._page_slice(page, size)]
         if not rows:
             return _Answer(204) if self.empty_page_form == "no_content" else _Answer(200, [])
         return _Answer(200, self.faults.corrupt_page(entity, rows))
+
+    def _page_slice(self, page: int, size: int) -> slice:
+        """Where page `page` of `size` rows starts and ends, under `page_size_cap`."""
+        cap = self.page_size_cap
+        if cap is None or size <= cap:
+            return slice((page - 1) * size, page * size)
+        start = (page - 1) * (size if self.page_cap_offset == "asked" else cap)
+        return slice(start, start + cap)
 
     def _filter(self, entity: str, filters: dict) -> list[dict]:
         """The rows of `entity` that satisfy a search body, in stored order."""
