@@ -66,6 +66,39 @@ class OneFileApiError(AirflowException):
         super().__init__(f"OneFile {method} {path} failed: {answer}, {detail}")
 
 
+class OneFilePagingError(OneFileApiError):
+    """A paged search whose pages contradict each other (:meth:`OneFileHook.search`):
+    raised instead of returning part of the search's rows. ``status`` is None (each call
+    was answered; it is the answers together that are wrong)."""
+
+    def __init__(self, entity: str, message: str, path: str) -> None:
+        self.entity = entity
+        super().__init__(None, None, message, "POST", path)
+        self.args = (f"OneFile {entity} search inconsistent at POST {path}: {message}",)
+
+
+@dataclass(frozen=True)
+class PageSizeCapped:
+    """OneFile served fewer rows a page than asked for, and more rows followed: it caps
+    the page size at ``cap``. ``advice`` is the warning :meth:`OneFileHook.search` logs."""
+
+    entity: str
+    asked: int
+    cap: int
+    conn_id: str
+
+    @property
+    def advice(self) -> str:
+        return (
+            f"OneFile caps search pages at {self.cap} rows: the {self.entity} search asked "
+            f"for pages of {self.asked} and got {self.cap} on page 1, yet page 2 of "
+            f"{self.cap} still held rows. Paging by {self.cap} instead (no row lost); set "
+            f"page_size to {self.cap} in the extras of the {self.conn_id!r} connection "
+            f'({{"page_size": {self.cap}}}, OneFileSettings.page_size) so the searches ask '
+            "for what OneFile serves"
+        )
+
+
 class OneFileAuthenticationError(AirflowFailException):
     """OneFile refused the customer token (401 or 403 at ``POST /Authentication``), or the
     connection has none. No retry can fix that, so it is raised at once, and as an
@@ -467,29 +500,78 @@ class OneFileHook(HttpHook):
 
     # --------------------------------------------------------------------- public API
     def search(self, entity: str, filters: dict[str, Any]) -> Iterator[dict[str, Any]]:
-        """Rows of ``POST /{entity}/Search/{page}/{size}``, page 1 on, lazily.
+        """Rows of ``POST /{entity}/Search/{page}/{size}``, page 1 on, lazily, each row once.
 
-        The last page is a short page, an empty array or a 204 (contract: Paging).
+        A search ends at an empty page or a 204. A short page (fewer rows than asked for)
+        is the last only once the page after it confirms it (contract: Paging [risk]): a
+        OneFile that caps the page size below ``page_size`` answers every page short, and
+        taking the first for the last would silently drop the rest. So after a short,
+        non-empty page the search asks once more (at most one extra call per search):
+
+        - after a short page 1 of ``n`` rows, page 2 **of ``n`` rows**: it starts right
+          after the rows read whichever size a capping OneFile counts its offsets by (the
+          size asked for or the capped one), since a size of ``n`` is never capped. Empty
+          or 204: the end. Rows: OneFile caps pages at ``n`` (:class:`PageSizeCapped` is
+          logged as a warning naming the setting to change); they are the search's next
+          rows, and the search pages on by ``n``, from page 3, so no row is lost or read
+          twice;
+        - after a short page ``p > 1`` (pages before it full, so no cap below this size),
+          page ``p + 1`` of the same size: empty or 204 is the end; rows there mean the
+          pages contradict each other, and :class:`OneFilePagingError` is raised rather
+          than return part of the search.
+
+        Rows are not de-duplicated here: the parser keeps one row per ID by its own rule
+        (``picsweb_sync.onefile_fields``: the newest by ``LastModified``), which a first-seen
+        rule here would contradict.
         """
         self._ready()
-        size = self.settings.page_size
+        asked = size = self.settings.page_size
         page = 1
+        short: tuple[int, int, int] | None = None  # a short page to confirm: page, size, rows
+        capped = False
         while True:
-            response = self._send("POST", f"/{entity}/Search/{page}/{size}", filters)
-            rows = _json_or_empty(response)
+            path = f"/{entity}/Search/{page}/{size}"
+            rows = _json_or_empty(self._send("POST", path, filters))
+            if short is not None:
+                if not rows:
+                    return  # the page after a short page is empty: the end, confirmed
+                short_page, short_size, short_rows = short
+                if short_page != 1 or capped:
+                    raise OneFilePagingError(
+                        entity,
+                        f"page {short_page} of {short_size} held {short_rows} rows, a short "
+                        f"page, so the last, but {path} still holds {len(rows)}: OneFile's "
+                        "pages contradict each other (rows added while paging, or a page "
+                        "size cap that changes); the search is abandoned rather than return "
+                        "part of its rows, so a retry reads it again",
+                        path,
+                    )
+                capped = True
+                self.log.warning(
+                    "%s", PageSizeCapped(entity, asked, size, self.onefile_conn_id).advice
+                )
+            short = None
             yield from rows
-            if len(rows) < size:
-                return
+            if not rows:
+                return  # an empty page or a 204 after a full page (or no rows at all)
+            if len(rows) >= size:
+                page += 1
+                continue
+            short = (page, size, len(rows))
+            if page == 1 and not capped:
+                size = len(rows)  # page 2 of this size starts right after these rows
             page += 1
 
-    def search_page(self, entity: str, filters: dict[str, Any], page: int = 1) -> SearchPage:
-        """One page of ``POST /{entity}/Search/{page}/{size}`` (the configured page size)
-        with how OneFile answered it: the status (a 204 ends a search too) and the answer's
-        headers. For the preflight (``picsweb_sync.preflight``), which reports how paging
-        ends and which rate-limit headers OneFile sends; the sync itself pages with
-        :meth:`search`."""
+    def search_page(
+        self, entity: str, filters: dict[str, Any], page: int = 1, size: int | None = None
+    ) -> SearchPage:
+        """One page of ``POST /{entity}/Search/{page}/{size}`` (the configured page size
+        unless ``size`` is given) with how OneFile answered it: the status (a 204 ends a
+        search too) and the answer's headers. For the preflight (``picsweb_sync.preflight``),
+        which reports how paging ends, a page size cap and which rate-limit headers OneFile
+        sends; the sync itself pages with :meth:`search`."""
         self._ready()
-        size = self.settings.page_size
+        size = size or self.settings.page_size
         response = self._send("POST", f"/{entity}/Search/{page}/{size}", filters)
         return SearchPage(
             rows=_json_or_empty(response),
