@@ -30,6 +30,14 @@ Decisions the contract leaves open:
   must not exceed its column's;
 - a text field with no PICSWeb column (``Title``, ``Code``, names, emails: the sync writes
   none of them to PICSWeb) lands only in unbounded staging text, so no length rejects it;
+- a text field's value must be storable text
+  (:mod:`picsweb_sync.project_tables.storable_text`: no ``U+0000``, no lone surrogate such as
+  ``"\\ud83d"``, which no database of the sync can store); a value that is not is a reject
+  naming the code point and its position, quoted as ASCII JSON (``"Ann\\u0000e"``). The
+  rule is the same for every text field, and a reject is always storable: its reason quotes
+  values as ASCII JSON, ``raw`` is the row as ASCII JSON, and a ``source_id`` that is not
+  storable text is kept as its JSON (``"12\\u0000"``, with the quotes);
+- a number given as more digits than Python converts (4,300) is not a whole number;
 - an instant without a zone is UTC (the only zone OneFile documents); ``""`` is unset;
 - a page element that is not a JSON object (``null``, ``"abc"``, ``[1]``) is a reject
   ("not a JSON object") with its JSON as ``raw``; the rest of the page parses;
@@ -56,6 +64,7 @@ from picsweb_sync.onefile_names import JSON_FIELDS, JsonField
 from picsweb_sync.onefile_names import ONEFILE_ENTITY as ONEFILE_ENTITY
 from picsweb_sync.onefile_names import ONEFILE_NAMES as ONEFILE_NAMES
 from picsweb_sync.project_tables import STAGING
+from picsweb_sync.project_tables.storable_text import text_problems
 from picsweb_sync.ukdates import parse_instants, uk_date
 
 
@@ -216,8 +225,12 @@ def parse_rows(entity: str, rows: list[Any], organisation_id: int) -> Parsed:
     is_object = pd.Series([isinstance(row, dict) for row in rows], index=index, dtype=bool)
     objects = rows if is_object.all() else [row if isinstance(row, dict) else {} for row in rows]
     source = pd.DataFrame(objects, dtype=object, index=index)
+    # ASCII JSON, so any row can be kept: a NUL or a lone surrogate is written "\u0000",
+    # "\ud83d", and json.loads gives back the exact row.
     raw = pd.Series(
-        [json.dumps(row, sort_keys=True, default=str) for row in rows], index=index, dtype="string"
+        [json.dumps(row, sort_keys=True, default=str, ensure_ascii=True) for row in rows],
+        index=index,
+        dtype="string",
     )
     columns: dict[str, pd.Series] = {}
     reason = pd.Series(pd.NA, index=index, dtype="string")
@@ -284,8 +297,17 @@ def _whole_numbers(values: pd.Series, kinds: pd.Series) -> pd.Series:
     texts = values[kinds.eq(str)]
     if not texts.empty:
         digits = texts.str.extract(_WHOLE_NUMBER)[0].dropna()
-        numbers[digits.index] = digits.map(int).astype(object)
+        numbers[digits.index] = digits.map(_int_or_none).astype(object)
     return numbers
+
+
+def _int_or_none(digits: str) -> int | None:
+    """``int(digits)``, or ``None`` for more digits than Python converts (4,300: far beyond
+    any column's range), so such a value is "not a whole number" instead of an error."""
+    try:
+        return int(digits)
+    except ValueError:
+        return None
 
 
 def _parse_whole_numbers(
@@ -320,9 +342,13 @@ def _parse_text(
     whole = numbers.notna()
     text[whole] = numbers[whole].map(str)
     _complain(problem, present & ~strings & ~whole, f"{field.onefile}: not text: ", values)
+    unstorable = text_problems(text.astype(object))
+    bad = unstorable.notna()
+    if bad.any():
+        problem[bad] = f"{field.onefile}: " + unstorable[bad] + ": " + _shorten(_as_json(text[bad]))
     if limits.length is not None:
         lengths = text.str.strip().str.len()
-        long = (lengths > limits.length).fillna(False).astype(bool)
+        long = (lengths > limits.length).fillna(False).astype(bool) & ~bad
         problem[long] = (
             f"{field.onefile}: "
             + lengths[long].astype("string")
@@ -351,10 +377,11 @@ def _shorten(text: pd.Series) -> pd.Series:
 
 def _source_ids(ids: pd.Series) -> pd.Series:
     """A reject's ``source_id``: the ID as sent, text as is and anything else as JSON
-    (a whole number as its digits)."""
-    strings = ids.map(type).eq(str)
-    shown = ids.where(~strings).map(lambda v: json.dumps(v, default=str), na_action="ignore")
-    return ids.where(strings, shown).astype("string")
+    (a whole number as its digits), and so is text that cannot be stored (its ASCII JSON,
+    ``"12\\u0000"`` with the quotes)."""
+    as_is = ids.map(type).eq(str) & text_problems(ids).isna()
+    shown = ids.where(~as_is).map(lambda v: json.dumps(v, default=str), na_action="ignore")
+    return ids.where(as_is, shown).astype("string")
 
 
 def _newest_copy(frame: pd.DataFrame, key: str) -> pd.DataFrame:
