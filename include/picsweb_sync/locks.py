@@ -44,7 +44,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
@@ -59,6 +59,8 @@ REVIEWS = "review_writes"
 HEARTBEAT = timedelta(seconds=20)
 STALE_AFTER = timedelta(minutes=2)
 POLL = timedelta(seconds=2)
+
+_table = sync_lock.c
 
 
 class LockTimeout(RuntimeError):
@@ -121,7 +123,13 @@ class Fence:
         if self._lost.message is not None:
             raise LockLost(self._lost.message)
         renewed = conn.execute(
-            _RENEW, {"lock_name": self.name, "lock_holder": self.holder, "lock_token": self.token}
+            update(sync_lock)
+            .where(
+                _table.name == self.name,
+                _table.holder == self.holder,
+                _table.token == self.token,
+            )
+            .values(heartbeat_at=database_epoch())
         ).rowcount
         if renewed != 1:
             raise LockLost(self._lost.note(self._lost_text(lock_state(conn, self.name))))
@@ -146,20 +154,6 @@ class Fence:
             f"{who}; its heartbeat had stopped for longer than {STALE_AFTER} (a paused or "
             f"frozen worker), so it stopped before writing"
         )
-
-
-_table = sync_lock.c
-# The fence's guarded UPDATE (the heartbeat's too): matches the row only while it is still
-# this holder's, with this token.
-_RENEW = (
-    update(sync_lock)
-    .where(
-        _table.name == bindparam("lock_name"),
-        _table.holder == bindparam("lock_holder"),
-        _table.token == bindparam("lock_token"),
-    )
-    .values(heartbeat_at=database_epoch())
-)
 
 
 def _ensure_row(engine: Engine, name: str) -> None:
