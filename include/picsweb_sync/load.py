@@ -24,7 +24,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Connection
@@ -39,17 +41,17 @@ def load_qualifications(ctx: RunContext) -> dict[str, int]:
     ctx.require_qualifications()
     if ctx.dry_run:
         return _dry_run_load(ctx, "load_qualifications", "qualifications")
-    with ctx.lock(locks.QUALIFICATIONS):
-        basis = _fresh_basis(ctx, freshness.QUALIFICATIONS, None)
+    with ctx.lock(locks.QUALIFICATIONS) as fence:
         with ctx.staging.connect() as conn:
             updates = project_tables.read_change_set(
                 conn, ctx.run_id, "picsweb_updates", "qualifications"
             )
-        with ctx.picsweb.begin() as conn:
+            basis = _fresh_basis(ctx, conn, freshness.QUALIFICATIONS, not updates.empty)
+        with _fenced_writes(ctx, fence) as (picsweb, staging):
             result = picsweb_writes.apply_updates(
-                conn, ctx.run_id, updates, work_key="qualifications"
+                picsweb, ctx.run_id, updates, work_key="qualifications", basis_at=_at(basis)
             )
-        _mark(ctx, freshness.QUALIFICATIONS, basis)
+            _mark(ctx, staging, freshness.QUALIFICATIONS, basis)
     return _report(ctx, "load_qualifications", result, inserted=0)
 
 
@@ -57,28 +59,50 @@ def load_reviews(ctx: RunContext) -> dict[str, int]:
     ctx.require_download()
     if ctx.dry_run:
         return _dry_run_load(ctx, "load_reviews", "reviews")
-    with ctx.lock(locks.REVIEWS):
-        basis = _fresh_basis(ctx, freshness.REVIEWS, (ctx.plan.review_from, ctx.plan.review_to))
+    with ctx.lock(locks.REVIEWS) as fence:
         with ctx.staging.connect() as conn:
             updates = project_tables.read_change_set(conn, ctx.run_id, "picsweb_updates", "reviews")
             inserts = project_tables.read_change_set(conn, ctx.run_id, "picsweb_review_inserts")
-        with ctx.picsweb.begin() as conn:
-            result = picsweb_writes.apply_updates(conn, ctx.run_id, updates, work_key="reviews")
-            keys = (
-                picsweb_writes.insert_reviews(conn, ctx.run_id, inserts) if len(inserts) else None
+            changes = not (updates.empty and inserts.empty)
+            basis = _fresh_basis(ctx, conn, freshness.REVIEWS, changes)
+        with _fenced_writes(ctx, fence) as (picsweb, staging):
+            result = picsweb_writes.apply_updates(
+                picsweb, ctx.run_id, updates, work_key="reviews", basis_at=_at(basis)
             )
-        _mark(ctx, freshness.REVIEWS, basis)
+            keys = (
+                picsweb_writes.insert_reviews(picsweb, ctx.run_id, inserts, basis_at=_at(basis))
+                if len(inserts)
+                else None
+            )
+            _mark(ctx, staging, freshness.REVIEWS, basis)
     inserted = 0 if keys is None else int(keys["inserted"].sum())
     return _report(ctx, "load_reviews", result, inserted=inserted)
+
+
+@contextmanager
+def _fenced_writes(ctx: RunContext, fence: Any) -> Iterator[tuple[Connection, Connection]]:
+    """A PICSWeb write transaction and a staging one, committed only while this task still
+    holds its lock: the lock's fencing token is checked in the staging transaction, which
+    keeps the lock's row locked until PICSWeb has committed, so a holder that lost the lock
+    (paused past its staleness, a skewed clock) writes nothing. Both are one transaction
+    when PICSWeb and staging are one database (the default)."""
+    check = getattr(fence, "check", None)
+    if ctx.picsweb_conn_id == ctx.staging_conn_id:
+        with ctx.picsweb.begin() as conn:
+            if check is not None:
+                check(conn)
+            yield conn, conn
+        return
+    with ctx.staging.begin() as staging:
+        if check is not None:
+            check(staging)
+        with ctx.picsweb.begin() as picsweb:
+            yield picsweb, staging
 
 
 def _dry_run_load(ctx: RunContext, stage: str, merge_name: str) -> dict[str, int]:
     """What the load would do, read-only on PICSWeb (see the module doc)."""
     reviews = merge_name == "reviews"
-    if reviews:
-        _fresh_basis(ctx, freshness.REVIEWS, (ctx.plan.review_from, ctx.plan.review_to))
-    else:
-        _fresh_basis(ctx, freshness.QUALIFICATIONS, None)
     with ctx.staging.connect() as conn:
         updates = project_tables.read_change_set(conn, ctx.run_id, "picsweb_updates", merge_name)
         inserts = (
@@ -86,6 +110,9 @@ def _dry_run_load(ctx: RunContext, stage: str, merge_name: str) -> dict[str, int
             if reviews
             else None
         )
+        changes = not (updates.empty and (inserts is None or inserts.empty))
+        stage_name = freshness.REVIEWS if reviews else freshness.QUALIFICATIONS
+        _fresh_basis(ctx, conn, stage_name, changes)
     with ctx.picsweb.connect() as conn:
         result = picsweb_writes.classify_updates(conn, updates)
         new = None
@@ -101,30 +128,31 @@ def _dry_run_load(ctx: RunContext, stage: str, merge_name: str) -> dict[str, int
 
 
 def _fresh_basis(
-    ctx: RunContext, stage: str, window: tuple[dt.datetime, dt.datetime] | None
+    ctx: RunContext, conn: Connection, stage: str, changes: bool
 ) -> freshness.Basis | None:
-    """What this load is based on; skips the task (changing nothing) when another run has
-    already loaded newer OneFile data (``picsweb_sync.freshness``)."""
-    with ctx.staging.connect() as conn:
-        extracted = freshness.extracted_at(conn, ctx.run_id, stage)
-        if extracted is None:  # nothing staged (purged, or nothing extracted): nothing to undo
-            return None
-        window = window and tuple(_naive_utc(t) for t in window)
-        basis = freshness.Basis(extracted, *(window or (None, None)))
-        newer = freshness.newer_load(conn, ctx.run_id, stage, basis)
+    """The basis the run's ``stage`` change set was merged from (read in ``conn``, with the
+    change set); skips the task, changing nothing, when another run has already loaded
+    newer OneFile data, or when a change set has no basis to judge it by
+    (``picsweb_sync.freshness``). ``None``: no basis and nothing to change."""
+    basis = freshness.change_basis(conn, ctx.run_id, stage)
+    if basis is None:
+        if changes:
+            skip_task(freshness.no_basis(stage, ctx.task_label))
+        return None
+    newer = freshness.newer_load(conn, ctx.run_id, stage, basis)
     if newer is not None:
         skip_task(freshness.refusal(newer, basis, stage, ctx.task_label))
     return basis
 
 
-def _mark(ctx: RunContext, stage: str, basis: freshness.Basis | None) -> None:
-    if basis is not None:
-        with ctx.staging.begin() as conn:
-            freshness.record_load(conn, ctx.run_id, stage, basis)
+def _at(basis: freshness.Basis | None) -> dt.datetime | None:
+    return None if basis is None else basis.extracted_at
 
 
-def _naive_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+def _mark(ctx: RunContext, conn: Connection, stage: str, basis: freshness.Basis | None) -> None:
+    """Record what the load was based on, unless its change set came from no OneFile data."""
+    if basis is not None and basis.staged_rows:
+        freshness.record_load(conn, ctx.run_id, stage, basis)
 
 
 def _report(
@@ -140,6 +168,8 @@ def _report(
         "conflicts": len(result.conflicts),
         "reviews_inserted": inserted,
     }
+    if len(result.stale):
+        counts["refused_stale"] = len(result.stale)
     conflicts = result.conflicts
     rejects = pd.DataFrame(
         {
@@ -157,6 +187,7 @@ def _report(
             "raw": None,
         }
     )
+    rejects = pd.concat([rejects, stale_rejects(result.stale)], ignore_index=True)
     with ctx.staging.begin() as conn:
         if record is not None:
             record(conn)
@@ -166,3 +197,26 @@ def _report(
         log.warning("%s", reason)
     log.info("%s: %s", stage, counts)
     return counts
+
+
+def stale_rejects(stale: pd.DataFrame) -> pd.DataFrame:
+    """The changes refused because their PICSWeb row was last written from newer OneFile
+    data (``picsweb_writes.ApplyResult.stale``), as rejects naming that write."""
+    if stale.empty:
+        return pd.DataFrame(columns=["entity", "source_id", "reason", "raw"])
+    return pd.DataFrame(
+        {
+            "entity": stale["table"],
+            "source_id": stale["key"].map(str),
+            "reason": (
+                "refused: "
+                + stale["field"].astype(str)
+                + " was last written from OneFile data extracted at "
+                + stale["newer_at"].map(lambda t: f"{t:%Y-%m-%d %H:%M:%S} UTC")
+                + " (run "
+                + stale["newer_run"].astype(str)
+                + "), newer than this change's; not written"
+            ),
+            "raw": None,
+        }
+    )

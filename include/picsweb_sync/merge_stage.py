@@ -4,7 +4,9 @@ The rules themselves are pure functions in :mod:`picsweb_sync.merge` (``qualific
 ``reviews``: pandas only, no database, no Airflow); this module does the merge tasks' I/O
 around them, beside ``extract``, ``load`` and ``push``: it reads their inputs and stores what
 they decided, replacing the run's change set so a rerun of a merge task decides again from
-the same staged data.
+the same staged data. Each change set is stored with its basis (``freshness.merge_basis``:
+when the staged OneFile rows it was computed from were extracted), in the same transaction,
+so the load judges the change set by the data it really came from.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ from collections.abc import Callable
 import pandas as pd
 import sqlalchemy as sa
 
+from picsweb_sync import freshness, project_tables
 from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables
 from picsweb_sync.merge import qualifications, reviews
 from picsweb_sync.runtime import RunContext
 from picsweb_sync.sqlframes import read_frame
@@ -28,6 +30,7 @@ def merge_qualifications(ctx: RunContext) -> dict[str, int]:
     """Rules 1-4 and the learning-aim links."""
     ctx.require_qualifications()
     with ctx.staging.connect() as conn:
+        basis = freshness.merge_basis(conn, ctx.run_id, freshness.QUALIFICATIONS)
         learners = project_tables.read_staging(conn, ctx.run_id, "learners", with_raw=False)
         aims = project_tables.read_staging(conn, ctx.run_id, "learning_aims", with_raw=False)
     with ctx.picsweb.connect() as conn:
@@ -42,13 +45,16 @@ def merge_qualifications(ctx: RunContext) -> dict[str, int]:
         project_tables.replace_change_set(
             conn, ctx.run_id, "onefile_updates", merged.onefile_updates
         )
+        freshness.record_change_basis(conn, ctx.run_id, freshness.QUALIFICATIONS, basis)
     return _counts(ctx, "merge_qualifications", merged.counts)
 
 
 def merge_reviews(ctx: RunContext) -> dict[str, int]:
     """Rule 6: OneFile reviews update or create PICSWeb reviews."""
     ctx.require_download()
+    window = (ctx.plan.review_from, ctx.plan.review_to)
     with ctx.staging.connect() as conn:
+        basis = freshness.merge_basis(conn, ctx.run_id, freshness.REVIEWS, window)
         staged = project_tables.read_staging(conn, ctx.run_id, "reviews", with_raw=False)
         assessors = project_tables.read_staging(conn, ctx.run_id, "assessors", with_raw=False)
         # A review this sync created in OneFile whose ID never reached PICSWeb (the upload
@@ -69,6 +75,7 @@ def merge_reviews(ctx: RunContext) -> dict[str, int]:
         project_tables.replace_change_set(
             conn, ctx.run_id, "picsweb_review_inserts", merged.picsweb_review_inserts
         )
+        freshness.record_change_basis(conn, ctx.run_id, freshness.REVIEWS, basis)
     return _counts(ctx, "merge_reviews", merged.counts)
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -48,6 +48,7 @@ from sqlalchemy.sql.functions import FunctionElement
 from picsweb_sync import picsweb_tables
 from picsweb_sync.project_tables import ensure_project_tables
 from picsweb_sync.project_tables.audit_log import audit
+from picsweb_sync.project_tables.basis import newer_row_bases, record_row_bases
 from picsweb_sync.project_tables.picsweb_changes import (
     gather_field_values,
     picsweb_field_kinds,
@@ -93,12 +94,16 @@ class ApplyResult:
 
     ``applied``: written and audited. ``unchanged``: the row already held the new value.
     ``conflicts``: the row held neither the old nor the new value (``conflict``), or is gone
-    (``missing``): not written, reported so the next run reconsiders it.
+    (``missing``): not written, reported so the next run reconsiders it. ``stale``: the row
+    was last written from newer OneFile data (``project_tables.basis``): refused.
     """
 
     applied: pd.DataFrame
     unchanged: pd.DataFrame
     conflicts: pd.DataFrame
+    stale: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """Refused, not compared: the row was last written from OneFile data newer than this
+    change's basis (``newer_at``, ``newer_run``: that write's basis and run)."""
 
 
 MSSQL_EXACT_COLLATION = "Latin1_General_100_BIN2"
@@ -245,32 +250,49 @@ def apply_updates(
     now: dt.datetime | None = None,
     *,
     work_key: str = "all",
+    basis_at: dt.datetime | None = None,
 ) -> ApplyResult:
     """Apply a ``picsweb_updates`` change set (``table``, ``key``, ``field``, ``old``,
     ``new``, ``rule``) to PICSWeb, set-based, auditing each field actually changed.
+
+    ``basis_at`` (or a ``basis_at`` column, per change, where it is not null): when the
+    OneFile data each change comes from was extracted. A change to a row the sync last wrote
+    from newer OneFile data is refused (``stale``), and every row applied or found equal
+    records this basis (``project_tables.basis``), in this transaction. Without any basis,
+    nothing is judged or recorded (the data layer's own tests; every stage passes one).
 
     Run inside ``engine.begin()`` on the PICSWeb database. Raises
     :class:`ConcurrentChangeError` (the transaction then rolls back) if a row changes
     between classification and update, so the audit never records a change not made.
     """
     ensure_project_tables(conn, PICSWEB_SIDE_TABLES)
-    rows = spread_field_changes(updates)
+    updates = updates.reset_index(drop=True)
+    basis = _write_basis(updates, basis_at)
+    stale = updates.iloc[0:0]
+    if basis is not None and len(updates):
+        newer = newer_row_bases(conn, updates["table"], updates["key"], basis)
+        refused = newer["newer_at"].notna().to_numpy()
+        stale = pd.concat([updates[refused], newer[refused]], axis=1).assign(outcome="stale")
+        updates, basis = updates[~refused].reset_index(drop=True), basis[~refused]
+        basis = basis.reset_index(drop=True)
+    changes = updates.drop(columns="basis_at", errors="ignore")
+    rows = spread_field_changes(changes)
     partition = {"run_id": run_id, "work_key": work_key}
     replace_partition(conn, sync_picsweb_work, partition, rows)
     groups = rows[["table_name", "field"]].drop_duplicates()
-    for table_name, field in groups.itertuples(index=False):
-        conn.execute(classify_statement(run_id, table_name, field, work_key))
-        conn.execute(missing_statement(run_id, table_name, field, work_key))
-        group = _work_group(run_id, work_key, table_name, field)
+    for table_name, field_name in groups.itertuples(index=False):
+        conn.execute(classify_statement(run_id, table_name, field_name, work_key))
+        conn.execute(missing_statement(run_id, table_name, field_name, work_key))
+        group = _work_group(run_id, work_key, table_name, field_name)
         expected = conn.execute(
             select(func.count())
             .select_from(sync_picsweb_work)
             .where(group, sync_picsweb_work.c.outcome == "applied")
         ).scalar_one()
-        written = conn.execute(apply_statement(run_id, table_name, field, work_key)).rowcount
+        written = conn.execute(apply_statement(run_id, table_name, field_name, work_key)).rowcount
         if written != expected:
             raise ConcurrentChangeError(
-                f"{table_name}.{field}: {expected - written} row(s) changed during the update"
+                f"{table_name}.{field_name}: {expected - written} row(s) changed during the update"
             )
     result = _read_outcomes(conn, run_id, work_key, updates)
     applied = result[result["outcome"] == "applied"]
@@ -289,11 +311,45 @@ def apply_updates(
         ),
         now,
     )
+    if basis is not None:
+        held = result["outcome"].isin(("applied", "unchanged")).to_numpy()
+        record_row_bases(
+            conn,
+            run_id,
+            pd.DataFrame(
+                {
+                    "table_name": result["table"][held],
+                    "entity_key": result["key"][held],
+                    "basis_at": basis[held],
+                }
+            ),
+        )
     return ApplyResult(
         applied=applied,
         unchanged=result[result["outcome"] == "unchanged"],
         conflicts=result[result["outcome"].isin(CONFLICT_OUTCOMES)],
+        stale=stale,
     )
+
+
+def _write_basis(updates: pd.DataFrame, basis_at: dt.datetime | None) -> pd.Series | None:
+    """Each change's basis (naive UTC): its own ``basis_at`` where given, else the call's;
+    ``None`` when neither says."""
+    scalar = None if basis_at is None else _naive(basis_at)
+    if "basis_at" in updates.columns:
+        own = pd.to_datetime(updates["basis_at"], utc=True).dt.tz_localize(None)
+        if scalar is not None:
+            own = own.fillna(pd.Timestamp(scalar))
+        if own.isna().any():
+            raise ValueError("a change without a basis: every write says what data it is from")
+        return own.astype("datetime64[us]")
+    if scalar is None:
+        return None
+    return pd.Series([scalar] * len(updates), dtype="datetime64[us]")
+
+
+def _naive(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _read_outcomes(
@@ -407,7 +463,12 @@ def insert_new_statement(run_id: str) -> Insert:
 
 
 def insert_reviews(
-    conn: Connection, run_id: str, inserts: pd.DataFrame, now: dt.datetime | None = None
+    conn: Connection,
+    run_id: str,
+    inserts: pd.DataFrame,
+    now: dt.datetime | None = None,
+    *,
+    basis_at: dt.datetime | None = None,
 ) -> pd.DataFrame:
     """Insert ``picsweb_review_inserts`` rows, skipping any whose ``onefile_system_id`` is
     already in PICSWeb, so a retry inserts nothing twice.
@@ -415,7 +476,8 @@ def insert_reviews(
     Returns ``onefile_system_id``, ``review_id`` (the generated key) and ``inserted`` for
     every input row. The keys are read back by ``onefile_system_id`` (unique) rather than
     with ``RETURNING``/``OUTPUT``, which SQL Server refuses on tables with triggers.
-    Each inserted review's non-null fields are audited.
+    Each inserted review's non-null fields are audited, and with ``basis_at`` (when the
+    OneFile reviews were extracted) each inserted row records it (``project_tables.basis``).
     """
     ids = inserts["onefile_system_id"]
     if ids.isna().any() or ids.duplicated().any():
@@ -456,6 +518,18 @@ def insert_reviews(
         ),
         now,
     )
+    if basis_at is not None:
+        record_row_bases(
+            conn,
+            run_id,
+            pd.DataFrame(
+                {
+                    "table_name": picsweb_tables.review.name,
+                    "entity_key": new["review_id"].drop_duplicates(),
+                    "basis_at": _naive(basis_at),
+                }
+            ),
+        )
     return keys
 
 

@@ -76,12 +76,12 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
     if ctx.dry_run:
         log.info("dry run: last_synchronised left as it is (nothing was synced)")
     elif ctx.plan.does_qualifications:  # a reviews-only backfill run is not a full sync
-        newer = _newer_full_sync(ctx)
-        if newer is None:
+        why_not = _not_the_newest_sync(ctx)
+        if why_not is None:
             with ctx.picsweb.begin() as conn:
                 mark_synchronised(conn, ukdates.uk_wall_clock(ended))
         else:
-            log.info("last_synchronised left as it is: run %s synced newer OneFile data", newer)
+            log.info("last_synchronised left as it is: %s", why_not)
     with ctx.staging.begin() as conn:
         project_tables.finish_run(conn, ctx.run_id, "success", ended)
         purged = project_tables.purge(conn, retention_days, ended)
@@ -179,16 +179,18 @@ def _publish(
     return page
 
 
-def _newer_full_sync(ctx: RunContext) -> str | None:
-    """Another run that already loaded qualifications from OneFile data extracted after
-    this run's (a cleared ``finish_run`` of an old run must not claim a newer sync)."""
+def _not_the_newest_sync(ctx: RunContext) -> str | None:
+    """Why this run must not set ``last_synchronised`` (``None``: it may). A cleared
+    ``finish_run`` of an old run must not claim a newer sync than the newest: not when
+    another run already loaded qualifications from OneFile data extracted after this run's
+    change set's, nor when this run's change set and its basis were purged (nothing then
+    shows what it synced)."""
     with ctx.staging.connect() as conn:
-        extracted = freshness.extracted_at(conn, ctx.run_id, freshness.QUALIFICATIONS)
-        if extracted is None:
-            return None
-        basis = freshness.Basis(extracted)
+        basis = freshness.change_basis(conn, ctx.run_id, freshness.QUALIFICATIONS)
+        if basis is None:
+            return "this run's qualification change set has no basis (purged, or never merged)"
         newer = freshness.newer_load(conn, ctx.run_id, freshness.QUALIFICATIONS, basis)
-    return None if newer is None else newer.run_id
+    return None if newer is None else f"run {newer.run_id} synced newer OneFile data"
 
 
 def record_failure(ctx: RunContext, failed_tasks: list[str] | None = None) -> str:

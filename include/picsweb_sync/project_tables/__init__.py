@@ -10,6 +10,7 @@ module per concern:
 - ``rejects``, ``audit_log``: rows set aside; every field changed
 - ``run_record``: each run's record, summary, counts and task errors
 - ``coordination``: writers' locks and load marks
+- ``basis``: what each change set and each PICSWeb row written is based on
 - ``call_budget``: OneFile's call budget, shared by every task and process
 - ``retention``: purging per-run rows
 
@@ -28,6 +29,7 @@ from sqlalchemy import Table, inspect
 from sqlalchemy.engine import Connection, Engine
 
 from picsweb_sync.project_tables.audit_log import audit, audit_text, sync_audit
+from picsweb_sync.project_tables.basis import sync_change_basis, sync_row_basis
 from picsweb_sync.project_tables.call_budget import sync_call_budget, sync_call_slot
 from picsweb_sync.project_tables.change_sets import CHANGE_SETS, read_change_set, replace_change_set
 from picsweb_sync.project_tables.common import project_metadata, utcnow
@@ -81,6 +83,8 @@ from picsweb_sync.project_tables.run_record import (
 from picsweb_sync.project_tables.staging import STAGING, read_staging, replace_staging
 
 __all__ = [
+    "sync_change_basis",
+    "sync_row_basis",
     "AIM_UPDATE",
     "CHANGE_SETS",
     "FINAL_STATES",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy import Boolean, Column, String, Table
 
 from picsweb_sync.project_tables.audit_log import sync_audit
+from picsweb_sync.project_tables.basis import sync_row_basis
 from picsweb_sync.project_tables.common import partitioned
 from picsweb_sync.project_tables.picsweb_changes import (
     field_change_columns,
@@ -34,4 +35,9 @@ sync_review_insert_work = partitioned(
 
 # What must live in the PICSWeb database, to commit or roll back with PICSWeb's changes,
 # when staging has a database of its own.
-PICSWEB_SIDE_TABLES: tuple[Table, ...] = (sync_picsweb_work, sync_review_insert_work, sync_audit)
+PICSWEB_SIDE_TABLES: tuple[Table, ...] = (
+    sync_picsweb_work,
+    sync_review_insert_work,
+    sync_audit,
+    sync_row_basis,
+)
