@@ -17,7 +17,7 @@ from sqlalchemy.exc import CompileError
 from sqlalchemy.schema import CreateIndex, CreateTable, DDLElement
 from sqlalchemy.sql import ClauseElement
 
-from picsweb_sync import engines, picsweb_tables, picsweb_writes
+from picsweb_sync import engines, freshness, picsweb_tables, picsweb_writes
 from picsweb_sync import project_tables as pt
 from picsweb_sync.settings import mark_synchronised, read_settings
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
@@ -63,7 +63,16 @@ def workload(engine) -> None:
             pt.read_change_set(conn, "run-1", kind)
         updates = CHANGE_SET_SAMPLES["picsweb_updates"]
         picsweb_writes.apply_updates(conn, "run-1", updates.assign(old=[None, dt.time(9, 0), None]))
-        picsweb_writes.insert_reviews(conn, "run-1", CHANGE_SET_SAMPLES["picsweb_review_inserts"])
+        basis = freshness.merge_basis(conn, "run-1", freshness.QUALIFICATIONS)
+        freshness.record_change_basis(conn, "run-1", freshness.QUALIFICATIONS, basis)
+        freshness.change_basis(conn, "run-1", freshness.QUALIFICATIONS)
+        picsweb_writes.apply_updates(conn, "run-1", updates, basis_at=basis.extracted_at)
+        picsweb_writes.apply_updates(
+            conn, "run-0", updates, basis_at=basis.extracted_at - dt.timedelta(days=1)
+        )
+        picsweb_writes.insert_reviews(
+            conn, "run-1", CHANGE_SET_SAMPLES["picsweb_review_inserts"], basis_at=basis.extracted_at
+        )
         items = pd.DataFrame({"target_id": [2], "payload": [{"LearnerID": 100001}]})
         pt.enqueue_outbox(conn, "run-1", "review_create", items)
         (outbox_id,) = pt.pending_outbox(conn, "run-1", kind="review_create")["outbox_id"]

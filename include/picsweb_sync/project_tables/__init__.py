@@ -29,7 +29,12 @@ from sqlalchemy import Table, inspect
 from sqlalchemy.engine import Connection, Engine
 
 from picsweb_sync.project_tables.audit_log import audit, audit_text, sync_audit
-from picsweb_sync.project_tables.basis import sync_change_basis, sync_row_basis
+from picsweb_sync.project_tables.basis import (
+    newer_row_bases,
+    record_row_bases,
+    sync_change_basis,
+    sync_row_basis,
+)
 from picsweb_sync.project_tables.call_budget import sync_call_budget, sync_call_slot
 from picsweb_sync.project_tables.change_sets import CHANGE_SETS, read_change_set, replace_change_set
 from picsweb_sync.project_tables.common import project_metadata, utcnow
@@ -83,6 +88,8 @@ from picsweb_sync.project_tables.run_record import (
 from picsweb_sync.project_tables.staging import STAGING, read_staging, replace_staging
 
 __all__ = [
+    "newer_row_bases",
+    "record_row_bases",
     "sync_change_basis",
     "sync_row_basis",
     "AIM_UPDATE",
