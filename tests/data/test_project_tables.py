@@ -350,3 +350,27 @@ def test_a_restarted_create_lets_its_empty_visit_go(engine):
     )
     with engine.connect() as conn:
         assert pt.unlinked_upload_visits(conn) == []
+
+
+def test_purge_takes_a_run_whole_or_not_at_all(engine):
+    """A run's change set re-made by a clear keeps its old staging and basis alive: the run
+    is purged once its newest row is past retention, every table at once (issue 18)."""
+    sample = CHANGE_SET_SAMPLES["picsweb_updates"]
+    with time_machine.travel(dt.datetime(2026, 1, 1, 12, 0, tzinfo=dt.UTC)), engine.begin() as c:
+        pt.replace_staging(c, "run-old", "learners", 11, learners(1, 2))
+        pt.record_rejects(c, "run-old", "extract", rejects("bad date"), 11)
+    with time_machine.travel(dt.datetime(2026, 1, 25, 12, 0, tzinfo=dt.UTC)), engine.begin() as c:
+        pt.replace_change_set(c, "run-old", "picsweb_updates", sample, "qualifications")
+    with engine.begin() as conn:
+        kept = pt.purge(conn, older_than_days=30, now=dt.datetime(2026, 2, 10, tzinfo=dt.UTC))
+    assert not any(kept.values())
+    with engine.begin() as conn:
+        gone = pt.purge(conn, older_than_days=30, now=dt.datetime(2026, 2, 25, tzinfo=dt.UTC))
+        left = pt.read_staging(conn, "run-old", "learners")
+        changes = pt.read_change_set(conn, "run-old", "picsweb_updates", "qualifications")
+    assert {name: n for name, n in gone.items() if n} == {
+        "sync_stage_learner": 2,
+        "sync_reject": 1,
+        "sync_cs_picsweb_update": len(sample),
+    }
+    assert left.empty and changes.empty
