@@ -24,6 +24,16 @@ once, for a hook calling fast: each is stamped with the end of a short *lease* (
 :data:`MAX_LEASE_SECONDS`), and a slot not used before its lease ends is dropped, never used
 late, so the stamp is never earlier than the call it stands for.
 
+**One limit, the lowest.** Holders of one budget may be configured differently: two
+Airflow connections to the same customer, or a connection edited while a run's tasks still
+hold hooks built from its old value. Each holder records its limit (``sync_call_limit``,
+when it starts and at every claim), and the ring is sized to the lowest number of calls,
+over the longest period, among the limits claimed under within
+:data:`LIMIT_MEMORY_SECONDS`: a holder with a higher limit never spends more than the
+lowest. A lower limit binds at once; a higher one only once nobody has claimed under the
+lower one for that long (to raise the limit at once, after editing every connection,
+delete the customer's ``sync_call_limit`` rows).
+
 **429.** An answer of 429 means someone is over the budget (a client outside the sync, or
 OneFile counting differently): :meth:`SharedCallBudget.pause` records ``paused_until`` on
 the customer's row, and every holder waits until then before its next call.
@@ -49,6 +59,7 @@ from picsweb_sync.project_tables import ensure_project_tables
 from picsweb_sync.project_tables.call_budget import (
     BUDGET_TABLES,
     sync_call_budget,
+    sync_call_limit,
     sync_call_slot,
 )
 from picsweb_sync.project_tables.common import database_epoch
@@ -62,6 +73,13 @@ call when it arrives, a little later than we grant it, and by a varying amount."
 MAX_LEASE_SECONDS = 1.0
 """How long slots claimed in one batch stay usable. Each slot claimed is counted as used at
 the lease's end, so a longer lease costs throughput (lease ÷ period: 1.7 % at 60 s)."""
+
+LIMIT_MEMORY_SECONDS = 15 * 60.0
+"""How long a configured limit binds the budget after the last claim under it. The budget
+keeps the lowest limit any holder claimed under within this time, so a connection edited
+to a higher limit (or a second connection to the same customer with a higher one) takes
+effect only once no hook built with the lower one has called for this long; a lower limit
+takes effect at its first claim."""
 
 MAX_SHARED_CALLS = 5000
 """A limit above this is no real OneFile limit (tests and benchmarks lift it to 10**9):
@@ -91,7 +109,7 @@ def _ensure_rows(engine: Engine, key: str, calls: int) -> None:
 
 def _resize(conn: Connection, key: str, calls: int) -> None:
     """Make the ring ``calls`` slots long, keeping the newest stamps (a new limit must not
-    forget the calls just made). Only when the connection's limit was changed."""
+    forget the calls just made). Only when the lowest limit seen lately changed."""
     stamps = conn.execute(
         select(sync_call_slot.c.used_until)
         .where(sync_call_slot.c.budget_key == key)
@@ -107,14 +125,87 @@ def _resize(conn: Connection, key: str, calls: int) -> None:
     conn.execute(
         update(sync_call_budget).where(sync_call_budget.c.budget_key == key).values(calls=calls)
     )
-    log.warning("OneFile call budget resized to %d calls a period", calls)
+    log.warning(
+        "OneFile call budget resized to %d calls a period (the lowest limit its holders "
+        "claimed under in the last %d minutes)",
+        calls,
+        LIMIT_MEMORY_SECONDS // 60,
+    )
+
+
+def _note_limit(conn: Connection, key: str, calls: int, period: float) -> None:
+    """Record that a holder of budget ``key`` claims under ``calls`` per ``period`` now."""
+    limit = sync_call_limit.c
+    where = (
+        limit.budget_key == key,
+        limit.calls == calls,
+        limit.period_ms == _milliseconds(period),
+    )
+    seen = conn.execute(
+        update(sync_call_limit).where(*where).values(seen_at=database_epoch())
+    ).rowcount
+    if not seen:
+        conn.execute(
+            insert(sync_call_limit).values(
+                budget_key=key,
+                calls=calls,
+                period_ms=_milliseconds(period),
+                seen_at=database_epoch(),
+            )
+        )
+
+
+def _milliseconds(period: float) -> int:
+    return round(period * 1000)
+
+
+def _recent_limits(key: str) -> tuple[Any, Any]:
+    """The lowest number of calls and the longest period among the limits claimed under
+    within :data:`LIMIT_MEMORY_SECONDS` (scalar subqueries, on the database's clock)."""
+    limit = sync_call_limit.c
+    recent = (
+        limit.budget_key == key,
+        limit.seen_at >= database_epoch() - LIMIT_MEMORY_SECONDS,
+    )
+    return (
+        select(func.min(limit.calls)).where(*recent).scalar_subquery(),
+        select(func.max(limit.period_ms)).where(*recent).scalar_subquery(),
+    )
+
+
+def _lock_budget(conn: Connection, key: str) -> None:
+    """Take the customer's budget row lock (claims take turns behind it)."""
+    budget = sync_call_budget.c
+    locked = conn.execute(
+        update(sync_call_budget).where(budget.budget_key == key).values(claims=budget.claims + 1)
+    ).rowcount
+    if not locked:
+        raise _Created
+
+
+def register(engine: Engine, key: str, calls: int, period: float) -> None:
+    """A holder of budget ``key`` says, before its first call, which limit its connection
+    has: from now on the budget never grants more than the lowest limit seen lately."""
+    for _ in range(3):
+        try:
+            with engine.begin() as conn:
+                _lock_budget(conn, key)
+                _note_limit(conn, key, calls, period)
+                return
+        except _Created:
+            _ensure_rows(engine, key, calls)
+    raise RuntimeError(f"could not create the OneFile call budget {key!r}")
 
 
 def claim(
     engine: Engine, key: str, calls: int, period: float, want: int, lease: float
 ) -> tuple[int, float]:
-    """Take up to ``want`` call slots of budget ``key`` (``calls`` per ``period`` seconds),
-    each counted as used until ``lease`` seconds from now.
+    """Take up to ``want`` call slots of budget ``key`` for a holder whose limit is
+    ``calls`` per ``period`` seconds, each counted as used until ``lease`` seconds from now.
+
+    The budget grants at most the lowest ``calls`` per the longest ``period`` among the
+    limits its holders claimed under within :data:`LIMIT_MEMORY_SECONDS` (this one's
+    included): a holder configured with a higher limit never spends more than the lowest.
 
     Returns ``(granted, wait)``: when nothing could be granted, ``wait`` is how many seconds
     until the oldest slot frees (or a 429 pause ends). One transaction; the ``UPDATE`` of
@@ -124,20 +215,17 @@ def claim(
     for _ in range(3):
         try:
             with engine.begin() as conn:
-                locked = conn.execute(
-                    update(sync_call_budget)
-                    .where(budget.budget_key == key)
-                    .values(claims=budget.claims + 1)
-                ).rowcount
-                if not locked:
-                    raise _Created
-                now, paused_until, ring = conn.execute(
-                    select(database_epoch(), budget.paused_until, budget.calls).where(
-                        budget.budget_key == key
-                    )
+                _lock_budget(conn, key)
+                _note_limit(conn, key, calls, period)
+                lowest, longest = _recent_limits(key)
+                now, paused_until, ring, limit, period_ms = conn.execute(
+                    select(
+                        database_epoch(), budget.paused_until, budget.calls, lowest, longest
+                    ).where(budget.budget_key == key)
                 ).one()
-                if ring != calls:
-                    _resize(conn, key, calls)
+                if ring != limit:
+                    _resize(conn, key, limit)
+                period = max(period, period_ms / 1000)
                 if paused_until > now:
                     return 0, paused_until - now
                 free = (
@@ -179,15 +267,19 @@ def pause(engine: Engine, key: str, seconds: float) -> None:
 
 
 def seconds_until_clear(engine: Engine, key: str, period: float) -> float:
-    """Seconds until no call granted from budget ``key`` can still count in OneFile's window."""
+    """Seconds until no call granted from budget ``key`` can still count in OneFile's window
+    (``period``, or the longest period the budget's holders claimed under lately)."""
     slot = sync_call_slot.c
+    _, longest = _recent_limits(key)
     with engine.connect() as conn:
-        left = conn.execute(
-            select(func.max(slot.used_until) + period - database_epoch()).where(
+        newest, now, period_ms = conn.execute(
+            select(func.max(slot.used_until), database_epoch(), longest).where(
                 slot.budget_key == key
             )
-        ).scalar_one()
-    return max(0.0, left or 0.0)
+        ).one()
+    if newest is None:
+        return 0.0
+    return max(0.0, newest + max(period, (period_ms or 0) / 1000) - now)
 
 
 _ready_engines: set[str] = set()
@@ -243,6 +335,7 @@ class SharedCallBudget:
         self._recent: deque[float] = deque()
         self._lock = threading.Lock()
         ensure_budget_tables(engine)
+        register(engine, key, calls, self.period)
 
     def _batch(self, now: float) -> int:
         """Slots to ask for: as many as this holder started in the last lease, plus one."""

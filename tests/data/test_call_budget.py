@@ -1,7 +1,8 @@
 """The shared OneFile call budget (``picsweb_sync.call_budget``) on SQLite and PostgreSQL:
 the ring never grants more than its size within a period, whoever claims; a 429 pause
-holds everyone; a changed limit keeps the newest calls; every statement compiles for SQL
-Server. Periods here are long (a minute) so nothing frees while a test runs: the answers
+holds everyone; holders configured with different limits share the lowest (a higher one
+binds only once the lower was not claimed under lately); a changed limit keeps the newest
+calls; every statement compiles for SQL Server. Periods here are long (a minute) so nothing frees while a test runs: the answers
 are decided by the ring, not by how fast the machine is."""
 
 from __future__ import annotations
@@ -85,21 +86,88 @@ def test_a_429_pause_holds_every_claimant(
     assert least < wait <= most
 
 
+def ring_size(engine: sa.Engine, key: str = "k") -> int:
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.select(sa.func.count()).where(cb.sync_call_slot.c.budget_key == key)
+        ).scalar_one()
+
+
+def forget_limits_older_than_memory(engine: sa.Engine, calls: int) -> None:
+    """As if no holder had claimed under ``calls`` for longer than LIMIT_MEMORY_SECONDS."""
+    limit = cb.sync_call_limit.c
+    with engine.begin() as conn:
+        conn.execute(
+            sa.update(cb.sync_call_limit)
+            .where(limit.calls == calls)
+            .values(seen_at=cb.database_epoch() - cb.LIMIT_MEMORY_SECONDS - 1)
+        )
+
+
 @pytest.mark.parametrize(
     ("first", "used", "then", "expected"),
-    [(5, 5, 8, 3), (5, 5, 3, 0), (5, 2, 3, 1)],
-    ids=["raised-adds-free-slots", "lowered-keeps-newest-used", "lowered-partly-used"],
+    [(5, 5, 3, 0), (5, 2, 3, 1)],
+    ids=["lowered-keeps-newest-used", "lowered-partly-used"],
 )
-def test_a_changed_limit_keeps_the_calls_already_made(
+def test_a_lowered_limit_binds_at_once_and_keeps_the_calls_already_made(
     engine: sa.Engine, first: int, used: int, then: int, expected: int
 ) -> None:
     assert granted(engine, first, [used]) == [used]
     assert granted(engine, then, [then]) == [expected]
-    with engine.connect() as conn:
-        ring = conn.execute(
-            sa.select(sa.func.count()).where(cb.sync_call_slot.c.budget_key == "k")
-        ).scalar_one()
-    assert ring == then
+    assert ring_size(engine) == then
+
+
+def test_a_raised_limit_waits_until_the_lower_one_was_not_claimed_under_lately(
+    engine: sa.Engine,
+) -> None:
+    """A holder with 8 beside one with 5 (seen just now) gets nothing beyond the 5; once
+    nobody has claimed under 5 for LIMIT_MEMORY_SECONDS, the ring grows to 8, keeping the
+    calls already made."""
+    assert granted(engine, 5, [5]) == [5]
+    assert granted(engine, 8, [8]) == [0]
+    assert ring_size(engine) == 5
+    forget_limits_older_than_memory(engine, 5)
+    assert granted(engine, 8, [8]) == [3]
+    assert ring_size(engine) == 8
+
+
+def test_holders_with_different_limits_share_the_lowest(engine: sa.Engine) -> None:
+    """Two limiters of one customer, one configured with 5 calls a period and one with 8
+    (two connections, or one edited mid-run), calling in turn: 5 calls start, never 8,
+    whichever holder asks first or most."""
+    budgets = {
+        calls: cb.SharedCallBudget(engine, "k", calls, PERIOD, sleep=_stop_at_wait)
+        for calls in (8, 5)
+    }
+    started = {8: 0, 5: 0}
+    for calls in [8, 8, 5, 8, 5, 8, 8, 5, 8, 5, 8]:
+        try:
+            budgets[calls].acquire()
+            started[calls] += 1
+        except _Slept:
+            pass
+    assert sum(started.values()) == 5
+    assert started[8] >= 3  # the higher one got its share of the lowest, not its own
+    assert ring_size(engine) == 5
+
+
+def test_the_longest_period_among_the_limits_binds(engine: sa.Engine) -> None:
+    assert granted(engine, 3, [3]) == [3]
+    granted_now, wait = cb.claim(engine, "k", 3, 2 * PERIOD, 1, LEASE)
+    assert granted_now == 0
+    assert 2 * PERIOD - 5 < wait <= 2 * PERIOD + LEASE
+    # and the period of the 60 s holder is now 120 s too
+    granted_now, wait = cb.claim(engine, "k", 3, PERIOD, 1, LEASE)
+    assert granted_now == 0
+    assert 2 * PERIOD - 5 < wait <= 2 * PERIOD + LEASE
+    assert 2 * PERIOD - 5 < cb.seconds_until_clear(engine, "k", PERIOD) <= 2 * PERIOD + LEASE
+
+
+def test_a_holder_counts_from_its_start_not_its_first_claim(engine: sa.Engine) -> None:
+    """A hook registers its limit when it is built, so a holder with a higher limit that
+    calls first is already held to the lower one."""
+    cb.SharedCallBudget(engine, "k", 2, PERIOD)
+    assert granted(engine, 8, [8]) == [2]
 
 
 def test_seconds_until_clear_follows_the_newest_call(engine: sa.Engine) -> None:
@@ -139,6 +207,10 @@ def test_claimants_at_once_never_share_a_slot(engine: sa.Engine) -> None:
 
 class _Slept(Exception):
     """Stops a limiter at its first wait, so the test sees what it would wait for."""
+
+
+def _stop_at_wait(seconds: float) -> None:
+    raise _Slept
 
 
 def test_shared_budget_waits_rather_than_overspends(engine: sa.Engine) -> None:
@@ -181,7 +253,9 @@ def test_every_budget_statement_compiles_as_tsql(tmp_path) -> None:
             captured.append(clauseelement)
 
     cb.ensure_budget_tables(engine)
-    granted(engine, 2, [2, 1])  # creates, claims, finds the ring spent
+    cb.register(engine, "k", 2, PERIOD)  # creates, records the limit
+    granted(engine, 2, [2, 1])  # claims, finds the ring spent
+    forget_limits_older_than_memory(engine, 2)
     granted(engine, 3, [1])  # resizes
     cb.pause(engine, "k", 5.0)
     cb.claim(engine, "k", 3, PERIOD, 1, LEASE)

@@ -8,6 +8,7 @@ call arrived; the assertions count calls per window in that log, never durations
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
@@ -94,20 +95,28 @@ def test_hooks_each_on_their_own_overspend_the_customers_limit(
     assert refused(limited_sim) > 0
 
 
-def test_two_processes_at_once_share_one_window(limited_sim: OneFileSimulator, pg_url: str):
-    """Two task processes started together, each with 25 calls to make (each reads its
-    own user, so the log tells them apart): 52 calls in all, interleaved, never more than
-    20 in any 2 s, and no 429."""
-    users = [str(user["ID"]) for user in limited_sim.data.users[:2]]
+def run_workers_at_once(
+    sim: OneFileSimulator, pg_url: str, limits: list[int], calls: int
+) -> tuple[list[str], list[str]]:
+    """One task process per limit (its connection's ``calls_per_minute``, per ``PERIOD``),
+    started together, each making ``calls`` reads of its own user (so the log tells them
+    apart). Their last lines and the users they read."""
+    users = [str(user["ID"]) for user in sim.data.users[: len(limits)]]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-m", "tests.hook.budget_worker", pg_url, "25", user_id],
+            [sys.executable, "-m", "tests.hook.budget_worker", pg_url, str(calls), user_id],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
             cwd=REPO,
+            env=os.environ
+            | {
+                "AIRFLOW_CONN_ONEFILE_API": conn_json(
+                    sim.base_url, calls_per_minute=limit, rate_period_seconds=PERIOD
+                )
+            },
         )
-        for user_id in users
+        for user_id, limit in zip(users, limits, strict=True)
     ]
     try:
         for worker in workers:  # log lines may come first
@@ -124,13 +133,40 @@ def test_two_processes_at_once_share_one_window(limited_sim: OneFileSimulator, p
         for worker in workers:
             if worker.poll() is None:
                 worker.kill()
+    return outcomes, users
+
+
+def called_together(sim: OneFileSimulator, users: list[str]) -> bool:
+    """Each one's calls span the other's first ones."""
+    spans = [[call.at for call in sim.calls_to(f"/User/{user_id}")] for user_id in users]
+    return min(spans[0]) < max(spans[1]) and min(spans[1]) < max(spans[0])
+
+
+def test_two_processes_at_once_share_one_window(limited_sim: OneFileSimulator, pg_url: str):
+    """Two task processes started together, each with 25 calls to make: 52 calls in all,
+    interleaved, never more than 20 in any 2 s, and no 429."""
+    outcomes, users = run_workers_at_once(limited_sim, pg_url, [LIMIT, LIMIT], 25)
     assert outcomes == ["done 26", "done 26"]
     assert len(limited_sim.calls) == 52
     assert refused(limited_sim) == 0
     assert busiest_window(limited_sim) <= LIMIT
-    # They really called at the same time: each one's calls span the other's first ones.
-    spans = [[call.at for call in limited_sim.calls_to(f"/User/{user_id}")] for user_id in users]
-    assert min(spans[0]) < max(spans[1]) and min(spans[1]) < max(spans[0])
+    assert called_together(limited_sim, users)
+
+
+@pytest.mark.parametrize("other_limit", [30, 60])
+def test_two_processes_with_different_limits_keep_to_the_lowest(
+    limited_sim: OneFileSimulator, pg_url: str, other_limit: int
+) -> None:
+    """The same customer through two connections (or one edited while a run's tasks still
+    hold hooks built from its old value): one says OneFile's real limit, 20 calls in 2 s,
+    the other more. Together they never make more than 20 calls in any 2 s, and meet no
+    429: the budget keeps the lowest limit its holders were configured with."""
+    outcomes, users = run_workers_at_once(limited_sim, pg_url, [LIMIT, other_limit], 25)
+    assert outcomes == ["done 26", "done 26"]
+    assert len(limited_sim.calls) == 52
+    assert refused(limited_sim) == 0
+    assert busiest_window(limited_sim) <= LIMIT
+    assert called_together(limited_sim, users)
 
 
 def test_a_429_seen_by_one_task_holds_the_others(

@@ -1,10 +1,11 @@
 """OneFile's call budget, shared by every task and process (``picsweb_sync.call_budget``):
-per customer, a row that claimants lock in turn and a ring of one row per call the limit
-allows in a period, each stamped with when its last call may have started.
+per customer, a row that claimants lock in turn, a ring of one row per call the limit
+allows in a period, each stamped with when its last call may have started, and the limits
+its holders were configured with.
 
 Times are seconds since 1970 on the database's own clock (double precision), so every
 worker, whatever its own clock says, shares one timeline. The tables are small and bounded
-(the limit's number of rows per customer) and never purged.
+(the limit's number of rows per customer, one per configured limit) and never purged.
 """
 
 from __future__ import annotations
@@ -29,4 +30,16 @@ sync_call_slot = Table(
     Column("slot_no", Integer, primary_key=True),
     Column("used_until", EPOCH, nullable=False),  # the latest start of its last call
 )
-BUDGET_TABLES = (sync_call_budget, sync_call_slot)
+# The limits the budget's holders were configured with (a connection's calls_per_minute
+# and rate period), each with when a holder last claimed under it: the budget keeps the
+# lowest limit seen lately (``picsweb_sync.call_budget``). A table of its own, so a staging
+# database made by an earlier version gains it like any missing table.
+sync_call_limit = Table(
+    "sync_call_limit",
+    project_metadata,
+    Column("budget_key", String(64), primary_key=True),
+    Column("calls", Integer, primary_key=True),
+    Column("period_ms", Integer, primary_key=True),  # the period, in milliseconds
+    Column("seen_at", EPOCH, nullable=False),  # the last claim under this limit
+)
+BUDGET_TABLES = (sync_call_budget, sync_call_slot, sync_call_limit)
