@@ -339,6 +339,34 @@ def test_no_claimant_takes_the_lock_between_a_check_and_its_commit(staging, monk
         fence.check_now()
 
 
+def test_a_tasks_lock_yields_its_fence_and_works_without_as(staging):
+    """``RunContext.lock``: the holder is the run, task and try; the block gets the Fence;
+    callers that only write ``with ctx.lock(name):`` keep working."""
+    from picsweb_sync.runtime import RunContext
+
+    ctx = RunContext(
+        run_id="manual__1",
+        run_type="manual",
+        interval_start=dt.datetime(2026, 3, 1, tzinfo=dt.UTC),
+        interval_end=dt.datetime(2026, 3, 2, tzinfo=dt.UTC),
+        task_label="push_reviews",
+        try_number=2,
+        params={"lock_wait_minutes": 0},
+    )
+    ctx.__dict__["staging"] = staging  # the cached engine, without an Airflow connection
+    with ctx.lock(locks.REVIEWS) as fence:
+        assert isinstance(fence, locks.Fence)
+        assert (fence.name, fence.holder, fence.token) == (
+            locks.REVIEWS,
+            "run manual__1, push_reviews try 2",
+            1,
+        )
+        fence.check_now()
+    with ctx.lock(locks.REVIEWS):
+        assert locks.current_holder(staging, locks.REVIEWS)[0] == fence.holder
+    assert locks.current_holder(staging, locks.REVIEWS)[0] is None
+
+
 # ----- a paused holder, in processes of their own -----------------------------------------
 PAUSED_STALE, PAUSED_HEARTBEAT = 1.5, 0.2
 
