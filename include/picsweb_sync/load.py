@@ -112,9 +112,9 @@ def _dry_run_load(ctx: RunContext, stage: str, merge_name: str) -> dict[str, int
         )
         changes = not (updates.empty and (inserts is None or inserts.empty))
         stage_name = freshness.REVIEWS if reviews else freshness.QUALIFICATIONS
-        _fresh_basis(ctx, conn, stage_name, changes)
+        basis = _fresh_basis(ctx, conn, stage_name, changes)
     with ctx.picsweb.connect() as conn:
-        result = picsweb_writes.classify_updates(conn, updates)
+        result = picsweb_writes.classify_updates(conn, updates, basis_at=_at(basis))
         new = None
         if inserts is not None:
             held = picsweb_writes.reviews_with_onefile_ids(conn, inserts["onefile_system_id"])

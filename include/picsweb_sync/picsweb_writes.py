@@ -266,15 +266,7 @@ def apply_updates(
     between classification and update, so the audit never records a change not made.
     """
     ensure_project_tables(conn, PICSWEB_SIDE_TABLES)
-    updates = updates.reset_index(drop=True)
-    basis = _write_basis(updates, basis_at)
-    stale = updates.iloc[0:0]
-    if basis is not None and len(updates):
-        newer = newer_row_bases(conn, updates["table"], updates["key"], basis)
-        refused = newer["newer_at"].notna().to_numpy()
-        stale = pd.concat([updates[refused], newer[refused]], axis=1).assign(outcome="stale")
-        updates, basis = updates[~refused].reset_index(drop=True), basis[~refused]
-        basis = basis.reset_index(drop=True)
+    updates, basis, stale = _without_stale(conn, updates, basis_at)
     changes = updates.drop(columns="basis_at", errors="ignore")
     rows = spread_field_changes(changes)
     partition = {"run_id": run_id, "work_key": work_key}
@@ -332,6 +324,22 @@ def apply_updates(
     )
 
 
+def _without_stale(
+    conn: Connection, updates: pd.DataFrame, basis_at: dt.datetime | None
+) -> tuple[pd.DataFrame, pd.Series | None, pd.DataFrame]:
+    """``updates`` split by each change's basis: (the changes to compare, their bases or
+    ``None`` when no basis is known, the stale changes with ``newer_at``/``newer_run``)."""
+    updates = updates.reset_index(drop=True)
+    basis = _write_basis(updates, basis_at)
+    if basis is None or not len(updates):
+        return updates, basis, updates.iloc[0:0]
+    newer = newer_row_bases(conn, updates["table"], updates["key"], basis)
+    refused = newer["newer_at"].notna().to_numpy()
+    stale = pd.concat([updates[refused], newer[refused]], axis=1).assign(outcome="stale")
+    kept = updates[~refused].reset_index(drop=True)
+    return kept, basis[~refused].reset_index(drop=True), stale
+
+
 def _write_basis(updates: pd.DataFrame, basis_at: dt.datetime | None) -> pd.Series | None:
     """Each change's basis (naive UTC): its own ``basis_at`` where given, else the call's;
     ``None`` when neither says."""
@@ -370,7 +378,9 @@ def _read_outcomes(
     )
 
 
-def classify_updates(conn: Connection, updates: pd.DataFrame) -> ApplyResult:
+def classify_updates(
+    conn: Connection, updates: pd.DataFrame, *, basis_at: dt.datetime | None = None
+) -> ApplyResult:
     """What :func:`apply_updates` would do with a ``picsweb_updates`` change set, read-only.
 
     For a dry run: PICSWeb is only read (``SELECT`` of each changed row's current value, a
@@ -379,7 +389,11 @@ def classify_updates(conn: Connection, updates: pd.DataFrame) -> ApplyResult:
     (the row is gone), ``unchanged`` (it already holds the new value), ``applied`` (it
     still holds the value the merge read: would change) or ``conflict``. Values compare as
     :class:`ExactText` does: text exactly, a ``CHAR`` column's trailing padding ignored.
+    With a basis (``basis_at`` or a ``basis_at`` column), a change the real write would
+    refuse as stale is ``stale``, as :func:`apply_updates` judges it.
     """
+    updates, _, stale = _without_stale(conn, updates, basis_at)
+    updates = updates.drop(columns="basis_at", errors="ignore")
     rows = spread_field_changes(updates)  # the same guard: only known, non-key fields
     outcomes = pd.Series("missing", index=rows.index, dtype=object)
     current = pd.Series([None] * len(rows), index=rows.index, dtype=object)
@@ -421,6 +435,7 @@ def classify_updates(conn: Connection, updates: pd.DataFrame) -> ApplyResult:
         applied=result[result["outcome"] == "applied"],
         unchanged=result[result["outcome"] == "unchanged"],
         conflicts=result[result["outcome"].isin(CONFLICT_OUTCOMES)],
+        stale=stale,
     )
 
 

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event, select
 
-from picsweb_sync import dry_run, load, sqlframes
+from picsweb_sync import dry_run, freshness, load, sqlframes
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.picsweb_writes import apply_updates, classify_updates
@@ -206,8 +206,8 @@ REVIEW_INSERTS = [
 
 
 def seed(engine, run_id: str) -> None:
-    """A run's merges as they would leave them: change sets, and staged OneFile rows (so
-    the loads have an extraction time a freshness mark would record)."""
+    """A run's merges as they would leave them: change sets with their basis, and staged
+    OneFile rows (so the loads have an extraction time a freshness mark would record)."""
     staged = pd.DataFrame({"learning_aim_id": [500001], "learner_id": [100001]})
     reviews = pd.DataFrame({"review_id": [900001], "learner_id": [100001]})
     with engine.begin() as conn:
@@ -218,6 +218,9 @@ def seed(engine, run_id: str) -> None:
         )
         pt.replace_change_set(conn, run_id, "picsweb_updates", changes(*REVIEW_CHANGES), "reviews")
         pt.replace_change_set(conn, run_id, "picsweb_review_inserts", pd.DataFrame(REVIEW_INSERTS))
+        for stage in (freshness.QUALIFICATIONS, freshness.REVIEWS):
+            basis = freshness.merge_basis(conn, run_id, stage)
+            freshness.record_change_basis(conn, run_id, stage, basis)
 
 
 def context(engine, run_id: str, dry: bool) -> RunContext:

@@ -162,3 +162,18 @@ def test_inserted_reviews_record_their_basis(engine):
             conn, "run-0", changes((RV, int(review_id), "attended", "U", "Y")), basis_at=T - HOUR
         )
     assert len(stale.stale) == 1
+
+
+def test_a_dry_run_classifies_a_stale_change_as_the_real_write_would(engine):
+    with engine.begin() as conn:
+        picsweb_writes.apply_updates(
+            conn, "run-new", changes((TQ, 1, "elements_done", 10, 12)), basis_at=T
+        )
+    batch = changes((TQ, 1, "elements_done", 12, 5), (TQ, 2, "elements_done", None, 4))
+    with engine.connect() as conn:
+        preview = picsweb_writes.classify_updates(conn, batch, basis_at=T - HOUR)
+    with engine.begin() as conn:
+        real = picsweb_writes.apply_updates(conn, "run-old", batch, basis_at=T - HOUR)
+    for result in (preview, real):
+        assert result.stale[["key", "newer_run"]].values.tolist() == [[1, "run-new"]]
+        assert result.applied["key"].tolist() == [2]
