@@ -144,7 +144,7 @@ class Fence:
         """Why the lock is known lost, or ``None`` while nothing says so."""
         return self._lost.message
 
-    def _lost_text(self, now: LockState | None) -> str:
+    def _lost_text(self, now: LockState | None, outcome: str = "it stopped before writing") -> str:
         if now is None or now.holder is None:
             who = "nobody holds it now"
         else:
@@ -152,7 +152,7 @@ class Fence:
         return (
             f"lost the {self.name} lock: {self.holder} held it with token {self.token}, but "
             f"{who}; its heartbeat had stopped for longer than {STALE_AFTER} (a paused or "
-            f"frozen worker), so it stopped before writing"
+            f"frozen worker), so {outcome}"
         )
 
 
@@ -291,5 +291,13 @@ def held(
         stop.set()
         beat.join()
         freed = release(engine, name, holder, token)
-    if finished and not freed:
-        raise LockLost(fence.lost or fence._lost.note(fence._lost_text(lock_state(engine, name))))
+    if finished and not freed:  # lost since its last check, and not checked again
+        raise LockLost(
+            fence.lost
+            or fence._lost.note(
+                fence._lost_text(
+                    lock_state(engine, name),
+                    "the task fails as its block ends, for Airflow to retry it",
+                )
+            )
+        )
