@@ -23,13 +23,19 @@ each run covering the UK day before it.
 | `start_run` | reads the PICSWeb *OneFile Settings* row; stops the run (green) when integration is off | reads the settings again; the run's later tasks use what it read |
 | `extract_*` | one task per OneFile organisation (labelled by its ID): learners, assessors, learning aims, reviews → staging. A value that does not parse or does not fit its PICSWeb column is a *reject* with its reason; the rest goes on | extracts afresh and replaces its own staging rows: the run's data is then as new as any |
 | `merge_qualifications` | rules 1–4 (elements, registration, certificate dates) → change set | decides again from the run's staged rows and PICSWeb as it is now |
-| `load_qualifications` | writes the PICSWeb changes in one transaction, audited field by field | applies a change only where PICSWeb still holds the value the merge saw (else a *conflict*, left for the next run); **refuses, changing nothing, when a newer run already loaded OneFile data extracted later** (clear from `extract_` to redo an old run) |
+| `load_qualifications` | writes the PICSWeb changes in one transaction, audited field by field | applies a change only where PICSWeb still holds the value the merge saw (else a *conflict*, left for the next run) and the row was not last written from newer OneFile data (else a *refused* reject); **refuses, changing nothing, when a newer run already loaded OneFile data extracted later than its change set's** (clear from `extract_` *with downstream* to redo an old run) |
 | `push_learning_aims` | fills OneFile's blanks from PICSWeb through the outbox | sends only unsent rows, each re-checked just before sending: a field OneFile no longer has blank, or PICSWeb no longer holds, is not sent |
 | `merge_reviews` / `load_reviews` | rule 6: OneFile reviews update or create PICSWeb reviews (only with *Download Review Data* on) | as the qualification merge and load (refuses when newer data over the same review window was loaded) |
 | `plan_review_uploads` / `push_reviews` | rule 5: new PICSWeb reviews are created in OneFile exactly once (only with *Upload Review Data* on) | plans again from PICSWeb now; each create is re-checked against the PICSWeb review just before sending (no longer eligible: not sent; rescheduled: sent with its new time). A create that may have reached OneFile before a crash is found and linked, never repeated |
 | `finish_run` | run record, `last_synchronised` (not in a dry run), purge of old staging, the run's summary and note | closes the run record again; the summary counts what the rerun tasks did, and the run keeps its first end time |
 | `check_thresholds` | fails the run loudly when rejects or conflicts crossed a threshold (below); the data is already synced | checks the stored summary again |
 | `record_failure` | runs only when a step failed: marks the run failed with each failed task and its error | writes the same record again |
+
+**Every write carries its basis.** A change set, a reflected review and each PICSWeb row
+the sync writes remember which OneFile data they come from and when it was extracted; a
+write is applied only if no write of newer OneFile data over the same rows was applied
+since, whatever run, task or clear it comes from. A run's staging, change sets and basis
+are purged together; a change set without a basis is never applied.
 
 **Two branches.** Qualifications and reviews share only the extracts: a failure in one
 never stops the other. **Runs side by side** (backfills, a scheduled run beside them)
