@@ -374,15 +374,35 @@ class SharedCallBudget:
         return seconds_until_clear(self.engine, self.key, self.period)
 
 
+def lowest_recent_limit(engine: Engine, key: str) -> int | None:
+    """The lowest number of calls any holder of budget ``key`` claimed under within
+    :data:`LIMIT_MEMORY_SECONDS` (``None`` when nobody did)."""
+    lowest, _ = _recent_limits(key)
+    with engine.connect() as conn:
+        return conn.execute(select(lowest)).scalar()
+
+
 def limiter_factory(engine: Engine) -> Callable[[str, int, float], Any]:
     """What ``OneFileHook(limiter_factory=...)`` takes: a budget shared through ``engine``,
-    or the hook's own in-memory limiter for a limit no real OneFile has."""
+    or, for a limit no real OneFile has, the hook's own in-memory limiter, unless the
+    customer's budget has a real limit claimed under lately (that hook then shares the
+    budget, held to that limit: a lifted limit never lifts another holder's)."""
 
     def build(key: str, calls: int, period: float) -> Any:
         if calls > MAX_SHARED_CALLS:
-            from onefile.hook import SlidingWindowLimiter
+            ensure_budget_tables(engine)
+            lowest = lowest_recent_limit(engine, key)
+            if lowest is None:
+                from onefile.hook import SlidingWindowLimiter
 
-            return SlidingWindowLimiter(calls, period)
+                return SlidingWindowLimiter(calls, period)
+            log.warning(
+                "this OneFile connection allows %d calls a period, but the customer's call "
+                "budget is held to %d by another connection: sharing it",
+                calls,
+                lowest,
+            )
+            calls = lowest
         return SharedCallBudget(engine, key, calls, period)
 
     return build

@@ -242,6 +242,26 @@ def test_a_lifted_limit_keeps_the_hooks_own_limiter(engine: sa.Engine) -> None:
         cb.SharedCallBudget(engine, "k", cb.MAX_SHARED_CALLS + 1, 60.0)
 
 
+def test_a_lifted_limit_does_not_lift_a_real_one_claimed_under_lately(
+    engine: sa.Engine,
+) -> None:
+    """A connection with a limit no real OneFile has (tests lift theirs to 10**9) keeps
+    its own limiter only while the customer's budget has no real limit: beside a holder
+    with 3 calls a period it shares the budget and is held to 3."""
+    cb.SharedCallBudget(engine, "k", 3, PERIOD)
+    lifted = cb.limiter_factory(engine)("k", 10**9, PERIOD)
+    assert isinstance(lifted, cb.SharedCallBudget)
+    lifted._sleep = _stop_at_wait
+    for _ in range(3):
+        lifted.acquire()
+    with pytest.raises(_Slept):
+        lifted.acquire()
+    forget_limits_older_than_memory(engine, 3)
+    from onefile.hook import SlidingWindowLimiter
+
+    assert isinstance(cb.limiter_factory(engine)("k", 10**9, PERIOD), SlidingWindowLimiter)
+
+
 # ----- SQL Server ------------------------------------------------------------------------
 def test_every_budget_statement_compiles_as_tsql(tmp_path) -> None:
     engine = engine_for_url(f"sqlite:///{tmp_path / 'budget.sqlite'}")
@@ -260,6 +280,7 @@ def test_every_budget_statement_compiles_as_tsql(tmp_path) -> None:
     cb.pause(engine, "k", 5.0)
     cb.claim(engine, "k", 3, PERIOD, 1, LEASE)
     cb.seconds_until_clear(engine, "k", PERIOD)
+    cb.lowest_recent_limit(engine, "k")
     engine.dispose()
 
     kinds = {type(stmt).__name__ for stmt in captured}
