@@ -127,6 +127,7 @@ class Sample:
 
     rows: dict[str, list[tuple[int, list[Any]]]] = field(default_factory=lambda: defaultdict(list))
     paging: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
+    page_caps: dict[str, list[int]] = field(default_factory=lambda: defaultdict(list))
     paging_levels: dict[str, Level] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
 
@@ -193,7 +194,7 @@ def onefile_checks(
             failure = _read_pages(hook, sample, organisation_id, entity, path, filters)
             if failure is not None:
                 checks.append(failure)
-    checks += _paging_checks(sample, hook.settings.page_size)
+    checks += _paging_checks(sample, hook.settings.page_size, hook.onefile_conn_id)
     for entity in onefile_fields.FIELDS:
         checks += field_checks(entity, sample)
     checks.append(_written_check())
@@ -302,32 +303,55 @@ def _read_pages(
         except OneFileApiError:
             rows = []
     sample.rows[entity].append((organisation_id, rows))
-    sample.paging[entity].append(_paging_text(hook, organisation_id, filters, first, path))
+    sample.paging[entity].append(
+        _paging_text(hook, sample, entity, organisation_id, filters, first, path)
+    )
     return None
 
 
 def _paging_text(
-    hook: OneFileHook, organisation_id: int, filters: dict[str, Any], first: SearchPage, path: str
+    hook: OneFileHook,
+    sample: Sample,
+    entity: str,
+    organisation_id: int,
+    filters: dict[str, Any],
+    first: SearchPage,
+    path: str,
 ) -> str:
-    """How one search's paging ends, and how OneFile answers a page past the end."""
+    """How one search's paging ends, how OneFile answers a page past the end, and whether
+    it caps the page size (contract: Paging [risk]).
+
+    After a short page 1 of ``n`` rows the probe is page 2 **of ``n`` rows**, as the sync's
+    own search confirms it (``OneFileHook.search``): that page starts right after the rows
+    read whichever size a capping OneFile counts its offsets by, so rows there mean OneFile
+    served fewer rows than asked for although more exist: a cap of ``n`` (kept in
+    ``sample.page_caps``)."""
     where = f"organisation {organisation_id}" + (
         f", role {filters['Role']}" if "Role" in filters else ""
     )
     if not first.rows:
         return f"{where}: no rows ({_answer(first)})"
-    if len(first.rows) < first.size:
-        seen = f"{where}: {len(first.rows)} rows on page 1, a short page, so the last"
-        probe_page = 2
+    short = len(first.rows) < first.size
+    if short:
+        seen = f"{where}: {len(first.rows)} rows on page 1 of {first.size}, a short page"
+        probe_page, probe_size = 2, len(first.rows)
     else:
         seen = f"{where}: page 1 full ({first.size} rows), more pages follow"
-        probe_page = FAR_PAGE
+        probe_page, probe_size = FAR_PAGE, first.size
     try:
-        probe = hook.search_page(path, filters, probe_page)
+        probe = hook.search_page(path, filters, probe_page, probe_size)
     except OneFileApiError as exc:
-        return f"{seen}; page {probe_page} (past the end) FAILED: {exc}"
+        return f"{seen}; page {probe_page} of {probe_size} (past the end) FAILED: {exc}"
+    if probe.rows and short:
+        sample.page_caps[entity].append(probe_size)
+        return (
+            f"{seen}, yet page 2 of {probe_size} still has {len(probe.rows)} rows: OneFile "
+            f"CAPS pages at {probe_size} rows"
+        )
     if probe.rows:
         return f"{seen}; page {probe_page} still has rows (not probed further)"
-    return f"{seen}; a page past the end answers {_answer(probe)}"
+    ending = "so the last" if short else "past the end"
+    return f"{seen}, {ending}: page {probe_page} of {probe_size} answers {_answer(probe)}"
 
 
 def _answer(page: SearchPage) -> str:
@@ -342,24 +366,45 @@ def _headers(sample: Sample, page: SearchPage) -> None:
             sample.headers[name] = value
 
 
-def _paging_checks(sample: Sample, page_size: int) -> list[Check]:
+def _paging_checks(sample: Sample, page_size: int, conn_id: str) -> list[Check]:
     checks = []
     for entity, lines in sample.paging.items():
         failed = [line for line in lines if "FAILED" in line]
-        level = Level.WARNING if failed else Level.OK
+        caps = sample.page_caps.get(entity, [])
+        title = f"OneFile paging of {entity} (page size {page_size})"
+        details: dict[str, Any] = {"pages": lines}
+        if caps:
+            cap = min(caps)
+            checks.append(
+                Check(
+                    f"onefile.paging.{entity}",
+                    Level.BLOCKING,
+                    title,
+                    f"OneFile serves at most {cap} rows a page, fewer than the {page_size} "
+                    "the sync asks for: " + "; ".join(lines),
+                    f"set page_size to {cap} in the extras of the {conn_id!r} connection "
+                    f'({{"page_size": {cap}}}, OneFileSettings.page_size) and run the '
+                    "preflight again. Until then every search finds the cap anew: the "
+                    "sync pages by it without losing rows, but warns in each extract's "
+                    "log, and the contract's paging assumption (no maximum) does not hold "
+                    "for this OneFile (contract: Paging [risk])",
+                    {**details, "cap": cap, "setting": "page_size", "connection": conn_id},
+                )
+            )
+            continue
         checks.append(
             Check(
                 f"onefile.paging.{entity}",
-                level,
-                f"OneFile paging of {entity} (page size {page_size})",
+                Level.WARNING if failed else Level.OK,
+                title,
                 "; ".join(lines),
-                "nothing to do: the sync ends a search at a short page, an empty array or a 204"
+                "nothing to do: the sync ends a search at an empty array or a 204, and "
+                "confirms a short page by asking for the page after it"
                 if not failed
-                else "OneFile refuses a page past the end: on a day a search has an exact "
-                "multiple of the page size rows, the sync asks for that page and its extract "
-                "fails. Set page_size in the connection's extra so that is rare, and tell "
-                "the sync's maintainers (contract: Paging)",
-                {"pages": lines},
+                else "OneFile refuses a page past the end: the sync asks for that page "
+                "after a full last page and to confirm a short one, so its extract fails. "
+                "Tell the sync's maintainers (contract: Paging)",
+                details,
             )
         )
     return checks
