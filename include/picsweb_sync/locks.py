@@ -44,12 +44,23 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import (
+    Column,
+    MetaData,
+    String,
+    Table,
+    Unicode,
+    insert,
+    inspect,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from picsweb_sync.project_tables import sync_lock
-from picsweb_sync.project_tables.common import database_epoch, epoch_instant
+from picsweb_sync.project_tables.common import INSTANT, database_epoch, epoch_instant
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +165,46 @@ class Fence:
             f"{who}; its heartbeat had stopped for longer than {STALE_AFTER} (a paused or "
             f"frozen worker), so {outcome}"
         )
+
+
+# The locks of the versions before the token (times by each worker's clock, naive UTC),
+# read only, so that during an upgrade a task of this version waits for a task of the
+# previous one still holding its lock there (best effort: the previous version does not
+# see these locks). Nothing is read once the table is gone (it may be dropped after the
+# upgrade).
+_previous = Table(
+    "sync_lock",
+    MetaData(),
+    Column("name", String(64), primary_key=True),
+    Column("holder", Unicode(500)),
+    Column("heartbeat_at", INSTANT),
+)
+_previous_present: dict[str, bool] = {}
+
+
+def previous_version_holder(engine: Engine, name: str) -> str | None:
+    """Who holds ``name`` in the previous version's ``sync_lock`` table, if its heartbeat
+    is younger than :data:`STALE_AFTER` (``None`` when free, stale, or no such table)."""
+    url = engine.url.render_as_string(hide_password=True)
+    if url not in _previous_present:
+        _previous_present[url] = inspect(engine).has_table(_previous.name)
+    if not _previous_present[url]:
+        return None
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(
+                select(_previous.c.holder, _previous.c.heartbeat_at, database_epoch()).where(
+                    _previous.c.name == name
+                )
+            ).first()
+    except SQLAlchemyError:  # dropped meanwhile, or not this shape: nothing to wait for
+        _previous_present[url] = False
+        return None
+    if row is None or row[0] is None or row[1] is None:
+        return None
+    if epoch_instant(row[2]) - row[1] > STALE_AFTER:
+        return None
+    return row[0]
 
 
 def _ensure_row(engine: Engine, name: str) -> None:
@@ -264,8 +315,14 @@ def held(
     _ensure_row(engine, name)
     deadline = time.monotonic() + timeout.total_seconds()
     announced = None
-    while (token := try_claim(engine, name, holder)) is None:
-        other, since = current_holder(engine, name)
+    while True:
+        previous = previous_version_holder(engine, name)
+        if previous is None and (token := try_claim(engine, name, holder)) is not None:
+            break
+        if previous is not None:
+            other, since = f"{previous} (the sync's previous version, in sync_lock)", None
+        else:
+            other, since = current_holder(engine, name)
         if other != announced:
             log.info(
                 "waiting for %s to release the %s lock (held since %s UTC)", other, name, since

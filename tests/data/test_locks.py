@@ -391,7 +391,7 @@ def _lock_row_is_free(engine) -> bool:
     if engine.dialect.name == "sqlite":
         probe = sqlite3.connect(engine.url.database, timeout=0.3, isolation_level=None)
         try:
-            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("BEGIN EXCLUSIVE")  # no other connection holds even a read lock
             probe.execute("ROLLBACK")
             return True
         except sqlite3.OperationalError:
@@ -505,6 +505,52 @@ def test_a_staging_database_with_the_old_sync_lock_table_works(empty_engine):
         assert conn.execute(select(old.c.holder)).scalars().all() == ["an old run"]
     checks = own_tables_checks(empty_engine, "the test's staging database")
     assert not [c for c in checks if c.level is Level.BLOCKING], checks
+
+
+def test_during_an_upgrade_a_lock_held_by_the_previous_version_is_waited_for(empty_engine):
+    """A task of the previous version still holds its lock in ``sync_lock`` (a heartbeat
+    of a minute ago, by its own clock): a task of this version waits for it and names it;
+    once that heartbeat is older than STALE_AFTER (or the row freed) it claims as usual."""
+    old = Table(
+        "sync_lock",
+        MetaData(),
+        Column("name", String(64), primary_key=True),
+        Column("holder", Unicode(500)),
+        Column("acquired_at", DateTime),
+        Column("heartbeat_at", DateTime),
+    )
+    old.create(empty_engine)
+    ensure_project_tables(empty_engine)
+    a_minute_ago = utcnow() - timedelta(minutes=1)
+    with empty_engine.begin() as conn:
+        conn.execute(
+            insert(old).values(
+                name=locks.REVIEWS,
+                holder="run old__1, push_reviews try 1",
+                acquired_at=a_minute_ago,
+                heartbeat_at=a_minute_ago,
+            )
+        )
+    assert locks.previous_version_holder(empty_engine, locks.REVIEWS) == (
+        "run old__1, push_reviews try 1"
+    )
+    assert locks.previous_version_holder(empty_engine, locks.QUALIFICATIONS) is None
+    with (
+        pytest.raises(
+            locks.LockTimeout,
+            match="held by run old__1, push_reviews try 1 \\(the sync's previous version",
+        ),
+        locks.held(empty_engine, locks.REVIEWS, "new run", timedelta(0)),
+    ):
+        pytest.fail("wrote beside the previous version's holder")
+    with empty_engine.begin() as conn:
+        conn.execute(update(old).values(heartbeat_at=utcnow() - locks.STALE_AFTER - timedelta(1)))
+    with locks.held(empty_engine, locks.REVIEWS, "new run", timedelta(0)) as fence:
+        fence.check_now()
+
+
+def test_without_the_previous_versions_table_nothing_is_read_there(staging):
+    assert locks.previous_version_holder(staging, locks.REVIEWS) is None
 
 
 # ----- SQL Server ------------------------------------------------------------------------
