@@ -565,6 +565,13 @@ def test_every_lock_statement_compiles_as_tsql(tmp_path, monkeypatch) -> None:
         if isinstance(clauseelement, ClauseElement):
             captured.append(clauseelement)
 
+    Table(  # the previous version's table, read while it exists
+        "sync_lock",
+        MetaData(),
+        Column("name", String(64), primary_key=True),
+        Column("holder", Unicode(500)),
+        Column("heartbeat_at", DateTime),
+    ).create(engine)
     with locks.held(engine, "reviews", "run A", timedelta(0)) as fence:
         with engine.begin() as conn:
             fence.check(conn)
@@ -585,6 +592,7 @@ def test_every_lock_statement_compiles_as_tsql(tmp_path, monkeypatch) -> None:
     claims = [sql for sql in texts if "token + 1" in sql.lower() or "token+1" in sql.lower()]
     assert claims and all(clock in sql for sql in claims)
     assert any(sql.startswith("UPDATE sync_fenced_lock SET heartbeat_at") for sql in texts)
+    assert any("FROM sync_lock WHERE" in sql for sql in texts)
 
 
 def test_the_lock_table_compiles_for_sql_server() -> None:
