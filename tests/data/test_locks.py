@@ -36,7 +36,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import ClauseElement
 
@@ -387,6 +387,17 @@ def _lock_row_is_free(engine) -> bool:
                 return False
             finally:
                 conn.rollback()
+        return True
+    if engine.dialect.name == "mssql":
+        with engine.connect() as conn:
+            conn.execute(text("SET LOCK_TIMEOUT 300"))
+            try:
+                conn.execute(text("SELECT name FROM sync_fenced_lock WITH (UPDLOCK, ROWLOCK)"))
+            except DBAPIError:
+                return False
+            finally:
+                conn.rollback()
+                conn.execute(text("SET LOCK_TIMEOUT -1"))
         return True
     if engine.dialect.name == "sqlite":
         probe = sqlite3.connect(engine.url.database, timeout=0.3, isolation_level=None)
