@@ -36,11 +36,14 @@ def test_it_extends_the_official_image_of_the_pinned_airflow_and_python(instruct
 
 
 def test_it_installs_the_requirements_with_the_constraints(instructions):
-    install = re.search(r"^RUN pip install[^\n]*", instructions, re.M).group(0)
+    install = re.search(r"^RUN [^\n]*pip install[^\n]*", instructions, re.M).group(0)
     assert "-r /opt/airflow/project/requirements.txt" in install
     assert "-c /opt/airflow/project/constraints.txt" in install
     copy = "COPY --chown=airflow:0 requirements.txt constraints.txt /opt/airflow/project/"
     assert copy in instructions
+    # The optional CA bundle of a TLS-inspecting proxy: for pip's step only.
+    assert "build-ca.pe[m]" in instructions and "export PIP_CERT=" in install
+    assert "rm -f /opt/airflow/project/build-ca.pem" in install
 
 
 def test_it_never_installs_at_container_start(instructions):
@@ -49,7 +52,26 @@ def test_it_never_installs_at_container_start(instructions):
 
 
 def test_the_build_stops_when_the_image_and_the_pins_disagree(instructions):
-    assert 'version("apache-airflow")' in instructions and "raise SystemExit" in instructions
+    # A script, not a heredoc: the classic builder (Docker 20.10 without BuildKit) has none.
+    assert "<<" not in instructions
+    check = "python /opt/airflow/project/check_airflow_pin.py /opt/airflow/project/requirements.txt"
+    assert check in instructions
+    script = (REPO / "deploy" / "check_airflow_pin.py").read_text()
+    assert 'version("apache-airflow")' in script and "raise SystemExit" in script
+
+
+def test_the_pin_check_passes_and_stops(tmp_path, monkeypatch):
+    from importlib.metadata import version
+
+    from tests.deploy.scripts import load
+
+    check = load("check_airflow_pin")
+    pins = tmp_path / "requirements.txt"
+    pins.write_text(f"apache-airflow=={version('apache-airflow')}\n")
+    assert check.main(["check", str(pins)]) == 0
+    pins.write_text("apache-airflow==0.0.1\n")
+    with pytest.raises(SystemExit, match="pins apache-airflow==0.0.1 but the image has"):
+        check.main(["check", str(pins)])
 
 
 def test_include_and_plugins_are_on_the_path_as_install_sh_puts_them(instructions):
