@@ -1,6 +1,7 @@
 """Print .env.example with every empty secret filled with a fresh random value.
 
     python3 deploy/new_env.py > .env && chmod 600 .env
+    python3 deploy/new_env.py --picsweb postgres > .env   # the demo-postgres profile's PICSWeb
 
 For the demo profile, or a first start on one machine. In production the customer token and
 the PICSWeb password come from OneFile and the DBA: put them in .env by hand after this.
@@ -37,16 +38,27 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "ONEFILE_CUSTOMER_TOKEN": lambda: secrets.token_hex(16),
     "PICSWEB_DB_PASSWORD": _sql_server_password,
     "MSSQL_SA_PASSWORD": _sql_server_password,
+    "PICSWEB_DEMO_POSTGRES_PASSWORD": lambda: secrets.token_hex(24),
+}
+# `--picsweb postgres`: the PICSWeb connection pointed at the demo-postgres profile's server.
+POSTGRES_PICSWEB = {
+    "PICSWEB_DB_CONN_TYPE": "postgres",
+    "PICSWEB_DB_HOST": "picsweb-postgres",
+    "PICSWEB_DB_PORT": "5432",
 }
 _ASSIGNMENT = re.compile(r"^(?P<key>[A-Z][A-Z0-9_]*)=(?P<value>.*)$")
 
 
-def filled(example: str) -> str:
-    """``example`` with each empty secret given a generated value; everything else kept."""
+def filled(example: str, overrides: dict[str, str] | None = None) -> str:
+    """``example`` with each empty secret given a generated value and the ``overrides``
+    set; everything else kept."""
+    overrides = overrides or {}
     lines = []
     for line in example.splitlines():
         match = _ASSIGNMENT.match(line)
-        if match and not match["value"] and match["key"] in GENERATORS:
+        if match and match["key"] in overrides:
+            line = f"{match['key']}={overrides[match['key']]}"
+        elif match and not match["value"] and match["key"] in GENERATORS:
             line = f"{match['key']}={GENERATORS[match['key']]()}"
         lines.append(line)
     return "\n".join(lines) + "\n"
@@ -55,8 +67,15 @@ def filled(example: str) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--example", type=Path, default=EXAMPLE)
+    parser.add_argument(
+        "--picsweb",
+        choices=("mssql", "postgres"),
+        default="mssql",
+        help="the demo PICSWeb's server: SQL Server (profile demo) or PostgreSQL (demo-postgres)",
+    )
     args = parser.parse_args(argv)
-    sys.stdout.write(filled(args.example.read_text()))
+    overrides = POSTGRES_PICSWEB if args.picsweb == "postgres" else {}
+    sys.stdout.write(filled(args.example.read_text(), overrides))
     return 0
 
 

@@ -1,6 +1,7 @@
 """The demo profile of docker-compose.yaml: a PICSWeb on SQL Server and the matching OneFile.
 
     python deploy/picsweb_demo.py init           # SQL Server: database, the sync's login, demo data
+                                                 # (PostgreSQL with PICSWEB_DB_CONN_TYPE=postgres)
     python deploy/picsweb_demo.py serve-onefile  # the matching OneFile simulator on 0.0.0.0
     python deploy/picsweb_demo.py logical-date   # the logical date of the run that syncs the demo
     python deploy/picsweb_demo.py ddl            # the T-SQL of the PICSWeb tables (--project-tables)
@@ -10,7 +11,9 @@ collation, as PICSWeb's), the login ``PICSWEB_DB_LOGIN`` with ``PICSWEB_DB_PASSW
 db_owner of it (the sync creates its own ``sync_*`` tables on its first run), then, connected
 as that login (as Airflow will be), the PICSWeb tables and the demo rows: the generator's
 PICSWeb (``onefile_simulator.generate_dataset`` + ``sync_demo.picsweb_db``), as ``make demo``
-loads into SQLite. It loads once: a database that holds the demo already is left alone
+loads into SQLite. With ``PICSWEB_DB_CONN_TYPE=postgres`` (the ``demo-postgres`` profile) the
+same is done on PostgreSQL (``DEMO_POSTGRES_HOST``, superuser ``postgres`` with
+``DEMO_POSTGRES_PASSWORD``): the login becomes a role owning the database. It loads once: a database that holds the demo already is left alone
 (``--reset`` rebuilds it). The day the demo reviews are scheduled around (``DEMO_TODAY``, else
 today's UK date) is kept in ``DEMO_STATE_DIR``, a volume the simulator reads, so both sides
 are generated from the same seed and day.
@@ -186,7 +189,7 @@ def wait_for(
                     f"{engine.url.render_as_string(hide_password=True)} did not answer in "
                     f"{timeout:.0f} s: {reason}"
                 ) from None
-            print("waiting for SQL Server ...", flush=True)
+            print(f"waiting for {engine.url.host or engine.url.database} ...", flush=True)
             time.sleep(interval)
 
 
@@ -236,7 +239,87 @@ def build_picsweb(engine: sa.Engine, directory: Path, reset: bool) -> tuple[dt.d
     return day, True
 
 
+def postgres_url(host: str, port: int, login: str, password: str, database: str) -> sa.URL:
+    return sa.URL.create(
+        "postgresql+psycopg2",
+        username=login,
+        password=password,
+        host=host,
+        port=port,
+        database=database,
+    )
+
+
+def postgres_literal(value: str) -> str:
+    """A PostgreSQL string literal (standard_conforming_strings: only ' is doubled)."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def postgres_name(name: str) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    return postgresql.dialect().identifier_preparer.quote_identifier(name)
+
+
+def init_postgres(args: argparse.Namespace) -> int:
+    """The demo PICSWeb on PostgreSQL: the login as a role owning the database."""
+    host = env("DEMO_POSTGRES_HOST", "picsweb-postgres")
+    port = int(env("DEMO_POSTGRES_PORT", "5432"))
+    database = checked_name("PICSWEB_DB_NAME", env("PICSWEB_DB_NAME", "picsweb"))
+    login = checked_name("PICSWEB_DB_LOGIN", env("PICSWEB_DB_LOGIN", "picsweb_sync"))
+    admin_password = env("DEMO_POSTGRES_PASSWORD")
+    password = env("PICSWEB_DB_PASSWORD")
+    if os.environ.get("PICSWEB_DB_HOST", host) != host:
+        print(
+            f"warning: PICSWEB_DB_HOST={os.environ['PICSWEB_DB_HOST']!r}, so the sync's "
+            f"connection does not point at the demo PostgreSQL {host!r}",
+            flush=True,
+        )
+    admin = sa.create_engine(
+        postgres_url(host, port, "postgres", admin_password, "postgres"),
+        isolation_level="AUTOCOMMIT",
+    )
+    try:
+        wait_for(admin, timeout=args.timeout)
+        with admin.connect() as conn:
+            has_role = conn.execute(
+                sa.text("SELECT 1 FROM pg_roles WHERE rolname = :n"), {"n": login}
+            ).first()
+            verb = "ALTER" if has_role else "CREATE"
+            # No bind parameters here (CREATE ROLE takes none), so the driver leaves % alone.
+            role = postgres_name(login)
+            conn.exec_driver_sql(f"{verb} ROLE {role} LOGIN PASSWORD {postgres_literal(password)}")
+            has_db = conn.execute(
+                sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": database}
+            ).first()
+            if not has_db:
+                conn.exec_driver_sql(
+                    f"CREATE DATABASE {postgres_name(database)} OWNER {postgres_name(login)}"
+                )
+    finally:
+        admin.dispose()
+
+    picsweb = sa.create_engine(postgres_url(host, port, login, password, database))
+    try:
+        day, loaded = build_picsweb(picsweb, state_dir(), reset=args.reset)
+    finally:
+        picsweb.dispose()
+    what = "built" if loaded else "already there (--reset rebuilds it)"
+    print(
+        f"demo PICSWeb {what}: {database} on PostgreSQL {host}:{port} as {login}; reviews "
+        f"scheduled around {day.isoformat()}; the run that syncs them: logical date "
+        f"{logical_date(day).isoformat()}",
+        flush=True,
+    )
+    return 0
+
+
 def init(args: argparse.Namespace) -> int:
+    kind = os.environ.get("PICSWEB_DB_CONN_TYPE", "") or "mssql"
+    if kind == "postgres":
+        return init_postgres(args)
+    if kind != "mssql":
+        raise DemoError(f"PICSWEB_DB_CONN_TYPE={kind!r}: the demo is built on mssql or postgres")
     host = env("DEMO_MSSQL_HOST", "sqlserver")
     port = int(env("DEMO_MSSQL_PORT", "1433"))
     database = checked_name("PICSWEB_DB_NAME", env("PICSWEB_DB_NAME", "picsweb"))
@@ -373,9 +456,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python deploy/picsweb_demo.py", description=__doc__.splitlines()[0]
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    p = commands.add_parser("init", help="database, login and demo PICSWeb on SQL Server")
+    p = commands.add_parser(
+        "init", help="database, login and demo PICSWeb on SQL Server (or PostgreSQL)"
+    )
     p.add_argument("--reset", action="store_true", help="rebuild the demo PICSWeb")
-    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for SQL Server")
+    p.add_argument("--timeout", type=float, default=300, help="seconds to wait for the server")
     p.add_argument("--collation", default=DEFAULT_COLLATION)
     p.set_defaults(run=init)
     p = commands.add_parser("serve-onefile", help="the matching OneFile simulator")

@@ -1,5 +1,5 @@
-"""docker-compose.yaml: validated offline by ``docker-compose config`` (Debian's package; no
-Docker engine runs here) for the default and the demo profile, and checked for the shape of
+"""docker-compose.yaml: validated offline by ``docker-compose config`` (Debian's package) for
+the default and the demo profiles, and checked for the shape of
 Airflow's Celery deployment: every service, health checks, restart policies, a scalable
 worker, the project image, secrets only from the environment."""
 
@@ -30,7 +30,21 @@ AIRFLOW_SERVICES = {
     "airflow-init",
 }
 CORE_SERVICES = {"postgres", "redis", *AIRFLOW_SERVICES}
-DEMO_SERVICES = {"sqlserver", "picsweb-demo-init", "onefile-simulator", "demo-trigger"}
+DEMO_SERVICES = {
+    "sqlserver",
+    "picsweb-postgres",
+    "picsweb-demo-init",
+    "onefile-simulator",
+    "demo-trigger",
+}
+# The profiles of each demo service: SQL Server's demo, or the same with PICSWeb on PostgreSQL.
+DEMO_PROFILES = {
+    "sqlserver": ["demo"],
+    "picsweb-postgres": ["demo-postgres"],
+    "picsweb-demo-init": ["demo", "demo-postgres"],
+    "onefile-simulator": ["demo", "demo-postgres"],
+    "demo-trigger": ["demo", "demo-postgres"],
+}
 ONE_SHOT = {"airflow-init", "picsweb-demo-init", "demo-trigger", "airflow-cli"}
 SECRETS = {
     "AIRFLOW_DB_PASSWORD",
@@ -42,6 +56,7 @@ SECRETS = {
     "ONEFILE_CUSTOMER_TOKEN",
     "PICSWEB_DB_PASSWORD",
     "MSSQL_SA_PASSWORD",
+    "PICSWEB_DEMO_POSTGRES_PASSWORD",
 }
 
 
@@ -107,10 +122,35 @@ def test_the_default_profile_validates(rendered):
     assert set(rendered["services"]) >= CORE_SERVICES
 
 
-def test_the_demo_profile_validates(compose_command, env_file):
-    done = compose_config(compose_command, env_file, "--profile", "demo")
+@pytest.mark.parametrize("profile", ["demo", "demo-postgres"])
+def test_the_demo_profile_validates(compose_command, env_file, profile):
+    done = compose_config(compose_command, env_file, "--profile", profile)
     assert done.returncode == 0, done.stderr
-    assert set(yaml.safe_load(done.stdout)["services"]) >= CORE_SERVICES | DEMO_SERVICES
+    services = set(yaml.safe_load(done.stdout)["services"])
+    profiled = {name for name, profiles in DEMO_PROFILES.items() if profile in profiles}
+    assert services >= CORE_SERVICES | profiled
+
+
+def test_the_postgres_demo_points_the_picsweb_connection_at_its_server(compose_command, tmp_path):
+    from airflow.models.connection import Connection
+
+    env_file = tmp_path / ".env"
+    env_file.write_text(
+        load("new_env").filled(ENV_EXAMPLE.read_text(), load("new_env").POSTGRES_PICSWEB)
+    )
+    done = compose_config(compose_command, env_file, "--profile", "demo-postgres")
+    assert done.returncode == 0, done.stderr
+    services = yaml.safe_load(done.stdout)["services"]
+    picsweb = Connection.from_json(
+        services["airflow-worker"]["environment"]["AIRFLOW_CONN_PICSWEB_DB"], conn_id="picsweb_db"
+    )
+    assert (picsweb.conn_type, picsweb.host, picsweb.port) == ("postgres", "picsweb-postgres", 5432)
+    init = services["picsweb-demo-init"]["environment"]
+    assert init["PICSWEB_DB_CONN_TYPE"] == "postgres"
+    assert (
+        init["DEMO_POSTGRES_PASSWORD"]
+        == services["picsweb-postgres"]["environment"]["POSTGRES_PASSWORD"]
+    )
 
 
 def test_the_development_override_validates_and_mounts_the_code(compose_command, env_file):
@@ -298,7 +338,7 @@ def test_every_service_of_the_celery_layout_is_there(compose):
     services = compose["services"]
     assert set(services) >= CORE_SERVICES | DEMO_SERVICES
     for name in DEMO_SERVICES:
-        assert services[name]["profiles"] == ["demo"], name
+        assert services[name]["profiles"] == DEMO_PROFILES[name], name
     for name in CORE_SERVICES:
         assert "profiles" not in services[name], name
 
@@ -324,8 +364,8 @@ def test_the_services_wait_for_what_they_need(compose):
     assert services["airflow-worker"]["depends_on"]["airflow-apiserver"] == {
         "condition": "service_healthy"
     }
-    init_needs = services["picsweb-demo-init"]["depends_on"]
-    assert init_needs["sqlserver"]["condition"] == "service_healthy"
+    # It waits for its server itself (SQL Server or PostgreSQL, whichever profile runs).
+    assert "depends_on" not in services["picsweb-demo-init"]
     simulator_needs = services["onefile-simulator"]["depends_on"]
     assert simulator_needs["picsweb-demo-init"]["condition"] == "service_completed_successfully"
     trigger_needs = services["demo-trigger"]["depends_on"]
