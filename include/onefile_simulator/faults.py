@@ -41,12 +41,15 @@ class FaultRule:
     ratio: float | None = None
     seconds: float = 0.0
     every: int | None = None  # only every Nth matching call (the Nth, 2Nth, ...)
+    path_is: str | None = None  # only calls to exactly this path (``/Review``, not searches)
     after_effect: bool = False  # the call takes effect; only its answer is the fault
     seen: int = 0  # matching calls so far (for ``every``)
 
     def matches(self, method: str, path: str) -> bool:
         """Whether this rule applies to a call, ignoring how many uses are left."""
         if self.method is not None and self.method.upper() != method:
+            return False
+        if self.path_is is not None and self.path_is != path:
             return False
         return self.path_contains is None or self.path_contains in path
 
@@ -97,10 +100,12 @@ class FaultInjector:
         ratio: float | None = None,
         every: int | None = None,
         after_effect: bool = False,
+        path_is: str | None = None,
     ) -> None:
         """Answer matching calls with `status` (the first `times`, default 1; with `ratio`,
         that share of them; with `every`, every Nth matching call, the Nth first; with
-        `ratio` or `every`, at most `times` when given).
+        `ratio` or `every`, at most `times` when given). `path_is`: only calls to exactly
+        that path (``"/Review"``: the create, not ``/Review/Search/...``).
 
         `after_effect`: the call is carried out first (a create creates, an update
         changes) and only then answered with `status`, as when OneFile fails after
@@ -120,6 +125,7 @@ class FaultInjector:
                 ratio,
                 every=every,
                 after_effect=after_effect,
+                path_is=path_is,
             )
         )
 

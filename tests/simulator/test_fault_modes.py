@@ -55,3 +55,13 @@ def test_a_fault_after_effect_creates_the_visit_and_answers_500(sim):
     answer = api.post(f"{sim.base_url}/Visit", json=_visit_body(sim), timeout=5)
     assert answer.status_code == 500
     assert len(sim.data.visits) == visits_before + 1
+
+
+def test_a_fault_on_an_exact_path_leaves_the_searches_below_it_alone(sim):
+    api = login(sim)
+    sim.faults.add(status=500, path_is="/Organisation/Search", every=1)
+    assert api.post(f"{sim.base_url}/Organisation/Search", json={}, timeout=5).status_code == 500
+    assert api.post(f"{sim.base_url}/User/Search/1/5", json={}, timeout=5).status_code == 200
+    sim.faults.clear()
+    sim.faults.add(status=500, path_is="/User", every=1)
+    assert api.post(f"{sim.base_url}/User/Search/1/5", json={}, timeout=5).status_code == 200
