@@ -38,7 +38,9 @@ Decisions the contract leaves open:
   values as ASCII JSON, ``raw`` is the row as ASCII JSON, and a ``source_id`` that is not
   storable text is kept as its JSON (``"12\\u0000"``, with the quotes);
 - a number given as more digits than Python converts (4,300) is not a whole number;
-- an instant without a zone is UTC (the only zone OneFile documents); ``""`` is unset;
+- an instant without a zone is UTC (the only zone OneFile documents); ``""`` is unset; an
+  instant before 2 January 0001 or after 30 December 9999 (UTC) is a reject, since neither
+  it nor its UK date could be stored (``0001-01-01T00:00:00+01:00`` is in year 0 in UTC);
 - a page element that is not a JSON object (``null``, ``"abc"``, ``[1]``) is a reject
   ("not a JSON object") with its JSON as ``raw``; the rest of the page parses;
 - the same ``ID`` twice in one extract (a page boundary that moved while paging) keeps one
@@ -118,6 +120,12 @@ FIELDS: dict[str, tuple[Field, ...]] = {
 REJECT_COLUMNS = ["entity", "source_id", "reason", "raw"]
 NOT_AN_OBJECT = "not a JSON object"
 _WHOLE_NUMBER = r"^\s*([+-]?\d+)(?:\.0*)?\s*$"
+# The instants every database (and Python's datetime) holds, as UTC and as a UK date: years
+# 1 to 9999, a day in from each end (UK time was UTC-0:01:15 in year 1, so 1 January 00:00
+# UTC is still year 0 there).
+_FIRST_INSTANT = np.datetime64("0001-01-02T00:00:00", "us")
+_LAST_INSTANT = np.datetime64("9999-12-30T23:59:59.999999", "us")
+_OUTSIDE = "{}: outside 0001-01-02 to 9999-12-30 (UTC), the instants every database holds: "
 _SHOWN_CHARACTERS = 80  # a value quoted in a reason is cut to this; ``raw`` keeps it whole
 # Most specific first: BigInteger and SmallInteger are Integers to SQLAlchemy.
 _INTEGER_TYPES = (
@@ -273,6 +281,9 @@ def _parse_field(field: Field, limits: _Limits, values: pd.Series) -> tuple[pd.S
     else:
         parsed, bad = parse_instants(values)
         _complain(problem, bad, f"{field.onefile}: not an ISO-8601 instant: ", values)
+        outside = (parsed < _FIRST_INSTANT) | (parsed > _LAST_INSTANT)
+        _complain(problem, outside, _OUTSIDE.format(field.onefile), values)
+        parsed = parsed.where(~outside)
         if field.kind == "uk_date":
             parsed = uk_date(parsed)
     missing = field.required & parsed.isna() & problem.isna()
