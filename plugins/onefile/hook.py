@@ -1,7 +1,8 @@
 """OneFileHook: the one place that talks to the OneFile API v2.1.
 
 It owns everything the contract (``shared/contract/onefile-api.md``) asks of a client:
-session tokens (issue, renew after 23 hours, renew once on a 401), paged searches, a
+session tokens (issue, renew after 23 hours, renew once on a 401), paged searches (a
+short page confirmed by the next, a page size cap found and paged by), a
 client-side rate limiter that keeps a healthy run under OneFile's 300 calls a minute,
 retries for 429 / 5xx / timeouts / dropped connections, and keeping both tokens out of
 logs and error messages. A customer token OneFile refuses is never retried: it fails the
@@ -528,7 +529,6 @@ class OneFileHook(HttpHook):
         asked = size = self.settings.page_size
         page = 1
         short: tuple[int, int, int] | None = None  # a short page to confirm: page, size, rows
-        capped = False
         while True:
             path = f"/{entity}/Search/{page}/{size}"
             rows = _json_or_empty(self._send("POST", path, filters))
@@ -536,7 +536,7 @@ class OneFileHook(HttpHook):
                 if not rows:
                     return  # the page after a short page is empty: the end, confirmed
                 short_page, short_size, short_rows = short
-                if short_page != 1 or capped:
+                if short_page != 1:
                     raise OneFilePagingError(
                         entity,
                         f"page {short_page} of {short_size} held {short_rows} rows, a short "
@@ -546,7 +546,7 @@ class OneFileHook(HttpHook):
                         "part of its rows, so a retry reads it again",
                         path,
                     )
-                capped = True
+                # Page 1 came short, yet rows follow it: OneFile caps pages at its size.
                 self.log.warning(
                     "%s", PageSizeCapped(entity, asked, size, self.onefile_conn_id).advice
                 )
@@ -558,7 +558,7 @@ class OneFileHook(HttpHook):
                 page += 1
                 continue
             short = (page, size, len(rows))
-            if page == 1 and not capped:
+            if page == 1:
                 size = len(rows)  # page 2 of this size starts right after these rows
             page += 1
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from onefile.hook import OneFileHook, OneFilePagingError
+from onefile.hook import OneFileApiError, OneFileHook, OneFilePagingError
 from onefile_simulator import OneFileSimulator, generate_dataset
 from tests.hook.conftest import CUSTOMER_TOKEN
 
@@ -209,6 +209,7 @@ def test_rows_after_a_confirmed_short_page_raise_rather_than_return_part(
 
     assert len(first_page) == CAP
     error = raised.value
+    assert isinstance(error, OneFileApiError)  # what callers already catch and report
     assert (error.entity, error.path) == ("User", "/User/Search/3/10")
     assert "page 2 of 10 held 3 rows" in str(error)
     assert "abandoned rather than return part" in str(error)
