@@ -86,3 +86,14 @@ test-mssql: $(STAMP)
 	  echo "  PICSWEB_TEST_MSSQL_URL=mssql+pymssql://sa:PASSWORD@localhost:1433/master make test-mssql"; \
 	fi
 	$(VENV)/bin/pytest tests/mssql
+
+# docker-compose.yaml and the Dockerfile run for real (docs/deployment.md, "Run for real"):
+# an engine of the project's own (scripts/docker-engine.sh, data root kept in
+# /var/cache/picsweb-sync-docker), stand-in base images (deploy/test-images), the project image,
+# the production services with two workers and the demo-postgres profile, the data team's
+# commands; everything it started is stopped afterwards, also on failure.
+.PHONY: test-compose
+test-compose: $(STAMP)
+	deploy/ensure-docker-compose.sh
+	PICSWEB_COMPOSE_UP=1 $(VENV)/bin/pytest -s -p no:cacheprovider tests/deploy/test_compose_up.py; \
+	  rc=$$?; scripts/docker-engine.sh stop; exit $$rc

@@ -1,0 +1,215 @@
+"""docker-compose.yaml and the Dockerfile run for real: `make test-compose`.
+
+Skipped unless PICSWEB_COMPOSE_UP=1 (`make test-compose` sets it; `make test` runs that
+target after the rest of the suite), so a plain `pytest` does not start a Docker engine.
+tests/deploy/compose_stack.py brings the stack up (an engine of the project's own, the
+stand-in base images, the project image from the Dockerfile, `docker compose up -d` with the
+demo-postgres profile and two workers) and takes it all down afterwards, also on failure.
+
+The tests run in file order on one stack: each leaves it as the next expects.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import pytest
+import requests
+
+from tests.deploy.compose_stack import IMAGE, WORKERS, Stack, log, running_stack
+from tests.deploy.scripts import REPO
+
+pytestmark = pytest.mark.skipif(
+    os.environ.get("PICSWEB_COMPOSE_UP") != "1",
+    reason="`make test-compose` runs the deployment for real (PICSWEB_COMPOSE_UP=1)",
+)
+
+DOC = (REPO / "docs" / "deployment.md").read_text()
+
+
+def documented(pattern: str) -> str:
+    """The one command line of docs/deployment.md matching pattern, as written there."""
+    lines = [line for line in DOC.splitlines() if line.startswith("docker compose ")]
+    found = [line for line in lines if re.search(pattern, line)]
+    assert len(found) == 1, (pattern, found)
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def stack():
+    with running_stack() as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def demo_run(stack: Stack) -> str:
+    """The demo-trigger's run (demo__<day>), finished."""
+    rows = stack.sql("SELECT run_id FROM dag_run WHERE run_id LIKE 'demo\\_\\_%'")
+    assert rows, "demo-trigger triggered no run"
+    run_id = rows[0][0]
+    stack.wait_run(run_id)
+    return run_id
+
+
+def _workers(stack: Stack) -> list[dict]:
+    return [
+        c
+        for c in stack.containers()
+        if c["Config"]["Labels"].get("com.docker.compose.service") == "airflow-worker"
+    ]
+
+
+def test_every_service_is_healthy_with_two_workers(stack):
+    containers = stack.wait_healthy(timeout=60)
+    services = {}
+    for c in containers:
+        service = c["Config"]["Labels"]["com.docker.compose.service"]
+        services.setdefault(service, []).append(c)
+    assert len(services["airflow-worker"]) == WORKERS
+    for name in ("airflow-init", "picsweb-demo-init", "demo-trigger"):
+        assert [c["State"]["ExitCode"] for c in services[name]] == [0], name
+    for name in (
+        "postgres",
+        "redis",
+        "airflow-apiserver",
+        "airflow-scheduler",
+        "airflow-dag-processor",
+        "airflow-triggerer",
+        "picsweb-postgres",
+        "onefile-simulator",
+    ):
+        assert services[name][0]["State"]["Health"]["Status"] == "healthy", name
+    # Every Airflow container runs the project image, as the image's user.
+    for c in services["airflow-worker"] + services["airflow-scheduler"]:
+        assert c["Config"]["Image"] == IMAGE
+        assert c["Config"]["User"] == "50000:0"
+
+
+def test_the_demo_run_succeeds(stack, demo_run):
+    assert stack.run_state(demo_run) == "success"
+    # The sync wrote its run record to PICSWeb (on picsweb-postgres), as it would to SQL Server.
+    rows = stack.sql(
+        f"SELECT outcome FROM sync_run WHERE run_id = '{demo_run}'", database="picsweb"
+    )
+    assert rows and rows[0][0], rows
+
+
+def test_a_run_triggered_with_params_survives_a_scheduler_restart(stack, demo_run):
+    command = documented(r"airflow dags trigger onefile_picsweb_sync --conf")
+    stack.shell(command, timeout=600)
+    rows = stack.sql(
+        "SELECT run_id, conf FROM dag_run WHERE run_type = 'manual' "
+        "AND run_id NOT LIKE 'demo\\_\\_%' ORDER BY id DESC"
+    )
+    assert rows, "no manual run"
+    run_id, conf = rows[0]
+    given = json.loads(re.search(r"--conf '(.+)'$", command)[1])
+    assert json.loads(conf) == given
+    # In the middle of the run: its first tasks done, the rest still to come.
+    stack.wait_task_state(run_id, "start_run", {"success"}, timeout=900)
+    assert stack.run_state(run_id) == "running"
+    stack.dc("restart", "airflow-scheduler", timeout=600)
+    stack.wait_run(run_id)
+    stack.wait_healthy(timeout=300)
+
+
+def test_tasks_ran_on_both_workers(stack, demo_run):
+    hostnames = {c["Config"]["Hostname"] for c in _workers(stack)}
+    used = {
+        row[0]
+        for row in stack.sql("SELECT DISTINCT hostname FROM task_instance WHERE state = 'success'")
+    }
+    assert hostnames <= used, (hostnames, used)
+
+
+def test_the_sync_page_answers_after_a_login_and_refuses_without(stack, demo_run):
+    url = f"{stack.base_url()}/onefile-sync/api/runs"
+    assert requests.get(url, timeout=120).status_code == 401
+    token = stack.token(
+        stack.env.get("AIRFLOW_ADMIN_USERNAME", "admin"), stack.env["AIRFLOW_ADMIN_PASSWORD"]
+    )
+    answer = requests.get(url, headers={"Authorization": f"Bearer {token}"}, timeout=120)
+    assert answer.status_code == 200, answer.text[:300]
+    assert demo_run in json.dumps(answer.json())
+    page = requests.get(
+        f"{stack.base_url()}/onefile-sync/",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+    )
+    assert page.status_code == 200 and "<html" in page.text.lower()
+
+
+def test_the_preflight_inside_a_worker(stack, demo_run):
+    done = stack.shell(documented(r"picsweb_sync\.preflight"), check=False, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_clearing_a_task_of_an_old_run_runs_it_again(stack, demo_run):
+    day = demo_run.removeprefix("demo__")
+    template = documented(r"airflow tasks clear onefile_picsweb_sync -t push_reviews")
+    command = re.sub(r"-s \S+ -e \S+", f"-s {day} -e {day}T23:59", template)
+    before = stack.sql(
+        f"SELECT try_number FROM task_instance WHERE run_id = '{demo_run}' AND task_id = 'push_reviews'"
+    )[0][0]
+    stack.shell(command, timeout=600)
+    stack.wait_task_state(demo_run, "push_reviews", {"success"}, timeout=900)
+    stack.wait_run(demo_run)
+    after = stack.sql(
+        f"SELECT try_number FROM task_instance WHERE run_id = '{demo_run}' AND task_id = 'push_reviews'"
+    )[0][0]
+    assert int(after) > int(before)
+
+
+def test_no_secret_in_the_logs_or_the_image(stack, demo_run):
+    assert stack.secrets, "no secrets generated"
+    logs = stack.dc("logs", "--no-color", quiet=True, timeout=300).stdout
+    history = stack.docker("history", "--no-trunc", IMAGE, quiet=True).stdout
+    inspect = stack.docker("image", "inspect", IMAGE, quiet=True).stdout
+    # The image's files: the file system of a container made from it (not started), as the
+    # uncompressed tar stream `docker export` writes, searched for every secret at once.
+    cid = stack.docker("create", IMAGE, quiet=True).stdout.strip()
+    patterns = stack.folder.parent / "secrets.txt"
+    patterns.write_text("\n".join(stack.secrets.values()) + "\n")
+    try:
+        found = stack.run(
+            ["bash", "-c", f"docker export {cid} | grep -a -o -F -f {patterns} | sort -u"],
+            check=False,
+            quiet=True,
+            timeout=900,
+        ).stdout.split()
+        names = stack.run(
+            ["bash", "-c", f"docker export {cid} | tar -t"], quiet=True, timeout=900
+        ).stdout.splitlines()
+    finally:
+        stack.docker("rm", cid, quiet=True, check=False)
+        patterns.unlink()
+    assert not [name for name, value in stack.secrets.items() if value in found]
+    assert not [n for n in names if n.rstrip("/").endswith((".env", "build-ca.pem"))], (
+        "in the image"
+    )
+    for name, value in stack.secrets.items():
+        assert value not in logs, f"{name} in docker compose logs"
+        assert value not in history and value not in inspect, f"{name} in the image's history"
+
+
+def test_down_and_up_keeps_history_tables_and_page(stack, demo_run):
+    runs_before = stack.sql("SELECT run_id, state FROM dag_run ORDER BY run_id")
+    syncs_before = stack.sql("SELECT run_id FROM sync_run ORDER BY run_id", database="picsweb")
+    stack.dc("down", timeout=600)
+    stack.dc("up", "-d", "--no-build", "--scale", f"airflow-worker={WORKERS}", timeout=1800)
+    stack.wait_healthy()
+    assert stack.sql("SELECT run_id, state FROM dag_run ORDER BY run_id") == runs_before
+    syncs_after = stack.sql("SELECT run_id FROM sync_run ORDER BY run_id", database="picsweb")
+    assert syncs_after == syncs_before
+    token = stack.token(
+        stack.env.get("AIRFLOW_ADMIN_USERNAME", "admin"), stack.env["AIRFLOW_ADMIN_PASSWORD"]
+    )
+    answer = requests.get(
+        f"{stack.base_url()}/onefile-sync/api/runs",
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=120,
+    )
+    assert answer.status_code == 200 and demo_run in json.dumps(answer.json())
+    log("down and up: history, sync tables and the page survived")
