@@ -259,3 +259,38 @@ def test_a_chunk_is_what_the_rate_allows_within_the_limit():
     assert push.chunk_calls(Hook()) == 45
     Hook.settings = OneFileSettings(calls_per_minute=300, rate_period_seconds=10)
     assert push.chunk_calls(Hook()) == 270  # a window shorter than the limit: all of it
+
+
+def test_no_review_create_goes_later_than_the_limit_after_its_plan(world, monkeypatch):
+    """Creates that take long (each moves the monotonic clock 30 s on): the chunk is cut
+    where its plan would be older than CHECK_MAX_AGE_SECONDS, the rest planned again."""
+    clock = [1000.0]
+    planned: list[tuple[float, set[int]]] = []
+    created: list[tuple[float, int, int]] = []  # when, learner, PICSWeb review (by payload)
+    real_plan, real_create = push.plan_again, OneFileHook.create_review
+
+    def plan_again(ctx, review_ids):
+        planned.append((clock[0], set(review_ids)))
+        return real_plan(ctx, review_ids)
+
+    def slow_create(self, payload):
+        created.append((clock[0], payload["LearnerID"], payload["VisitID"]))
+        answer = real_create(self, payload)
+        clock[0] += 30.0
+        return answer
+
+    monkeypatch.setattr(push, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(push, "plan_again", plan_again)
+    monkeypatch.setattr(OneFileHook, "create_review", slow_create)
+
+    run = world.run()
+
+    assert str(run.state) == "success"
+    outbox = _outbox(world, pt.REVIEW_CREATE, run.run_id)
+    assert len(created) == len(outbox) >= 4
+    visit_of = dict(zip(outbox["visit_id"].map(int), outbox["target_id"].map(int), strict=True))
+    for when, _, visit_id in created:
+        review = visit_of[visit_id]
+        last_plan = max(at for at, ids in planned if review in ids and at <= when)
+        assert when - last_plan <= push.CHECK_MAX_AGE_SECONDS
+    assert len(planned) >= len(created) // 2  # planned again as the push went on
