@@ -1020,20 +1020,22 @@ def find_created_review(
     ``LearnerID``), and OneFile finds a learner's reviews in the organisation the learner is
     in *now*: the learner is looked up first (``GET /User/{id}``; ``learners`` caches it
     across calls), so a learner moved since the create is still found. A learner OneFile no
-    longer has is searched for in the organisation the create was sent to."""
+    longer has is searched for in the organisation the create was sent to, and so is one
+    that moved, if not found where it is now (should OneFile keep a review where it was
+    made)."""
     review = payload["review"]
     learner_id = int(review["LearnerID"])
-    organisation_id = _current_organisation(hook, learner_id, learners)
-    if organisation_id is None:
-        organisation_id = int(payload["organisation_id"])
+    sent_to = int(payload["organisation_id"])
+    now_in = _current_organisation(hook, learner_id, learners)
     scheduled = datetime.fromisoformat(review["ScheduledFor"].replace("Z", "+00:00"))
     windows = [(scheduled - timedelta(days=1), scheduled + timedelta(days=1)), (None, None)]
-    for date_from, date_to in windows:
-        for row in hook.search_reviews(
-            organisation_id, learner_id=learner_id, date_from=date_from, date_to=date_to
-        ):
-            if row.get("VisitID") == visit_id:
-                return int(row["ID"]), _created_on(row.get("CreatedOn"))
+    for organisation_id in dict.fromkeys(o for o in (now_in, sent_to) if o is not None):
+        for date_from, date_to in windows:
+            for row in hook.search_reviews(
+                organisation_id, learner_id=learner_id, date_from=date_from, date_to=date_to
+            ):
+                if row.get("VisitID") == visit_id:
+                    return int(row["ID"]), _created_on(row.get("CreatedOn"))
     return None
 
 
