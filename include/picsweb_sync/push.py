@@ -67,8 +67,9 @@ by the next push as above.
 **Fenced.** A push holds its writers' lock (``ctx.lock``) and checks its fence
 (``picsweb_sync.locks.Fence``) in every staging transaction that records an answer (the
 batches, the VisitID before a Review call, a failure), and before every OneFile write
-(``check_now``, a guarded one-row ``UPDATE`` of the lock: about a millisecond, far below
-a OneFile call). A push whose lock was taken over (its heartbeat stopped for longer than
+(``check_now``, a guarded one-row ``UPDATE`` of the lock in a transaction of its own:
+1.4 ms measured on the tests' PostgreSQL under load, against the 200 ms a call slot lasts at
+300 calls a minute), so no write follows a lost lock. A push whose lock was taken over (its heartbeat stopped for longer than
 the staleness limit and another holder claimed it) stops at once with ``LockLost``: it
 sends nothing more and records nothing more; what it sent before is recovered by the
 new holder as after a crash.
