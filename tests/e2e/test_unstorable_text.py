@@ -192,3 +192,37 @@ def test_unstorable_text_is_a_reject_and_the_rest_of_the_extract_stages(setup: S
             after = after.assign(raw=after["raw"].where(~is_noted, want["raw"]))
         assert len(after) == len(want) > 0, entity
         pd.testing.assert_frame_equal(after, want)
+
+
+def test_the_dag_run_succeeds_and_syncs_everything_else(world):
+    """The real DAG (``dag.test()``): before, the extract failed on every try and every later
+    task was upstream_failed, every day. Now the run succeeds, the spoiled aims are its
+    rejects, and PICSWeb ends exactly as a clean run without those aims leaves it."""
+    from tests.e2e.qualification_oracle import expected_after_sync
+    from tests.e2e.test_bad_values import _aims_a_clean_run_changes, _quals, _rejects
+
+    (cut, cut_tq), (nul, nul_tq) = _aims_a_clean_run_changes(world)[:2]
+    cut["Title"] = "Level 3 \ud83d"
+    nul["RegistrationNumber"] = "REG\x001"
+
+    run = world.run()
+    assert str(run.state) == "success"
+    states = {str(ti.state) for ti in run.get_task_instances()}
+    assert states <= {"success", "skipped"}, states
+
+    reasons = {
+        r["source_id"]: r["reason"]
+        for r in _rejects(world, run.run_id)
+        if r["stage"] == "extract_learning_aims"
+    }
+    assert reasons[str(cut["ID"])].startswith(f"Title: {CUT.format(9)}")
+    assert reasons[str(nul["ID"])].startswith(f"RegistrationNumber: {NUL.format(4)}")
+    picsweb = world.original.picsweb
+    good = [
+        a for a in world.original.onefile.learning_aims if a["ID"] not in (cut["ID"], nul["ID"])
+    ]
+    want, _ = expected_after_sync(picsweb, good)
+    have = _quals(world)
+    assert have == want
+    before = {q["tq_id"]: q for q in picsweb["trainee_qualification"]}
+    assert have[cut_tq] == before[cut_tq] and have[nul_tq] == before[nul_tq]
