@@ -1127,7 +1127,23 @@ def reflect_uploaded_reviews(ctx: RunContext) -> int:
         linked = picsweb_writes.reviews_with_onefile_ids(conn, staged["review_id"])
         updates = _reflected_updates(conn, staged, linked, assessors)
         updates = with_basis(updates, bases)
+        unknown = updates["basis_at"].isna()
+        updates = updates[~unknown]
         applied = picsweb_writes.apply_updates(conn, ctx.run_id, updates, work_key="review_uploads")
+    if unknown.any():  # a write without a basis is refused: the next download brings them
+        log.warning(
+            "%d field(s) of created reviews not reflected: the outbox has no time OneFile "
+            "accepted their create (sent by an earlier version); the next run's download "
+            "sets them",
+            int(unknown.sum()),
+        )
+    for row in applied.stale.itertuples(index=False):
+        log.info(
+            "review %s: %s not reflected: a later download (run %s) wrote newer OneFile data",
+            row.key,
+            row.field,
+            row.newer_run,
+        )
     return len(applied.applied)
 
 
