@@ -3,16 +3,19 @@
 OneFile sends JSON, and JSON text may hold code points that no column of ours can take:
 
 - ``U+0000`` (NUL, ``"Ann\\u0000e"``): PostgreSQL's ``text`` refuses it (``0x00`` is not
-  allowed in UTF-8 text there), and pymssql sends SQL Server its statements as C strings,
-  which end at the first NUL;
+  allowed in UTF-8 text there), pymssql sends SQL Server its statements as C strings,
+  which end at the first NUL, and SQLite keeps it but its SQL sees the text end there
+  (``length()`` of ``Ann`` NUL ``e`` is 3);
 - a lone surrogate, ``U+D800`` to ``U+DFFF`` (``"\\ud83d"``, a name cut in the middle of an
   emoji): half of a UTF-16 pair, not a Unicode character, so it has no UTF-8 form; SQLite
   and PostgreSQL's drivers raise ``UnicodeEncodeError``, and so does pymssql's UTF-8.
 
-Every other code point is stored as sent, by all three (SQL Server as ``NVARCHAR``, UTF-16):
-other control characters, ``U+FFFF``, characters beyond the BMP (a whole emoji, which JSON
-spells as a valid pair ``"\\ud83d\\ude00"`` and Python decodes to one code point),
-empty and whitespace-only text, text of any length (a column's size is a separate check).
+Every other code point is stored as sent: other control characters, ``U+FFFF``, characters
+beyond the BMP (a whole emoji, which JSON spells as a valid pair ``"\\ud83d\\ude00"`` and
+Python decodes to one code point), empty and whitespace-only text, text of any length (a
+column's size is a separate check). tests/data/test_storable_staging.py proves the rule
+against SQLite and PostgreSQL; SQL Server's ``NVARCHAR`` (UTF-16) holds every other code
+point too (reasoned, not tested: no SQL Server here).
 
 Where such text arrives, the row it is in is a reject whose reason names the character and
 where it is (:func:`text_problem`); the reject itself is always storable, since its reason
