@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import event
 from sqlalchemy.sql import ClauseElement
 
-from picsweb_sync import dry_run, report, run_note, summary
+from picsweb_sync import dry_run, freshness, report, run_note, summary
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.runtime import RunContext
@@ -48,7 +48,11 @@ def outbox(kind: str, *rows: tuple[int, dict, str]) -> pd.DataFrame:
 
 
 def fill_run(conn, run_id: str, dry: bool = False) -> None:
-    """A run's counts, rejects and outbox as its tasks write them."""
+    """A run's counts, rejects and outbox as its tasks write them, and its merges' basis."""
+    for stage in (freshness.QUALIFICATIONS, freshness.REVIEWS):
+        freshness.record_change_basis(
+            conn, run_id, stage, freshness.merge_basis(conn, run_id, stage)
+        )
     for org, (learners, aims, assessors, reviews) in {
         11: (30, 50, 4, 70),
         12: (10, 30, 2, 50),
@@ -304,8 +308,23 @@ def test_a_real_run_sets_last_synchronised_where_a_dry_run_does_not(engine, note
     before = last_synchronised(engine)
     ctx = context(engine)
     report.start_run(ctx)
+    with engine.begin() as conn:
+        fill_run(conn, ctx.run_id)
     report.finish_run(ctx, now=T1)
     assert last_synchronised(engine) != before
+
+
+def test_a_run_without_a_qualification_basis_leaves_last_synchronised_alone(engine, notes):
+    """A run whose change sets and their basis are gone (purged by retention) claims no
+    sync when its finish_run is cleared (issue 18, case 3)."""
+    before = last_synchronised(engine)
+    ctx = context(engine)
+    report.start_run(ctx)
+    with engine.begin() as conn:
+        fill_run(conn, ctx.run_id)
+        conn.execute(sa.delete(pt.sync_change_basis))
+    report.finish_run(ctx, now=T1)
+    assert last_synchronised(engine) == before
 
 
 def test_record_failure_stores_the_summary_and_names_the_failure_in_the_note(engine, notes):
