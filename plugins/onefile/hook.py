@@ -23,6 +23,7 @@ staging database (``picsweb_sync.call_budget``), keyed by :attr:`OneFileHook.bud
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import threading
 import time
@@ -668,7 +669,18 @@ def _retry_after(response: requests.Response) -> float | None:
 
 
 def _json_or_empty(response: requests.Response) -> list[dict[str, Any]]:
-    """A search answer's rows: a 204 or an empty body means none."""
+    """A search answer's rows: a 204 or an empty body means none.
+
+    A JSON integer longer than Python converts (4,300 digits) is kept as its digits, a
+    string, so one absurd value is that row's reject (``onefile_fields``: not a whole
+    number), not a ``ValueError`` that loses the whole page."""
     if response.status_code == 204 or not response.content.strip():
         return []
-    return response.json()
+    return json.loads(response.content, parse_int=_int_or_digits)
+
+
+def _int_or_digits(digits: str) -> int | str:
+    try:
+        return int(digits)
+    except ValueError:  # past sys.get_int_max_str_digits()
+        return digits
