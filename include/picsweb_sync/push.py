@@ -391,8 +391,8 @@ def send_aim_updates(
     wanted = staged_aims[staged_aims.index.isin(ids)]
     for organisation_id, group in wanted.groupby("organisation_id", sort=True):
         learners = [int(x) for x in group["learner_id"].dropna().unique()]
-        organisation_pages = -(-int((staged["organisation_id"] == organisation_id).sum()) // page)
-        if len(learners) <= organisation_pages:
+        organisation_rows = int((staged["organisation_id"] == organisation_id).sum())
+        if reads_by_learner(len(learners), organisation_rows, page):
             for learner_id in learners:
                 yield from _send_learner(ctx, hook, left, learner_of, learner_id, fence)
         else:
@@ -561,6 +561,15 @@ def aim_update_items(changes: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({"target_id": payloads.index, "payload": payloads.to_numpy()})
 
 
+def reads_by_learner(learners: int, organisation_rows: int, page: int) -> bool:
+    """Whether re-reading ``learners`` learners' aims one search each costs no more calls than
+    the organisation's ``organisation_rows`` aims a ``page`` at a time. A learner's search is
+    one short page and the call that confirms it ends there (``OneFileHook.search``): two
+    calls; the organisation's pages cost one each, and one more when the last is short."""
+    pages = -(-organisation_rows // page)
+    return 2 * learners <= pages + (1 if organisation_rows % page else 0)
+
+
 def current_learning_aims(hook: Any, staged: pd.DataFrame, aim_ids: list[int]) -> pd.DataFrame:
     """The learning aims ``aim_ids`` as OneFile holds them now (parsed), read with as few
     calls as the run's staged aims allow: per learner when few learners are concerned,
@@ -570,8 +579,8 @@ def current_learning_aims(hook: Any, staged: pd.DataFrame, aim_ids: list[int]) -
     page = getattr(getattr(hook, "settings", None), "page_size", 100) or 100
     for organisation_id, group in wanted.groupby("organisation_id"):
         learners = group["learner_id"].dropna().unique()
-        organisation_pages = -(-int((staged["organisation_id"] == organisation_id).sum()) // page)
-        if len(learners) <= organisation_pages:
+        organisation_rows = int((staged["organisation_id"] == organisation_id).sum())
+        if reads_by_learner(len(learners), organisation_rows, page):
             for learner_id in learners:
                 rows.extend(hook.search_learning_aims(user_id=int(learner_id)))
         else:
