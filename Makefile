@@ -42,6 +42,7 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/pytest
+	$(MAKE) test-compose
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

@@ -77,11 +77,27 @@ stop() {
   echo "docker-engine: stopping dockerd (pid ${pid})" >&2
   kill -TERM "${pid}"
   for _ in $(seq 60); do
-    kill -0 "${pid}" 2>/dev/null || { echo "docker-engine: stopped" >&2; return 0; }
+    if ! kill -0 "${pid}" 2>/dev/null; then
+      unmount_leftovers
+      echo "docker-engine: stopped" >&2
+      return 0
+    fi
     sleep 0.5
   done
   echo "docker-engine: dockerd did not stop in 30 s: killing it" >&2
   kill -KILL "${pid}" 2>/dev/null || true
+  sleep 1
+  unmount_leftovers
+}
+
+# What a stopped dockerd leaves mounted under its folders (the network namespace of its
+# default bridge, the data root's own bind mount): unmounted, so the folder can be removed.
+unmount_leftovers() {
+  local mounts
+  mounts="$(awk -v root="${ROOT}/" 'index($2, root) == 1 {print $2}' /proc/self/mounts | sort -r)"
+  for m in ${mounts}; do
+    umount "${m}" 2>/dev/null || umount -l "${m}" 2>/dev/null || true
+  done
 }
 
 case "${1:-}" in
