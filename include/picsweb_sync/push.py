@@ -112,7 +112,7 @@ from picsweb_sync import (
 from picsweb_sync.merge import reviews
 from picsweb_sync.merge.blank import is_blank
 from picsweb_sync.project_tables import outbox as outbox_table
-from picsweb_sync.project_tables.common import utcnow
+from picsweb_sync.project_tables.common import database_now, utcnow
 from picsweb_sync.runtime import RunContext
 from picsweb_sync.sqlframes import read_frame, select_in_chunks
 from picsweb_sync.ukdates import date_to_onefile
@@ -186,6 +186,7 @@ class Bookkeeping:
     audits: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     links: list[tuple[int, int, int, datetime | None]] = dataclasses.field(default_factory=list)
     _since: float | None = None
+    _clock_offset: timedelta | None = None
 
     def aim_sent(self, outbox_id: int, target_id: int, payload: dict[str, Any]) -> None:
         self.marks.append({"outbox_id": outbox_id, "state": "sent", "payload": payload})
@@ -203,9 +204,17 @@ class Bookkeeping:
         """A create OneFile accepted; ``basis_at`` (naive UTC) is when it did: now when not
         given (the create was just answered); ``None``: not known (a review found by
         search without its ``CreatedOn``)."""
-        basis = basis_at[0] if basis_at else utcnow()
+        basis = basis_at[0] if basis_at else self.database_now()
         self.links.append((outbox_id, review_id, onefile_id, basis))
         self._added()
+
+    def database_now(self) -> datetime:
+        """Now on the staging database's clock, the clock extracts are stamped by (see
+        ``extract._stage``), so a reflection's basis compares with them whatever this
+        worker's own clock says: the offset is read once per push, then applied."""
+        if self._clock_offset is None:
+            self._clock_offset = database_now(self.ctx.staging) - utcnow()
+        return utcnow() + self._clock_offset
 
     def _added(self) -> None:
         now = time.monotonic()

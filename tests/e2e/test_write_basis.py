@@ -16,11 +16,15 @@ import re
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+import time_machine
 from airflow.sdk.exceptions import AirflowSkipException
 
 from picsweb_sync import extract, freshness, load, merge_stage, report
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
+from picsweb_sync.project_tables.common import database_now
+from picsweb_sync.runtime import RunContext, settings_snapshot
+from picsweb_sync.settings import read_settings
 from tests.e2e.test_reruns import _cleared, _last_synchronised, _picsweb, _run
 
 ELEMENTS = (5, 7, 9)  # OneFile's ElementsDone before runs D1, D2, D3
@@ -182,3 +186,35 @@ def test_a_change_set_without_a_basis_is_never_applied(world):
         load.load_reviews(old)
 
     pd.testing.assert_frame_equal(_picsweb(world)["review"], before["review"])
+
+
+def test_extracts_are_stamped_by_the_databases_clock_not_the_workers(world):
+    """A worker whose clock runs hours ahead stamps its staged rows with the database's
+    time, read just before the first search: its old data can never pass for newer data
+    another worker extracted later (the basis of every write compares these stamps)."""
+    with world.picsweb.connect() as conn:
+        settings = read_settings(conn)
+    ctx = RunContext(
+        run_id="skewed worker",
+        run_type="manual",
+        interval_start=world.when - dt.timedelta(days=1),
+        interval_end=world.when,
+        settings_snapshot=settings_snapshot(settings),
+        task_label="extract_learners",
+        try_number=1,
+    )
+    organisation_id = settings.organisation_ids[0]
+    pt.ensure_project_tables(world.picsweb)  # as start_run does
+    before = database_now(world.picsweb)
+    ahead = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
+    with time_machine.travel(ahead, tick=True):
+        extract.extract_learners(ctx, organisation_id)
+    after = database_now(world.picsweb)
+    with world.picsweb.connect() as conn:
+        stamps = conn.execute(
+            sa.select(sa.distinct(pt.STAGING["learners"].c.created_at)).where(
+                pt.STAGING["learners"].c.run_id == "skewed worker"
+            )
+        ).scalars()
+        (stamp,) = list(stamps)
+    assert before <= stamp <= after

@@ -25,8 +25,10 @@ from sqlalchemy import (
     String,
     Table,
     UnicodeText,
+    select,
 )
 from sqlalchemy.dialects import mssql
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import CompileError
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
@@ -92,6 +94,18 @@ def epoch_instant(seconds: float | None) -> dt.datetime | None:
     if seconds is None:
         return None
     return dt.datetime.fromtimestamp(seconds, dt.UTC).replace(tzinfo=None)
+
+
+def database_now(bind: Engine | Connection) -> dt.datetime:
+    """The database server's clock now, as naive UTC (``bind``: an engine or connection).
+
+    For times that workers on different machines compare, such as when OneFile data was
+    read (``freshness``): one clock for every worker, whatever each one's own says."""
+    stmt = select(database_epoch())
+    if isinstance(bind, Engine):
+        with bind.connect() as conn:
+            return epoch_instant(conn.execute(stmt).scalar_one())
+    return epoch_instant(bind.execute(stmt).scalar_one())
 
 
 def utcnow() -> dt.datetime:
