@@ -13,6 +13,8 @@ import sqlalchemy as sa
 from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
+from picsweb_sync.runtime import RunContext, run_type_value, settings_snapshot
+from picsweb_sync.settings import read_settings
 from picsweb_sync.sqlframes import read_frame
 from sync_demo.dag_runs import connection_env, run_dag
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
@@ -42,6 +44,21 @@ class World:
             stmt = stmt.where(pt.sync_audit.c.run_id == run_id)
         with self.picsweb.connect() as conn:
             return read_frame(conn, stmt.order_by(pt.sync_audit.c.audit_id))
+
+    def cleared(self, run, task_label: str = "cleared task", try_number: int = 4) -> RunContext:
+        """The context a cleared task of ``run`` gets: its run id, type and interval, and the
+        settings PICSWeb holds now (clearing a task makes Airflow run its body again)."""
+        with self.picsweb.connect() as conn:
+            settings = read_settings(conn)
+        return RunContext(
+            run_id=run.run_id,
+            run_type=run_type_value(run.run_type),
+            interval_start=run.data_interval_start,
+            interval_end=run.data_interval_end,
+            settings_snapshot=settings_snapshot(settings),
+            task_label=task_label,
+            try_number=try_number,
+        )
 
     def set_settings(self, **values):
         with self.picsweb.begin() as conn:

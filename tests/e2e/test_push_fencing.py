@@ -14,24 +14,14 @@ from onefile.hook import OneFileApiError, OneFileHook
 from picsweb_sync import locks, push
 from picsweb_sync import project_tables as pt
 from picsweb_sync.project_tables.common import database_epoch
-from picsweb_sync.runtime import RunContext, run_type_value, settings_snapshot
+from picsweb_sync.runtime import RunContext, settings_snapshot
 from picsweb_sync.settings import read_settings
 
 WRITE = re.compile(r"^/(LearningAim/\d+|Visit|Review)$")
 
 
 def _cleared(world, run) -> RunContext:
-    with world.picsweb.connect() as conn:
-        settings = read_settings(conn)
-    return RunContext(
-        run_id=run.run_id,
-        run_type=run_type_value(run.run_type),
-        interval_start=run.data_interval_start,
-        interval_end=run.data_interval_end,
-        settings_snapshot=settings_snapshot(settings),
-        task_label="paused holder",
-        try_number=2,
-    )
+    return world.cleared(run, "paused holder", 2)
 
 
 def _take_over(world, name: str) -> None:

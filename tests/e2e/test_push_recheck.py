@@ -18,8 +18,7 @@ from onefile.hook import OneFileApiError, OneFileHook, OneFileSettings
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync import push
-from picsweb_sync.runtime import RunContext, run_type_value, settings_snapshot
-from picsweb_sync.settings import read_settings
+from picsweb_sync.runtime import RunContext
 from sync_demo.dag_runs import connection_env
 from tests.e2e.conftest import FAST_HOOK
 
@@ -27,17 +26,7 @@ UPDATE = re.compile(r"^/LearningAim/(\d+)$")
 
 
 def _cleared(world, run) -> RunContext:
-    with world.picsweb.connect() as conn:
-        settings = read_settings(conn)
-    return RunContext(
-        run_id=run.run_id,
-        run_type=run_type_value(run.run_type),
-        interval_start=run.data_interval_start,
-        interval_end=run.data_interval_end,
-        settings_snapshot=settings_snapshot(settings),
-        task_label="cleared task",
-        try_number=4,
-    )
+    return world.cleared(run)
 
 
 def _outbox(world, kind: str, run_id: str | None = None) -> pd.DataFrame:

@@ -22,8 +22,7 @@ from onefile.hook import OneFileApiError, OneFileHook
 from picsweb_sync import extract, load, merge_stage, push, report
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
-from picsweb_sync.runtime import RunContext, run_type_value, settings_snapshot
-from picsweb_sync.settings import read_settings
+from picsweb_sync.runtime import RunContext
 from sync_demo.dag_runs import run_dag
 
 HOUR = dt.timedelta(hours=1)
@@ -36,17 +35,7 @@ def _run(world, hours: int = 0):
 
 def _cleared(world, run) -> RunContext:
     """The context a cleared task of ``run`` gets: its run id, type and interval."""
-    with world.picsweb.connect() as conn:
-        settings = read_settings(conn)
-    return RunContext(
-        run_id=run.run_id,
-        run_type=run_type_value(run.run_type),
-        interval_start=run.data_interval_start,
-        interval_end=run.data_interval_end,
-        settings_snapshot=settings_snapshot(settings),
-        task_label="cleared task",
-        try_number=4,
-    )
+    return world.cleared(run)
 
 
 def _picsweb(world) -> dict[str, pd.DataFrame]:
