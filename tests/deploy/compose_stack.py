@@ -21,6 +21,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -243,11 +244,22 @@ def engine_lock() -> Iterator[None]:
         yield
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM or SIGINT: raised so that the clean-up below runs before the process ends."""
+
+
+def _stop(signum, frame):
+    raise Stopped(signal.Signals(signum).name)
+
+
 @contextmanager
 def running_stack() -> Iterator[Stack]:
     """Engine, images, project image, the stack up and healthy; everything it started stops
-    afterwards (containers, networks, volumes, the engine), also on failure."""
+    afterwards (containers, networks, volumes, the engine), also on failure, and when the
+    process is told to stop (SIGTERM, or SIGINT even where a background job ignores it)."""
     timings: dict[str, float] = {}
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stop)
 
     def timed(name: str, started: float) -> None:
         timings[name] = time.monotonic() - started
