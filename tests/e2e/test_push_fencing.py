@@ -14,8 +14,7 @@ from onefile.hook import OneFileApiError, OneFileHook
 from picsweb_sync import locks, push
 from picsweb_sync import project_tables as pt
 from picsweb_sync.project_tables.common import database_epoch
-from picsweb_sync.runtime import RunContext, settings_snapshot
-from picsweb_sync.settings import read_settings
+from picsweb_sync.runtime import RunContext
 
 WRITE = re.compile(r"^/(LearningAim/\d+|Visit|Review)$")
 
@@ -101,45 +100,3 @@ def test_a_push_whose_lock_was_taken_over_sends_no_further_write(
     changed = changed[changed["state"] != changed["state_before"]]
     assert changed.empty, changed[["target_id", "state", "state_before"]]
     assert after["result_id"].isna().all()  # the created review is of unknown outcome
-
-
-def test_what_a_fence_check_before_each_write_costs(world, capsys):
-    """Reported, not asserted (shared CPUs): the check before each OneFile write is one
-    short transaction with a one-row UPDATE, against a OneFile call's tens of ms."""
-    import time
-
-    pt.ensure_project_tables(world.picsweb)
-    ctx = _cleared_context(world)
-
-    def bare_transaction():
-        with ctx.staging.begin() as conn:
-            conn.execute(sa.text("SELECT 1"))
-
-    def seconds_each(call) -> float:
-        call()
-        started = time.perf_counter()
-        for _ in range(200):
-            call()
-        return (time.perf_counter() - started) / 200
-
-    with ctx.lock(locks.QUALIFICATIONS) as fence:
-        check, bare = seconds_each(fence.check_now), seconds_each(bare_transaction)
-    with capsys.disabled():
-        print(
-            f"\n[fencing] on PostgreSQL: check_now {check * 1000:.2f} ms a check; "
-            f"a bare transaction (SELECT 1) {bare * 1000:.2f} ms"
-        )
-    assert check < 0.05
-
-
-def _cleared_context(world) -> RunContext:
-    with world.picsweb.connect() as conn:
-        settings = read_settings(conn)
-    return RunContext(
-        run_id="manual__fence-cost",
-        run_type="manual",
-        interval_start=world.when,
-        interval_end=world.when,
-        settings_snapshot=settings_snapshot(settings),
-        staging_conn_id="picsweb_db",
-    )
