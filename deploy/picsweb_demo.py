@@ -299,19 +299,8 @@ def init_postgres(args: argparse.Namespace) -> int:
     finally:
         admin.dispose()
 
-    picsweb = sa.create_engine(postgres_url(host, port, login, password, database))
-    try:
-        day, loaded = build_picsweb(picsweb, state_dir(), reset=args.reset)
-    finally:
-        picsweb.dispose()
-    what = "built" if loaded else "already there (--reset rebuilds it)"
-    print(
-        f"demo PICSWeb {what}: {database} on PostgreSQL {host}:{port} as {login}; reviews "
-        f"scheduled around {day.isoformat()}; the run that syncs them: logical date "
-        f"{logical_date(day).isoformat()}",
-        flush=True,
-    )
-    return 0
+    url = postgres_url(host, port, login, password, database)
+    return build_and_say(url, f"{database} on PostgreSQL {host}:{port} as {login}", args.reset)
 
 
 def init(args: argparse.Namespace) -> int:
@@ -352,17 +341,22 @@ def init(args: argparse.Namespace) -> int:
     finally:
         admin.dispose()
 
-    # As the sync's own login, as Airflow connects: proves the connection in .env works.
-    picsweb = sa.create_engine(mssql_url(host, port, login, password, database))
+    url = mssql_url(host, port, login, password, database)
+    return build_and_say(url, f"{database} on {host}:{port} as {login}", args.reset)
+
+
+def build_and_say(url: str, where: str, reset: bool) -> int:
+    """Build the demo PICSWeb at ``url`` as the sync's own login (as Airflow connects: it
+    proves the connection in .env works) and say where and for which run."""
+    picsweb = sa.create_engine(url)
     try:
-        day, loaded = build_picsweb(picsweb, state_dir(), reset=args.reset)
+        day, loaded = build_picsweb(picsweb, state_dir(), reset=reset)
     finally:
         picsweb.dispose()
     what = "built" if loaded else "already there (--reset rebuilds it)"
     print(
-        f"demo PICSWeb {what}: {database} on {host}:{port} as {login}; reviews scheduled "
-        f"around {day.isoformat()}; the run that syncs them: logical date "
-        f"{logical_date(day).isoformat()}",
+        f"demo PICSWeb {what}: {where}; reviews scheduled around {day.isoformat()}; the run "
+        f"that syncs them: logical date {logical_date(day).isoformat()}",
         flush=True,
     )
     return 0

@@ -488,6 +488,18 @@ def test_a_paused_holder_loses_the_lock_and_writes_nothing_after_resuming(stagin
 
 
 # ----- a deployment with the old lock table ----------------------------------------------
+def _previous_sync_lock() -> Table:
+    """``sync_lock`` as the versions before the fencing token created it."""
+    return Table(
+        "sync_lock",
+        MetaData(),
+        Column("name", String(64), primary_key=True),
+        Column("holder", Unicode(500)),
+        Column("acquired_at", DateTime),
+        Column("heartbeat_at", DateTime),
+    )
+
+
 def test_a_staging_database_with_the_old_sync_lock_table_works(empty_engine):
     """Versions before the token kept their locks in ``sync_lock`` (no token, times by each
     worker's clock). The fenced locks live in a table of their own, which the sync creates
@@ -496,14 +508,7 @@ def test_a_staging_database_with_the_old_sync_lock_table_works(empty_engine):
     from picsweb_sync.preflight.findings import Level
     from picsweb_sync.preflight.picsweb import own_tables_checks
 
-    old = Table(
-        "sync_lock",
-        MetaData(),
-        Column("name", String(64), primary_key=True),
-        Column("holder", Unicode(500)),
-        Column("acquired_at", DateTime),
-        Column("heartbeat_at", DateTime),
-    )
+    old = _previous_sync_lock()
     old.create(empty_engine)
     with empty_engine.begin() as conn:
         conn.execute(insert(old).values(name="review_writes", holder="an old run"))
@@ -522,14 +527,7 @@ def test_during_an_upgrade_a_lock_held_by_the_previous_version_is_waited_for(emp
     """A task of the previous version still holds its lock in ``sync_lock`` (a heartbeat
     of a minute ago, by its own clock): a task of this version waits for it and names it;
     once that heartbeat is older than STALE_AFTER (or the row freed) it claims as usual."""
-    old = Table(
-        "sync_lock",
-        MetaData(),
-        Column("name", String(64), primary_key=True),
-        Column("holder", Unicode(500)),
-        Column("acquired_at", DateTime),
-        Column("heartbeat_at", DateTime),
-    )
+    old = _previous_sync_lock()
     old.create(empty_engine)
     ensure_project_tables(empty_engine)
     a_minute_ago = utcnow() - timedelta(minutes=1)
