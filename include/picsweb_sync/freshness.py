@@ -65,13 +65,21 @@ class Newer:
 def extracted_at(conn: Connection, run_id: str, stage: str) -> dt.datetime | None:
     """When the oldest of the run's staged rows for ``stage`` was extracted (``None``:
     nothing staged)."""
-    times = []
+    return _staged(conn, run_id, stage)[0]
+
+
+def _staged(conn: Connection, run_id: str, stage: str) -> tuple[dt.datetime | None, int]:
+    """The oldest ``created_at`` and the number of the run's staged rows for ``stage``:
+    one query per staged entity."""
+    times, rows = [], 0
     for entity in INPUTS[stage]:
         table = STAGING[entity]
-        stmt = select(func.min(table.c.created_at)).where(table.c.run_id == run_id)
-        times.append(conn.execute(stmt).scalar_one())
+        stmt = select(func.min(table.c.created_at), func.count()).where(table.c.run_id == run_id)
+        oldest, count = conn.execute(stmt).one()
+        times.append(oldest)
+        rows += count
     known = [t for t in times if t is not None]
-    return min(known) if known else None
+    return (min(known) if known else None), rows
 
 
 def merge_basis(
@@ -84,13 +92,9 @@ def merge_basis(
     """The basis of the change set a merge of ``stage`` computes now from the run's staging:
     when its oldest staged input was extracted (``now`` when nothing is staged: the change
     set then holds no OneFile data) and how many staged rows there are."""
-    rows = 0
-    for entity in INPUTS[stage]:
-        table = STAGING[entity]
-        stmt = select(func.count()).select_from(table).where(table.c.run_id == run_id)
-        rows += conn.execute(stmt).scalar_one()
-    extracted = extracted_at(conn, run_id, stage) or stamp(now)
-    window = window and tuple(_naive_utc(t) for t in window)
+    oldest, rows = _staged(conn, run_id, stage)
+    extracted = oldest or stamp(now)
+    window = window and tuple(stamp(t) for t in window)
     return Basis(extracted, *(window or (None, None)), staged_rows=rows)
 
 
@@ -124,10 +128,6 @@ def change_basis(conn: Connection, run_id: str, stage: str) -> Basis | None:
     if row is None:
         return None
     return Basis(row.extracted_at, row.window_from, row.window_to, int(row.staged_rows))
-
-
-def _naive_utc(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _overlaps(basis: Basis):

@@ -49,6 +49,7 @@ from picsweb_sync import picsweb_tables
 from picsweb_sync.project_tables import ensure_project_tables
 from picsweb_sync.project_tables.audit_log import audit
 from picsweb_sync.project_tables.basis import newer_row_bases, record_row_bases
+from picsweb_sync.project_tables.common import stamp
 from picsweb_sync.project_tables.picsweb_changes import (
     gather_field_values,
     picsweb_field_kinds,
@@ -343,7 +344,7 @@ def _without_stale(
 def _write_basis(updates: pd.DataFrame, basis_at: dt.datetime | None) -> pd.Series | None:
     """Each change's basis (naive UTC): its own ``basis_at`` where given, else the call's;
     ``None`` when neither says."""
-    scalar = None if basis_at is None else _naive(basis_at)
+    scalar = None if basis_at is None else stamp(basis_at)
     if "basis_at" in updates.columns:
         own = pd.to_datetime(updates["basis_at"], utc=True).dt.tz_localize(None)
         if scalar is not None:
@@ -354,10 +355,6 @@ def _write_basis(updates: pd.DataFrame, basis_at: dt.datetime | None) -> pd.Seri
     if scalar is None:
         return None
     return pd.Series([scalar] * len(updates), dtype="datetime64[us]")
-
-
-def _naive(value: dt.datetime) -> dt.datetime:
-    return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
 
 
 def _read_outcomes(
@@ -541,7 +538,7 @@ def insert_reviews(
                 {
                     "table_name": picsweb_tables.review.name,
                     "entity_key": new["review_id"].drop_duplicates(),
-                    "basis_at": _naive(basis_at),
+                    "basis_at": stamp(basis_at),
                 }
             ),
         )
