@@ -26,7 +26,6 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pandas as pd
 from sqlalchemy.engine import Connection
@@ -80,22 +79,19 @@ def load_reviews(ctx: RunContext) -> dict[str, int]:
 
 
 @contextmanager
-def _fenced_writes(ctx: RunContext, fence: Any) -> Iterator[tuple[Connection, Connection]]:
+def _fenced_writes(ctx: RunContext, fence: locks.Fence) -> Iterator[tuple[Connection, Connection]]:
     """A PICSWeb write transaction and a staging one, committed only while this task still
     holds its lock: the lock's fencing token is checked in the staging transaction, which
     keeps the lock's row locked until PICSWeb has committed, so a holder that lost the lock
     (paused past its staleness, a skewed clock) writes nothing. Both are one transaction
     when PICSWeb and staging are one database (the default)."""
-    check = getattr(fence, "check", None)
     if ctx.picsweb_conn_id == ctx.staging_conn_id:
         with ctx.picsweb.begin() as conn:
-            if check is not None:
-                check(conn)
+            fence.check(conn)
             yield conn, conn
         return
     with ctx.staging.begin() as staging:
-        if check is not None:
-            check(staging)
+        fence.check(staging)
         with ctx.picsweb.begin() as picsweb:
             yield picsweb, staging
 
