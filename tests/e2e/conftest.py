@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 
 from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
+from picsweb_sync import extract
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.runtime import RunContext, run_type_value, settings_snapshot
@@ -63,6 +64,19 @@ class World:
     def set_settings(self, **values):
         with self.picsweb.begin() as conn:
             conn.execute(sa.update(pw.onefile_settings).values(**values))
+
+
+def clear_extracts(ctx: RunContext) -> None:
+    """``airflow tasks clear -t extract_`` without downstream: every extract task of the
+    run, for every organisation, run again with the run's context."""
+    for organisation_id in ctx.settings.organisation_ids:
+        for task in (
+            extract.extract_learners,
+            extract.extract_assessors,
+            extract.extract_learning_aims,
+            extract.extract_reviews,
+        ):
+            task(ctx, organisation_id)
 
 
 @pytest.fixture

@@ -19,11 +19,12 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowSkipException
 
 from onefile.hook import OneFileApiError, OneFileHook
-from picsweb_sync import extract, load, merge_stage, push, report
+from picsweb_sync import load, merge_stage, push, report
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.runtime import RunContext
 from sync_demo.dag_runs import run_dag
+from tests.e2e.conftest import clear_extracts
 
 HOUR = dt.timedelta(hours=1)
 
@@ -132,14 +133,7 @@ def test_an_old_runs_merge_and_load_refuse_after_a_newer_run_and_redo_from_extra
     _assert_same(after_second, _picsweb(world))
 
     # Cleared from its extracts, the old run works on fresh data and changes nothing new.
-    for organisation_id in old.settings.organisation_ids:
-        for extract_entity in (
-            extract.extract_learners,
-            extract.extract_assessors,
-            extract.extract_learning_aims,
-            extract.extract_reviews,
-        ):
-            extract_entity(old, organisation_id)
+    clear_extracts(old)
     merge_stage.merge_qualifications(old)
     merge_stage.merge_reviews(old)
     assert load.load_qualifications(old)["conflicts"] == 0

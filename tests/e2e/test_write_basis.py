@@ -25,6 +25,7 @@ from picsweb_sync import project_tables as pt
 from picsweb_sync.project_tables.common import database_now
 from picsweb_sync.runtime import RunContext, settings_snapshot
 from picsweb_sync.settings import read_settings
+from tests.e2e.conftest import clear_extracts
 from tests.e2e.test_reruns import _cleared, _last_synchronised, _picsweb, _run
 
 ELEMENTS = (5, 7, 9)  # OneFile's ElementsDone before runs D1, D2, D3
@@ -46,18 +47,6 @@ def _aim_without_units(world) -> tuple[dict, int]:
 def _elements_done(world, tq_id: int) -> int:
     quals = world.table(pw.trainee_qualification, "tq_id").set_index("tq_id")
     return int(quals.loc[tq_id, "elements_done"])
-
-
-def _extract_all(ctx) -> None:
-    """``airflow tasks clear -t extract_`` without downstream: every extract of the run."""
-    for organisation_id in ctx.settings.organisation_ids:
-        for task in (
-            extract.extract_learners,
-            extract.extract_assessors,
-            extract.extract_learning_aims,
-            extract.extract_reviews,
-        ):
-            task(ctx, organisation_id)
 
 
 def _three_days(world, tq_id: int, aim: dict):
@@ -85,7 +74,7 @@ def test_a_load_is_judged_by_its_change_sets_basis_not_by_a_later_extract(world)
     merge_stage.merge_qualifications(old)  # tasks clear -t merge_qualifications -d
     with pytest.raises(AirflowSkipException, match=re.escape(f"run {d3.run_id} already")):
         load.load_qualifications(old)
-    _extract_all(old)  # tasks clear -t extract_ (no -d): staging newer than the change set
+    clear_extracts(old)  # tasks clear -t extract_ (no -d): staging newer than the change set
     with world.picsweb.connect() as conn:
         staged = freshness.extracted_at(conn, d1.run_id, freshness.QUALIFICATIONS)
         basis = freshness.change_basis(conn, d1.run_id, freshness.QUALIFICATIONS)
@@ -173,7 +162,7 @@ def test_a_change_set_without_a_basis_is_never_applied(world):
     assert str(first.state) == "success"
     _started_review(world, first)
     old = _cleared(world, first)
-    _extract_all(old)
+    clear_extracts(old)
     merge_stage.merge_reviews(old)  # OneFile's review started: a change to load
     with world.picsweb.connect() as conn:
         changes = pt.read_change_set(conn, first.run_id, "picsweb_updates", "reviews")
