@@ -230,20 +230,7 @@ def _edit_both_systems(world: AirflowWorld) -> dict[str, Any]:
         if a["ID"] in aims and a.get("TotalElements") and a["TotalElements"] == aims[a["ID"]][1]
     )
     aim["TotalElements"] += 5
-    new_review = {
-        **{k: v for k, v in template.items() if k != "review_id"},
-        "scheduled_date": NEW_REVIEW_DAY,
-        "start_time": NEW_REVIEW_TIME,
-        "end_time": None,
-        "attended": None,
-        "actual_date": None,
-        "trainee_signed_date": None,
-        "onefile_system_id": None,
-    }
-    with world.picsweb.begin() as conn:
-        new_review_id = conn.execute(
-            sa.insert(pw.review).values(**new_review).returning(pw.review.c.review_id)
-        ).scalar_one()
+    new_review_id = world.add_review_to_upload(template, NEW_REVIEW_DAY, NEW_REVIEW_TIME)
     with world.picsweb.connect() as conn:
         new_learner = conn.execute(
             sa.select(pw.trainee.c.onefile_learner_id).where(

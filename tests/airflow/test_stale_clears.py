@@ -240,21 +240,7 @@ def _add_review_to_upload(world: AirflowWorld, organisations: tuple[int, ...]) -
         and organisation_of.get(learner_of.get(r["trainee_id"])) in organisations
         and free(r["trainee_id"])
     )
-    day, at = UPLOADED_AT
-    new_review = {
-        **{k: v for k, v in template.items() if k != "review_id"},
-        "scheduled_date": day,
-        "start_time": at,
-        "end_time": None,
-        "attended": None,
-        "actual_date": None,
-        "trainee_signed_date": None,
-        "onefile_system_id": None,
-    }
-    with world.picsweb.begin() as conn:
-        return conn.execute(
-            sa.insert(pw.review).values(**new_review).returning(pw.review.c.review_id)
-        ).scalar_one()
+    return world.add_review_to_upload(template, *UPLOADED_AT)
 
 
 def _review_to_start(world: AirflowWorld, organisations: tuple[int, ...]) -> dict:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, time
 from typing import Any
 
 import pendulum
@@ -145,6 +145,24 @@ class AirflowWorld:
             for review_id, system_id, learner in rows
             if learner_of_review.get(system_id, object()) != learner
         ]
+
+    def add_review_to_upload(self, template: dict[str, Any], day: date, at: time) -> int:
+        """A new PICSWeb review like ``template`` (its trainee, type and officer) on ``day``
+        at ``at``, with nothing recorded yet, so rule 5 uploads it: its ``review_id``."""
+        new_review = {
+            **{k: v for k, v in template.items() if k != "review_id"},
+            "scheduled_date": day,
+            "start_time": at,
+            "end_time": None,
+            "attended": None,
+            "actual_date": None,
+            "trainee_signed_date": None,
+            "onefile_system_id": None,
+        }
+        with self.picsweb.begin() as conn:
+            return conn.execute(
+                sa.insert(pw.review).values(**new_review).returning(pw.review.c.review_id)
+            ).scalar_one()
 
     def assert_consistent(self) -> None:
         """No review held twice in either system, every PICSWeb link to a real review."""
