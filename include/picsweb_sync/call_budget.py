@@ -55,6 +55,7 @@ from sqlalchemy import case, delete, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from picsweb_sync.budget_wait_log import WaitLog
 from picsweb_sync.project_tables import ensure_project_tables
 from picsweb_sync.project_tables.call_budget import (
     BUDGET_TABLES,
@@ -303,7 +304,8 @@ def ensure_budget_tables(engine: Engine) -> None:
 class SharedCallBudget:
     """A hook's limiter (``acquire``, ``pause``, ``seconds_until_clear``) over the shared
     budget ``key`` in ``engine``: at most ``calls`` starts in any ``period`` seconds across
-    every holder of the same key. Thread-safe; waits with ``sleep``."""
+    every holder of the same key. Thread-safe; waits with ``sleep``, and says so in the log
+    (:mod:`picsweb_sync.budget_wait_log`)."""
 
     def __init__(
         self,
@@ -334,6 +336,7 @@ class SharedCallBudget:
         self._held_until = 0.0
         self._recent: deque[float] = deque()
         self._lock = threading.Lock()
+        self._waits = WaitLog(calls, period, log, monotonic=monotonic)  # says why a call waits
         ensure_budget_tables(engine)
         register(engine, key, calls, self.period)
 
@@ -362,6 +365,7 @@ class SharedCallBudget:
                     # stamped the slots later than that, so they stay counted past it.
                     self._held, self._held_until = granted, now + self.lease
                     continue
+                self._waits.waiting(wait)
                 self._sleep(wait)
 
     def pause(self, seconds: float) -> None:
