@@ -28,6 +28,20 @@ What each number is read from:
   In a dry run nothing is sent: the fields ``push_learning_aims`` would send (its
   ``dry_run:learning_aims`` change set) and the ``sent`` count of ``push_reviews``.
 * ``outbox_pending``: the run's outbox rows still to send (``pending`` or ``failed``).
+
+**Reruns.** A task cleared and rerun (or retried after recording its counts) records its
+counts again as its next try (``sync_run_try_count``); ``sync_run_count`` keeps only the
+latest. The summary's keys say what the run did **in all**: the PICSWeb changes
+(``picsweb_fields_changed``, ``picsweb_reviews_created``) add up every try of the loads and
+of ``push_reviews``, since each try's writes were real (a rerun finds the first try's
+changes already made and counts none of them again); OneFile's come from the outbox and
+include every try anyway. What replaces rather than adds stays the latest try's: the rows
+extracted (a rerun extract replaces the staging), ``conflicts`` and ``rejects`` (a rerun
+load re-finds its conflicts and replaces its rejects), and every count of a dry run (its
+tries only previewed, so summing them would count a change twice). When a task of the run
+has more than one try, ``reruns`` names each (task -> tries) and ``latest_try`` holds the
+counts read from each task's latest try only, i.e. what the rerun did: the same keys,
+OneFile's counted from the pushes' ``sent`` (reviews) only.
 """
 
 from __future__ import annotations
@@ -45,6 +59,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from picsweb_sync import project_tables as pt
+from picsweb_sync.project_tables.run_record import count_tries
+from picsweb_sync.task_tries import Counts, added, by_task, count, reruns
 
 log = logging.getLogger(__name__)
 
@@ -103,26 +119,14 @@ def run_summary(conn: Connection, run_id: str, dry_run: bool | None = None) -> d
     if dry_run is None:
         row = read_run_summary(conn, run_id)
         dry_run = bool(row is not None and row["dry_run"])
-    counts = pt.run_counts(conn, run_id)
-    by_task: dict[str, Counter[str]] = {}
-    for stage, values in counts.items():
-        task = stage.split("[", 1)[0]  # extract_learners[123] -> extract_learners
-        by_task.setdefault(task, Counter()).update(values)
-
-    def count(task: str, name: str) -> int:
-        return int(by_task.get(task, Counter()).get(name, 0))
-
-    summary: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS, 0)
-    for key, task in EXTRACTED.items():
-        summary[key] = count(task, "staged")
-    summary["picsweb_fields_changed"] = sum(
-        count(task, "fields_changed") for task in LOADS
-    ) + count("push_reviews", "fields_reflected")
-    summary["conflicts"] = sum(count(task, "conflicts") for task in LOADS)
-    summary["picsweb_reviews_created"] = count("load_reviews", "reviews_inserted")
+    tries = count_tries(conn, run_id)
+    latest = by_task({stage: values[-1] for stage, values in tries.items()})
+    every = by_task({stage: added(values) for stage, values in tries.items()})
+    summary: dict[str, Any] = _task_counts(latest if dry_run else every, latest)
+    rerun_tasks = reruns(tries)
     if dry_run:
         summary["onefile_fields_changed"] = _would_send_fields(conn, run_id)
-        summary["onefile_reviews_created"] = count("push_reviews", "sent")
+        summary["onefile_reviews_created"] = count(latest, "push_reviews", "sent")
     else:
         summary["onefile_fields_changed"], summary["onefile_reviews_created"] = _sent(conn, run_id)
     summary["outbox_pending"] = _scalar(
@@ -139,6 +143,28 @@ def run_summary(conn: Connection, run_id: str, dry_run: bool | None = None) -> d
     summary["rejects"] = sum(kinds.values())
     summary["dry_run"] = bool(dry_run)
     summary["rejects_by_kind"] = dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    if rerun_tasks:
+        summary["reruns"] = rerun_tasks
+        last = _task_counts(latest, latest)
+        last["onefile_reviews_created"] = count(latest, "push_reviews", "sent")
+        last["onefile_fields_changed"] = None  # the pushes count rows sent, not fields
+        for key in ("rejects", "outbox_pending"):  # what the latest tries left, as above
+            last[key] = summary[key]
+        summary["latest_try"] = last
+    return summary
+
+
+def _task_counts(changes: Counts, latest: Counts) -> dict[str, Any]:
+    """The summary's keys read from the tasks' counts: the PICSWeb changes from
+    ``changes`` (every try, or the latest), what a rerun replaces from ``latest``."""
+    summary: dict[str, Any] = dict.fromkeys(SUMMARY_KEYS, 0)
+    for key, task in EXTRACTED.items():
+        summary[key] = count(latest, task, "staged")
+    summary["picsweb_fields_changed"] = sum(
+        count(changes, task, "fields_changed") for task in LOADS
+    ) + count(changes, "push_reviews", "fields_reflected")
+    summary["conflicts"] = sum(count(latest, task, "conflicts") for task in LOADS)
+    summary["picsweb_reviews_created"] = count(changes, "load_reviews", "reviews_inserted")
     return summary
 
 

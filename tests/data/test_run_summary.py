@@ -280,7 +280,13 @@ def test_start_and_finish_store_the_run_summary_and_a_rerun_keeps_the_first_end(
     report.finish_run(ctx, now=T2)
     again = row(engine)
     assert again["first_ended_at"] == naive(T1)  # the run's original end survives
-    assert again["summary"]["picsweb_fields_changed"] == 33
+    # In all: 27 + 3 + 4 loaded (the first try's 3 included), 2 reflected; the rerun's
+    # own counts are its latest try's: 27 + 4 + 2, and no review created by the rerun.
+    assert again["summary"]["picsweb_fields_changed"] == 36
+    assert again["summary"]["picsweb_reviews_created"] == 3
+    assert again["summary"]["reruns"] == {"load_reviews": 2}
+    assert again["summary"]["latest_try"]["picsweb_fields_changed"] == 33
+    assert again["summary"]["latest_try"]["picsweb_reviews_created"] == 0
     assert run_record(engine).ended_at == naive(T2)
     assert len(notes) == 2
 

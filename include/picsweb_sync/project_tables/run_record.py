@@ -1,6 +1,11 @@
 """The run record: each run's start, end, outcome and failure (``sync_run``), its summary
 for the sync page, the note and the alerts (``sync_run_summary``), its counts per stage
-(``sync_run_count``) and the error of each failed task try (``sync_task_error``)."""
+(``sync_run_count``: the latest try; ``sync_run_try_count``: every try), the error of each
+failed task try (``sync_task_error``) and each load that refused (``sync_load_refusal``).
+
+The last two tables came with a later version: like every ``sync_*`` table they are
+created when missing (``ensure_project_tables``), so no existing table is ever altered; a
+run recorded before them has its counts in ``sync_run_count`` only, read as its one try."""
 
 from __future__ import annotations
 
@@ -17,13 +22,20 @@ from sqlalchemy import (
     String,
     Table,
     UnicodeText,
+    func,
     insert,
     select,
     update,
 )
 from sqlalchemy.engine import Connection
 
-from picsweb_sync.project_tables.common import INSTANT, project_metadata, run_id_column, stamp
+from picsweb_sync.project_tables.common import (
+    INSTANT,
+    project_metadata,
+    run_id_column,
+    stamp,
+    utcnow,
+)
 from picsweb_sync.sqlframes import read_frame, replace_partition
 
 sync_run = Table(
@@ -80,6 +92,41 @@ sync_run_count = Table(
     Column("value", BigInteger, nullable=False),
     Index(None, "run_id", "stage"),
 )
+# Every try's counts, kept: ``sync_run_count`` holds a stage's latest try only (a cleared
+# task's rerun replaces it), so without these a run whose load created a review and was
+# then rerun (creating nothing more) would say it created none. ``attempt`` is the n-th
+# time the stage recorded its counts in this run (a try that failed before recording any
+# has none). Run records: kept by the retention purge, like ``sync_run_count``.
+sync_run_try_count = Table(
+    "sync_run_try_count",
+    project_metadata,
+    run_id_column(),
+    Column("stage", String(100), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("recorded_at", INSTANT, nullable=False),
+    Index(None, "run_id", "stage"),
+)
+# Each load that refused and changed nothing (``picsweb_sync.load``): the task is skipped
+# and its log says why, but a skipped task's log is folded away in the UI, so the reason,
+# and the newer run the load deferred to, are kept here for the run's page.
+sync_load_refusal = Table(
+    "sync_load_refusal",
+    project_metadata,
+    run_id_column(),
+    Column("stage", String(100), nullable=False),  # the task: load_reviews, ...
+    Column("try_number", Integer),  # Airflow's try of the task that refused
+    # stale: another run already loaded newer OneFile data; no_basis: nothing to judge by
+    Column("kind", String(20), nullable=False),
+    Column("newer_run_id", String(250)),  # the run whose newer load this one deferred to
+    Column("newer_extracted_at", INSTANT),  # when that run's OneFile data was extracted
+    Column("extracted_at", INSTANT),  # when this run's change set's data was extracted
+    Column("reason", UnicodeText, nullable=False),  # the task log's last line, as logged
+    Column("refused_at", INSTANT, nullable=False),
+    Index(None, "run_id"),
+)
+REFUSAL_KINDS = ("stale", "no_basis")
 
 
 def start_run(conn: Connection, run_id: str, now: dt.datetime | None = None) -> None:
@@ -94,9 +141,82 @@ def start_run(conn: Connection, run_id: str, now: dt.datetime | None = None) -> 
 
 
 def record_counts(conn: Connection, run_id: str, stage: str, counts: Mapping[str, int]) -> None:
-    """Replace one stage's counts for the run (e.g. ``extract[123]``: learners=40, ...)."""
+    """Replace one stage's counts for the run (e.g. ``extract[123]``: learners=40, ...),
+    and keep them as that stage's next try (``sync_run_try_count``), in the same
+    transaction: the latest try and the list of tries never disagree."""
     frame = pd.DataFrame({"name": list(counts), "value": list(counts.values())})
     replace_partition(conn, sync_run_count, {"run_id": run_id, "stage": stage}, frame)
+    t = sync_run_try_count.c
+    last = conn.execute(
+        select(func.max(t.attempt)).where(t.run_id == run_id, t.stage == stage)
+    ).scalar()
+    if counts:
+        attempt, now = int(last or 0) + 1, utcnow()
+        conn.execute(
+            insert(sync_run_try_count),
+            [
+                {
+                    "run_id": run_id,
+                    "stage": stage,
+                    "attempt": attempt,
+                    "name": name,
+                    "value": int(value),
+                    "recorded_at": now,
+                }
+                for name, value in counts.items()
+            ],
+        )
+
+
+def count_tries(conn: Connection, run_id: str) -> dict[str, list[dict[str, int]]]:
+    """The counts of every try of each stage of the run, oldest try first: stage ->
+    [counts of try 1, counts of try 2, ...]. A stage recorded before tries were kept
+    (only in ``sync_run_count``) has its one known try."""
+    t = sync_run_try_count.c
+    rows = conn.execute(
+        select(t.stage, t.attempt, t.name, t.value)
+        .where(t.run_id == run_id)
+        .order_by(t.stage, t.attempt, t.name)
+    )
+    tries: dict[str, dict[int, dict[str, int]]] = {}
+    for stage, attempt, name, value in rows:
+        tries.setdefault(stage, {}).setdefault(attempt, {})[name] = int(value)
+    found = {stage: [by[a] for a in sorted(by)] for stage, by in tries.items()}
+    for stage, latest in run_counts(conn, run_id).items():
+        if stage not in found:
+            found[stage] = [{name: int(value) for name, value in latest.items()}]
+    return found
+
+
+def record_refusal(
+    conn: Connection,
+    run_id: str,
+    stage: str,
+    kind: str,
+    reason: str,
+    *,
+    try_number: int | None = None,
+    newer_run_id: str | None = None,
+    newer_extracted_at: dt.datetime | None = None,
+    extracted_at: dt.datetime | None = None,
+    now: dt.datetime | None = None,
+) -> None:
+    """Keep a load's refusal (``kind``: one of :data:`REFUSAL_KINDS`) for the run's page."""
+    if kind not in REFUSAL_KINDS:
+        raise ValueError(f"unknown refusal kind {kind!r}; expected one of {REFUSAL_KINDS}")
+    conn.execute(
+        insert(sync_load_refusal).values(
+            run_id=run_id,
+            stage=stage,
+            try_number=try_number,
+            kind=kind,
+            newer_run_id=newer_run_id,
+            newer_extracted_at=newer_extracted_at,
+            extracted_at=extracted_at,
+            reason=reason,
+            refused_at=stamp(now),
+        )
+    )
 
 
 def run_counts(conn: Connection, run_id: str) -> dict[str, dict[str, int]]:
