@@ -371,6 +371,19 @@ def hosted_simulator(data, *, host: str, port: int, customer_token: str):
     return OneFileSimulator(data, customer_token=customer_token, port=port, host=host)
 
 
+def slow_review_creates(sim, seconds_text: str) -> None:
+    """Every review create (``POST /Review``) carried out only after ``seconds_text``
+    seconds (ONEFILE_SIMULATOR_REVIEW_DELAY; 0, the default: at once), so that a test can
+    catch a push in the middle of its creates (`make test-compose` kills the workers then);
+    a create whose client went meanwhile still happens, as on a real server."""
+    try:
+        seconds = float(seconds_text)
+    except ValueError:
+        raise DemoError(f"ONEFILE_SIMULATOR_REVIEW_DELAY={seconds_text!r} is not seconds") from None
+    if seconds > 0:
+        sim.faults.delay(seconds, times=None, method="POST", path_is="/Review")
+
+
 def serve_onefile(args: argparse.Namespace) -> int:
     from onefile_simulator import generate_dataset
 
@@ -387,6 +400,7 @@ def serve_onefile(args: argparse.Namespace) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stop.set())
     with sim:
+        slow_review_creates(sim, env("ONEFILE_SIMULATOR_REVIEW_DELAY", "0"))
         if not args.no_malformed_rows:
             # As make demo: a few malformed rows, set aside with their reason by the sync.
             sim.faults.malformed_rows("LearningAim", kinds=("bad_date", "text_number"))

@@ -129,9 +129,20 @@ class FaultInjector:
             )
         )
 
-    def delay(self, seconds: float, times: int = 1, path_contains: str | None = None) -> None:
-        """Answer the next `times` matching calls only after `seconds` (beyond a client timeout)."""
-        self._append(FaultRule("delay", times, path_contains, seconds=seconds))
+    def delay(
+        self,
+        seconds: float,
+        times: int | None = 1,
+        path_contains: str | None = None,
+        method: str | None = None,
+        path_is: str | None = None,
+    ) -> None:
+        """Answer the next `times` matching calls (None: every one) only after `seconds`
+        (beyond a client timeout); the call is carried out after the wait, even when the
+        client has gone meanwhile. `method`, `path_is`: as for :meth:`add`."""
+        self._append(
+            FaultRule("delay", times, path_contains, method, seconds=seconds, path_is=path_is)
+        )
 
     def drop_connection(self, times: int = 1, path_contains: str | None = None) -> None:
         """Close the socket of the next `times` matching calls without any answer."""

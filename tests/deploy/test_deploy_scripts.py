@@ -277,3 +277,36 @@ def test_serve_onefile_serves_the_day_init_chose_until_sigterm(demo, tmp_path):
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=10) == 0
     assert "stopped" in process.stdout.read()
+
+
+@pytest.mark.parametrize(
+    ("setting", "delayed"),
+    [("0", None), ("", None), ("2.5", 2.5)],
+    ids=["off", "unset", "seconds"],
+)
+def test_review_creates_wait_as_long_as_the_setting_says(demo, setting, delayed):
+    """ONEFILE_SIMULATOR_REVIEW_DELAY (make test-compose's, to catch a push mid-way) slows
+    the review creates only: never the searches, the visits or the reads."""
+    from onefile_simulator import generate_dataset
+
+    data = generate_dataset(seed=7, organisations=1, learners=2).onefile
+    sim = demo.hosted_simulator(data, host="127.0.0.1", port=0, customer_token="t")
+    demo.slow_review_creates(sim, setting or "0")
+    for method, path in [
+        ("POST", "/Review/Search/1/100"),
+        ("POST", "/Visit"),
+        ("GET", "/Review/1"),
+    ]:
+        assert sim.faults.take(method, path) is None
+    for _ in range(3):  # every create, not the first only
+        rule = sim.faults.take("POST", "/Review")
+        assert (rule.seconds if rule else None) == delayed
+
+
+def test_a_review_delay_that_is_not_seconds_is_said_plainly(demo):
+    from onefile_simulator import generate_dataset
+
+    data = generate_dataset(seed=7, organisations=1, learners=2).onefile
+    sim = demo.hosted_simulator(data, host="127.0.0.1", port=0, customer_token="t")
+    with pytest.raises(demo.DemoError, match="ONEFILE_SIMULATOR_REVIEW_DELAY='2s'"):
+        demo.slow_review_creates(sim, "2s")
