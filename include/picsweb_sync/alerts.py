@@ -17,12 +17,15 @@ So the dag-processor needs what a task needs: ``include/`` importable (the proje
 there (environment variables, the metadata DB or a secrets backend), and
 ``[api] base_url`` set for the links.
 
-The mail names the DAG and run and says "failed" or "thresholds crossed"; it links the run
-in the Airflow UI (``{base_url}/dags/{dag_id}/runs/{run_id}``) and on the sync page
-(``{base_url}/onefile-sync/runs/{run_id}``), and holds the run's failure text and summary
-read from the staging database (``sync_run.failure``, ``sync_run_summary``; the staging
-connection is the run's ``staging_conn_id`` Param). No secret reaches it: every password
-of the run's connections is masked in it, on top of Airflow's own secrets masker.
+The mail names the DAG and run and says "failed" or "thresholds crossed", and the UK day
+the run covers; it links the run in the Airflow UI (``{base_url}/dags/{dag_id}/runs/{run_id}``)
+and on the sync page (``{base_url}/onefile-sync/runs/{run_id}``), says what to do first,
+and holds the run's failure text, failed tasks and summary (under human labels) read from
+the staging database (``sync_run.failure``, ``sync_task_error``, ``sync_run_summary``; the
+staging connection is the run's ``staging_conn_id`` Param). It is sent as plain text and
+HTML (``multipart/alternative``, :mod:`picsweb_sync.alert_mail`). No secret reaches it:
+every password of the run's connections is masked in both parts, on top of Airflow's own
+secrets masker.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ import json
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
 from airflow.sdk.bases.notifier import BaseNotifier
+
+from picsweb_sync import alert_mail
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +49,7 @@ ALERTS_CONN_ID = "sync_alerts_smtp"
 SYNC_PAGE_PREFIX = "/onefile-sync"
 THRESHOLDS_FAILURE_PREFIX = "thresholds crossed"
 _MASK = "***"
+_TASKS_SHOWN = 5
 
 
 @dataclass
@@ -54,6 +61,9 @@ class RunFacts:
     summary: dict[str, Any] | None = None
     thresholds_crossed: list[str] = field(default_factory=list)
     read_error: str | None = None
+    interval_start: datetime | None = None  # the data interval, naive UTC
+    interval_end: datetime | None = None
+    task_errors: list[dict[str, Any]] = field(default_factory=list)  # last try of each task
 
 
 @dataclass(frozen=True)
@@ -100,6 +110,8 @@ class SyncAlertNotifier(BaseNotifier):
         dag_id = _dag_id(context)
         secrets = _connection_secrets(context, smtp)
         facts = read_run_facts(_staging_conn_id(context), run_id)
+        if facts.interval_end is None:  # no record: the interval Airflow gave the run
+            facts.interval_start, facts.interval_end = _interval(context)
         alert = build_alert(
             dag_id=dag_id,
             run_id=run_id,
@@ -109,9 +121,8 @@ class SyncAlertNotifier(BaseNotifier):
             secrets=secrets,
         )
         try:
-            from airflow.providers.smtp.notifications.smtp import SmtpNotifier
-
-            SmtpNotifier(
+            alert_mail.text_and_html_notifier(
+                alert.text,
                 to=to,
                 from_email=extra.get("from_email"),
                 subject=alert.subject,
@@ -158,9 +169,20 @@ def run_facts(conn: Any, run_id: str) -> RunFacts:
         facts.outcome, facts.failure = record.outcome, record.failure
     summary = pt.sync_run_summary
     row = conn.execute(
-        sa.select(summary.c.summary, summary.c.thresholds_crossed).where(summary.c.run_id == run_id)
+        sa.select(
+            summary.c.summary,
+            summary.c.thresholds_crossed,
+            summary.c.interval_start,
+            summary.c.interval_end,
+        ).where(summary.c.run_id == run_id)
     ).one_or_none()
+    errors = pt.task_errors(conn, run_id).drop_duplicates("task")  # the last try of each
+    facts.task_errors = [
+        {"task": e.task, "try_number": _number(e.try_number), "error": e.error}
+        for e in errors.itertuples(index=False)
+    ][:_TASKS_SHOWN]
     if row is not None:
+        facts.interval_start, facts.interval_end = row.interval_start, row.interval_end
         if row.summary:
             try:
                 decoded = json.loads(row.summary)
@@ -169,6 +191,13 @@ def run_facts(conn: Any, run_id: str) -> RunFacts:
                 facts.read_error = "the stored summary is not JSON"
         facts.thresholds_crossed = [t for t in (row.thresholds_crossed or "").split("\n") if t]
     return facts
+
+
+def _number(value: Any) -> int | None:
+    try:
+        return None if value is None or value != value else int(value)  # NaN from a frame
+    except (TypeError, ValueError):
+        return None
 
 
 # ----- the mail ----------------------------------------------------------------------------
@@ -190,7 +219,7 @@ def build_alert(
     reason: str = "",
     secrets: Iterable[str] = (),
 ) -> Alert:
-    """The mail: subject, HTML body and the same as plain text (for logs and tests)."""
+    """The mail: subject, HTML body and the same as plain text (its two parts)."""
     crossed = facts.thresholds_crossed
     other_failure = bool(facts.failure) and not facts.failure.startswith(THRESHOLDS_FAILURE_PREFIX)
     if crossed and not other_failure:
@@ -202,6 +231,9 @@ def build_alert(
     subject = f"[{dag_id}] run {run_id} {what}"
     links = run_links(base_url, dag_id, run_id)
     sections: list[tuple[str, list[str]]] = []
+    steps = alert_mail.first_steps(facts, links, run_id)
+    if steps:
+        sections.append(("What to do first", steps))
     if crossed:
         sections.append(("Thresholds crossed", crossed))
     if facts.failure:
@@ -211,33 +243,29 @@ def build_alert(
             ("Failure", [f"Airflow ended the run as failed ({reason or 'no reason given'})."])
         )
     if facts.summary is not None:
-        sections.append(("Summary", _summary_lines(facts.summary)))
+        sections.append(("Summary", alert_mail.summary_lines(facts.summary)))
     if facts.read_error:
         sections.append(("Not known", [f"the run's record could not be read: {facts.read_error}"]))
-    lines = [f"Run {run_id} of {dag_id} {what}.", ""]
+    day = alert_mail.uk_day(facts.interval_start, facts.interval_end) or "not known"
+    lines = [f"Run {run_id} of {dag_id} {what}.", f"UK day covered: {day}", ""]
     lines += [f"{name}: {url}" for name, url in links.items()]
     for title, body in sections:
         lines += ["", f"{title}:", *body]
     text = mask("\n".join(lines), secrets)
-    parts = [f"<p>Run <b>{_h(run_id)}</b> of <b>{_h(dag_id)}</b> {_h(what)}.</p>", "<ul>"]
+    parts = [
+        f"<p>Run <b>{_h(run_id)}</b> of <b>{_h(dag_id)}</b> {_h(what)}.</p>",
+        f"<p>UK day covered: <b>{_h(day)}</b></p>",
+        "<ul>",
+    ]
     parts += [
         f'<li><a href="{_h(url)}">{_h(name)}</a>: {_h(url)}</li>' for name, url in links.items()
     ]
     parts.append("</ul>")
     for title, body in sections:
-        parts.append(f"<h3>{_h(title)}</h3><pre>{_h(chr(10).join(body))}</pre>")
+        tag = "ol" if title == "What to do first" else "ul"
+        items = "".join(f"<li>{_h(line)}</li>" for line in body)
+        parts.append(f"<h3>{_h(title)}</h3><{tag}>{items}</{tag}>")
     return Alert(subject=mask(subject, secrets), html=mask("\n".join(parts), secrets), text=text)
-
-
-def _summary_lines(summary: Mapping[str, Any]) -> list[str]:
-    lines = []
-    for key, value in summary.items():
-        if isinstance(value, Mapping):
-            inner = ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
-            lines.append(f"{key}: {inner}")
-        else:
-            lines.append(f"{key}: {value}")
-    return lines
 
 
 def _h(text: str) -> str:
@@ -298,6 +326,14 @@ def param(context: Mapping[str, Any], name: str, default: Any = None) -> Any:
     except Exception:
         value = None
     return default if value is None else value
+
+
+def _interval(context: Mapping[str, Any]) -> tuple[Any, Any]:
+    """The run's data interval as Airflow passed it (a task's context, or its dag_run)."""
+    dag_run = context.get("dag_run")
+    start = context.get("data_interval_start") or getattr(dag_run, "data_interval_start", None)
+    end = context.get("data_interval_end") or getattr(dag_run, "data_interval_end", None)
+    return start, end
 
 
 def _staging_conn_id(context: Mapping[str, Any]) -> str:

@@ -42,7 +42,7 @@ TOKEN = "cust-7d1f0c2a9e-secret"
                 thresholds_crossed=["rejects 2 > max_rejects 0"],
             ),
             "thresholds crossed",
-            ["Thresholds crossed:\nrejects 2 > max_rejects 0", "learners_extracted: 8"],
+            ["Thresholds crossed:\nrejects 2 > max_rejects 0", "Learners extracted: 8"],
             [],
             id="thresholds only",
         ),
@@ -187,7 +187,7 @@ def test_a_failed_run_sends_one_mail_through_the_connection(smtp, staging, monke
     assert f"{BASE}/dags/{DAG_ID}/runs/{QUOTED}" in mail.text
     assert f"{BASE}/onefile-sync/runs/{QUOTED}" in mail.text
     assert "push_reviews: HTTPError 401 for token ***" in mail.text
-    assert "learners_extracted: 8" in mail.text
+    assert "Learners extracted: 8" in mail.text
     for secret in (TOKEN, smtp.password):
         assert secret.encode() not in mail.raw
 
