@@ -10,8 +10,9 @@ demo is what the tests prove.
 ``python -m sync_demo --picsweb-url URL --serve`` builds the same PICSWeb in a
 database of one's choosing (a SQLite path, PostgreSQL or ``mssql+pymssql``; a database that
 already holds data is refused unless ``--replace``), serves the matching OneFile simulator
-until SIGINT or SIGTERM, and prints the connections and the logical date to give one's own
-Airflow. The demo reviews are scheduled around ``--today`` (default: today's UK date), so
+until SIGINT or SIGTERM, writes the connections for one's own Airflow to private files
+(``--secrets-dir``) and prints, for every Airflow process, the lines that read them (never a
+secret), and the logical date to trigger. The demo reviews are scheduled around ``--today`` (default: today's UK date), so
 the run triggered for that day finds them inside its review window.
 
 The demo lives outside ``picsweb_sync`` so that a deployment of the sync never carries the
@@ -22,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import signal
 import sys
 import threading
@@ -49,6 +49,7 @@ from sync_demo.dag_runs import (
     summary,
     uk_today,
 )
+from sync_demo.serving import process_lines, write_connection_files
 
 # The same as the simulator's own command line (python -m onefile_simulator).
 DEFAULT_SEED = 7
@@ -202,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     serving.add_argument("--host", default=DEFAULT_HOST, help="address the simulator listens on")
     serving.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
     serving.add_argument("--customer-token", default=SIMULATOR_TOKEN)
+    serving.add_argument(
+        "--secrets-dir",
+        default=str(REPO / "demo-data" / "secrets"),
+        help="where the connections go, one private file each (docs/own-airflow.md's "
+        "$SECRETS); the printout reads them from there and shows no secret",
+    )
     return parser
 
 
@@ -303,6 +310,10 @@ def serve(args: argparse.Namespace, dataset) -> int:
 
 
 def _print_serving(args, dataset, sim, env: Mapping[str, str]) -> None:
+    """How to point one's own Airflow at the simulator and the database. No secret is
+    printed: the connections go to private files (:mod:`sync_demo.serving`) and the lines
+    printed read them."""
+    files = write_connection_files(Path(args.secrets_dir), env)
     orgs = ", ".join(str(o["ID"]) for o in dataset.onefile.organisations)
     when = logical_date_for(dataset.today).isoformat()
     plan = manual_run_window(dataset.today)
@@ -311,7 +322,8 @@ def _print_serving(args, dataset, sim, env: Mapping[str, str]) -> None:
         f"OneFile: simulator serving organisations {orgs} (a few rows of the first LearningAim "
         "and Review searches are deliberately malformed, as in make demo)",
         f"OneFile base URL: {sim.base_url}",
-        f"Customer token:   {sim.customer_token} (a simulator value, not a secret)",
+        f"Connections (files of mode 0600, not printed): {files['onefile_api']} (the OneFile "
+        f"base URL and customer token), {files['picsweb_db']} (the demo PICSWeb)",
     ]
     if args.host in _ALL_INTERFACES:
         port = urlsplit(sim.base_url).port
@@ -321,14 +333,15 @@ def _print_serving(args, dataset, sim, env: Mapping[str, str]) -> None:
         )
     lines += [
         "",
-        "In the environment of Airflow's scheduler, workers and dag-processor:",
-        *(f"export {name}={shlex.quote(value)}" for name, value in env.items()),
+        *process_lines(files),
         "and once, in Airflow:",
         'airflow pools set onefile_api 1 "OneFile API rate limit"',
         "",
         f"Then run the sync for {dataset.today.isoformat()}, logical date {when}: its review "
         f"window, {plan.review_from.astimezone(UK).strftime(uk)} to "
         f"{plan.review_to.astimezone(UK).strftime(uk)} UK time, holds the demo reviews.",
+        "Unpausing the DAG starts its latest scheduled run at once (the UK day that ended "
+        "at 02:00 today, logical date yesterday 02:00), beside any run you trigger.",
         f"airflow dags unpause {DAG_ID}",
     ]
     if dataset.today == uk_today():
@@ -338,7 +351,8 @@ def _print_serving(args, dataset, sim, env: Mapping[str, str]) -> None:
             f"Trigger it from the UI (logical date {when}) or the REST API (POST "
             f'/api/v2/dags/{DAG_ID}/dagRuns with {{"logical_date": "{when}"}}). Not with '
             "`airflow dags trigger`: it takes the run's data interval from the moment it is "
-            "called, whatever its --logical-date. Without a scheduler:",
+            "called, whatever its --logical-date. Without a scheduler (with the worker's "
+            "export lines):",
             f"airflow dags test {DAG_ID} {when}",
         ]
     lines.append("")

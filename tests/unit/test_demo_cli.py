@@ -12,7 +12,6 @@ import datetime as dt
 import json
 import os
 import re
-import shlex
 import signal
 import subprocess
 import sys
@@ -74,14 +73,6 @@ class DemoProcess:
         (line,) = [line for line in self.lines if line.startswith(label)]
         return line[len(label) :].split()[0]
 
-    def exports(self) -> dict[str, str]:
-        found = {}
-        for line in self.lines:
-            if line.startswith("export "):
-                name, _, value = line.removeprefix("export ").partition("=")
-                (found[name],) = shlex.split(value)
-        return found
-
     def stop(self, signum: int) -> tuple[int, str]:
         """Send ``signum``; returns the exit code and the rest of stdout."""
         if self.process.poll() is None:
@@ -95,11 +86,12 @@ class DemoProcess:
 
 
 @pytest.fixture
-def start_demo():
+def start_demo(tmp_path):
     started: list[DemoProcess] = []
 
     def start(*args: str) -> DemoProcess:
-        started.append(DemoProcess(*args))
+        # The connections' files go to the test's own directory, not the repository's.
+        started.append(DemoProcess(*args, "--secrets-dir", str(tmp_path / "secrets")))
         return started[-1]
 
     yield start
@@ -153,18 +145,16 @@ def test_serve_builds_picsweb_serves_onefile_prints_the_connections_and_stops_on
     run = start_demo("--picsweb-url", url, "--serve", "--port", "0", "--today", "2026-07-15")
     out = run.wait_until_serving()
 
-    # What a newcomer is told: base URL, token, the exact exports, the run to trigger.
+    # What a newcomer is told: base URL, the connections' files (tests/e2e/test_demo_serve
+    # sources the printed lines), the run to trigger.
     base_url = run.value("OneFile base URL:")
-    token = run.value("Customer token:")
     assert re.fullmatch(r"http://127\.0\.0\.1:\d+/api/v2\.1", base_url)
-    exports = run.exports()
-    assert set(exports) == {"AIRFLOW_CONN_ONEFILE_API", "AIRFLOW_CONN_PICSWEB_DB"}
-    assert json.loads(exports["AIRFLOW_CONN_ONEFILE_API"]) == {
-        "conn_type": "http",
-        "host": base_url,
-        "password": token,
-    }
-    assert json.loads(exports["AIRFLOW_CONN_PICSWEB_DB"]) == {
+    secrets_dir = tmp_path / "secrets"
+    onefile = json.loads((secrets_dir / "onefile_api").read_text())
+    token = onefile["password"]
+    assert onefile == {"conn_type": "http", "host": base_url, "password": token}
+    assert token not in out
+    assert json.loads((secrets_dir / "picsweb_db").read_text()) == {
         "conn_type": "sqlite",
         "host": str(db_file),
     }
