@@ -4,10 +4,13 @@ Pages (server-rendered HTML) and a JSON API over the same queries (``sync_page.q
 
 ====================================  ============================================
 ``./``                                run history (newest first, paged) and charts
-``./runs/<url-quoted run_id>``        one run
+``./runs/<url-quoted run_id>``        one run, with its changes row by row
+                                      (``?direction=&entity=&field=&before=``)
+``./runs/<run_id>/changes.csv``       all its changes as CSV (same filters, streamed)
 ``./audit?q=&by=``                    audit search for a learner or a review
 ``./api/runs?limit=&before=&type=``   run history page as JSON (keyset cursor)
 ``./api/runs/<run_id>``               one run as JSON
+``./api/runs/<run_id>/changes``       its changes, a keyset page (``sync_page.changes``)
 ``./api/chart?days=``                 one point per run, for the charts
 ``./api/audit?q=&by=&limit=&before=`` audit search as JSON
 ``./static/<file>``                   plotly.min.js (from the plotly wheel), JS, CSS
@@ -49,7 +52,8 @@ from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from sync_page import queries
+from sync_page import change_routes, changes, queries
+from sync_page.change_routes import UnknownRun
 
 log = logging.getLogger(__name__)
 
@@ -276,6 +280,8 @@ def create_app(sources: Sources | None = None) -> FastAPI:
             return JSONResponse(
                 {"detail": exc.detail}, status_code=exc.status_code, headers=exc.headers
             )
+        if isinstance(exc, UnknownRun):
+            return _page(request, "not_found.html", 404, run_id=exc.run_id, detail=exc.detail)
         login = None
         if exc.status_code == 401:
             login = get_auth_manager().get_url_login()
@@ -333,6 +339,10 @@ def create_app(sources: Sources | None = None) -> FastAPI:
         with staging().connect() as conn:
             return _json({"points": queries.chart_points(conn, days) if synced(conn) else []})
 
+    # Before /api/runs/{run_id:path} and /runs/{run_id:path}, which would take the
+    # sub-path as part of the run id.
+    change_routes.add_routes(app, reader, _json, synced)
+
     @app.get("/api/runs/{run_id:path}")
     def api_run(_: Reader, run_id: str) -> Response:
         with staging().connect() as conn:
@@ -381,12 +391,34 @@ def create_app(sources: Sources | None = None) -> FastAPI:
         )
 
     @app.get("/runs/{run_id:path}", response_class=HTMLResponse)
-    def run_page(request: Request, _: Reader, run_id: str) -> Response:
+    def run_page(
+        request: Request,
+        _: Reader,
+        run_id: str,
+        direction: str | None = None,
+        entity: str | None = None,
+        field: str | None = None,
+        before: str | None = None,
+    ) -> Response:
+        filters = changes.Filters.of(direction, entity, field)
         with staging().connect() as conn:
             detail = queries.run_detail(conn, run_id) if synced(conn) else None
         if detail is None:
-            raise HTTPException(404, f"No sync run {run_id!r}")
-        return _page(request, "run.html", root="../", **detail)
+            raise UnknownRun(run_id)
+        page = change_routes.changes_page(
+            app.state.sources, synced, detail["run"], filters, None, before
+        )
+        return _page(
+            request,
+            "run.html",
+            root="../",
+            **detail,
+            changes=page,
+            change_filters=filters.params(),
+            change_first_page=before is None,
+            change_options=change_routes.options(detail.get("field_changes") or []),
+            directions=queries.DIRECTIONS,
+        )
 
     @app.get("/audit", response_class=HTMLResponse)
     def audit_page(

@@ -33,6 +33,8 @@ sync_audit = Table(
     Column("new_value", UnicodeText),
     Column("changed_at", INSTANT, nullable=False),
     Index(None, "run_id"),
+    # The sync page's changes of one run, page after page in audit_id order (keyset).
+    Index(None, "run_id", "audit_id"),
     # The sync page's audit search: every change of one learner's rows, newest first.
     Index(None, "entity", "entity_key", "changed_at"),
 )
