@@ -26,14 +26,19 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NoReturn
 
 import pandas as pd
 from sqlalchemy.engine import Connection
 
 from picsweb_sync import dry_run, freshness, locks, picsweb_writes, project_tables
+from picsweb_sync.project_tables.run_record import record_refusal
 from picsweb_sync.runtime import RunContext, skip_task
 
 log = logging.getLogger(__name__)
+
+# The load task of each freshness stage (a refusal is kept under its task's name).
+LOAD_TASKS = {freshness.QUALIFICATIONS: "load_qualifications", freshness.REVIEWS: "load_reviews"}
 
 
 def load_qualifications(ctx: RunContext) -> dict[str, int]:
@@ -133,12 +138,41 @@ def _fresh_basis(
     basis = freshness.change_basis(conn, ctx.run_id, stage)
     if basis is None:
         if changes:
-            skip_task(freshness.no_basis(stage, ctx.task_label))
+            reason = freshness.no_basis(stage, ctx.task_label)
+            _refuse(ctx, conn, stage, "no_basis", reason)
         return None
     newer = freshness.newer_load(conn, ctx.run_id, stage, basis)
     if newer is not None:
-        skip_task(freshness.refusal(newer, basis, stage, ctx.task_label))
+        reason = freshness.refusal(newer, basis, stage, ctx.task_label)
+        _refuse(ctx, conn, stage, "stale", reason, newer, basis)
     return basis
+
+
+def _refuse(
+    ctx: RunContext,
+    conn: Connection,
+    stage: str,
+    kind: str,
+    reason: str,
+    newer: freshness.Newer | None = None,
+    basis: freshness.Basis | None = None,
+) -> NoReturn:
+    """Keep the refusal for the run's page (``sync_load_refusal``: a skipped task's log is
+    folded away in the UI), committed in ``conn`` (the staging connection the load read
+    its change set in: no second connection waiting on the first's locks), then skip."""
+    record_refusal(
+        conn,
+        ctx.run_id,
+        LOAD_TASKS[stage],
+        kind,
+        reason,
+        try_number=ctx.try_number,
+        newer_run_id=None if newer is None else newer.run_id,
+        newer_extracted_at=None if newer is None else newer.extracted_at,
+        extracted_at=None if basis is None else basis.extracted_at,
+    )
+    conn.commit()
+    skip_task(reason)
 
 
 def _at(basis: freshness.Basis | None) -> dt.datetime | None:

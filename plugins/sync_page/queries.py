@@ -34,13 +34,13 @@ from sqlalchemy.engine import Connection
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync.project_tables import (
     sync_audit,
-    sync_outbox,
     sync_reject,
     sync_run,
     sync_run_count,
     sync_run_summary,
 )
 from picsweb_sync.summary import SUMMARY_KEYS
+from sync_page import run_story
 
 # Bounds of every query (a page's rows; a learner search's matches; a run's detail lists).
 MAX_RUNS = 200
@@ -171,6 +171,9 @@ def _run_row(row: Any) -> dict[str, Any]:
         "counts": counts,
         "rejects_by_kind": dict((summary or {}).get("rejects_by_kind") or {}),
         "thresholds_crossed": row.thresholds_crossed,
+        # A rerun's own counts and the tasks rerun (``picsweb_sync.summary``): run_story.
+        "latest_try": (summary or {}).get("latest_try") or None,
+        "reruns": dict((summary or {}).get("reruns") or {}),
     }
 
 
@@ -229,7 +232,7 @@ def run_history(
     stmt = history_statement(size + 1, position, run_type, outcome)
     rows = [_run_row(r) for r in conn.execute(stmt)]
     more = len(rows) > size
-    rows = rows[:size]
+    rows = run_story.with_marks(conn, rows[:size])  # the UK day and the marks of each run
     cursor = encode_cursor(rows[-1]["started_at"], rows[-1]["run_id"]) if more else None
     return Page(rows, cursor)
 
@@ -349,23 +352,6 @@ def conflicts_statement(run_id: str) -> Select:
     )
 
 
-def outbox_statement(run_id: str) -> Select:
-    return (
-        select(
-            sync_outbox.c.outbox_id,
-            sync_outbox.c.kind,
-            sync_outbox.c.target_id,
-            sync_outbox.c.state,
-            sync_outbox.c.attempts,
-            sync_outbox.c.last_error,
-            sync_outbox.c.updated_at,
-        )
-        .where(sync_outbox.c.run_id == run_id, sync_outbox.c.state.in_(("pending", "failed")))
-        .order_by(sync_outbox.c.outbox_id)
-        .limit(MAX_OUTBOX)
-    )
-
-
 def _dry_run_changes(conn: Connection, run_id: str) -> tuple[list[dict], str | None]:
     """Changes per field a dry run WOULD make (``picsweb_sync.dry_run.would_change``),
     or none and why, when that is not available."""
@@ -434,7 +420,9 @@ def run_detail(conn: Connection, run_id: str) -> dict[str, Any] | None:
         )
     reject_groups = sorted(groups.values(), key=lambda g: (-g["count"], g["kind"]))
     conflicts = [dict(r._mapping) for r in conn.execute(conflicts_statement(run_id))]
-    outbox = [dict(r._mapping) for r in conn.execute(outbox_statement(run_id))]
+    run["uk_day"] = run_story.uk_day(run["interval_start"], run["interval_end"])
+    summary = {**run["counts"], "latest_try": run["latest_try"], "reruns": run["reruns"]}
+    story = run_story.run_story(conn, run_id, summary)  # outbox rows with what to do, ...
     if run["dry_run"]:  # last: a failed read must not spoil the queries above
         fields, note = _dry_run_changes(conn, run_id)
     return {
@@ -448,7 +436,7 @@ def run_detail(conn: Connection, run_id: str) -> dict[str, Any] | None:
             "groups": reject_groups[:MAX_REJECT_GROUPS],
         },
         "conflicts": conflicts,
-        "outbox_pending": outbox,
+        **story,
     }
 
 
@@ -715,7 +703,6 @@ def all_statements() -> dict[str, Select]:
         "field_changes": field_changes_statement("r"),
         "reject_rows": reject_rows_statement("r"),
         "conflicts": conflicts_statement("r"),
-        "outbox": outbox_statement("r"),
         "learner_by_id": learner_statement("42", "auto"),
         "learner_by_name": learner_statement("ann o_k", "name"),
         "audit": audit_statement(keys, DEFAULT_AUDIT, (when, 5)),
@@ -723,4 +710,5 @@ def all_statements() -> dict[str, Select]:
         "qualifications": qualifications_statement([1, 2]),
         "reviews": reviews_statement([1, 2]),
         "review": review_statement(7),
+        **run_story.all_statements(),
     }

@@ -28,6 +28,7 @@ from picsweb_sync.project_tables import (
     sync_run_summary,
 )
 from sync_demo.picsweb_db import create_picsweb_tables
+from tests.sync_page import run_stories
 
 FIRST_NAMES = ["Amy", "Ben", "Chloe", "Dev", "Ella", "Finn", "Grace", "Hari", "Isla", "Jack"]
 SURNAMES = ["Smith", "Jones", "Patel", "Khan", "Brown", "Taylor", "Wilson", "Evans", "Wright"]
@@ -55,6 +56,7 @@ class History:
     trainees: list[dict[str, Any]] = field(default_factory=list)
     qualifications: list[dict[str, Any]] = field(default_factory=list)
     reviews: list[dict[str, Any]] = field(default_factory=list)
+    stories: Any = None  # tests.sync_page.run_stories.Stories, with 109 days or more
 
     def run(self, run_id: str) -> dict[str, Any]:
         return next(r for r in self.runs if r["run_id"] == run_id)
@@ -302,4 +304,6 @@ def write_history(
         if history.outbox:
             conn.execute(sa.insert(sync_outbox), history.outbox)
         conn.execute(sa.insert(sync_run_count), history.counts)
+    if days > max(run_stories.RETRIED, run_stories.NEWER):
+        history.stories = run_stories.write_stories(engine, history)
     return history

@@ -1,6 +1,23 @@
 // Charts of the run history, drawn by plotly.js (served by this plugin) from ./api/chart.
 (function () {
   "use strict";
+  // How to draw the changes per run so that a handful stays readable beside one big run
+  // (a first run making 400 changes, then a few a day): a linear axis, unless the biggest
+  // run is at least 50 changes and more than 10 times the median of the runs that changed
+  // anything; then a log axis (bars side by side: stacking does not add up on a log axis),
+  // with the biggest run labelled. Exposed as SyncPageChart.scale for tests/sync_page.
+  function chartScale(totals) {
+    var positive = totals.filter(function (v) { return v > 0; }).sort(function (a, b) { return a - b; });
+    if (positive.length === 0) { return { type: "linear" }; }
+    var max = positive[positive.length - 1];
+    var median = positive[Math.floor((positive.length - 1) / 2)];
+    if (max >= 50 && max > 10 * median) {
+      return { type: "log", outlier: totals.indexOf(max), max: max, median: median };
+    }
+    return { type: "linear" };
+  }
+  (typeof window !== "undefined" ? window : globalThis).SyncPageChart = { scale: chartScale };
+  if (typeof document === "undefined") { return; }
   var root = document.body.dataset.root || "./";
   var changes = document.getElementById("changes-chart");
   var rejects = document.getElementById("rejects-chart");
@@ -32,10 +49,23 @@
           hovertemplate: "%{text}<br>" + name + ": %{y}<extra></extra>"
         };
       };
+      var totals = points.map(function (p) { return p.picsweb_changes + p.onefile_changes; });
+      var scale = chartScale(totals);
+      var changesLayout = layout("changes");
+      if (scale.type === "log") {
+        changesLayout.barmode = "group";
+        changesLayout.yaxis = { title: { text: "changes (log scale)" }, type: "log" };
+        var big = points[scale.outlier];
+        changesLayout.annotations = [{
+          x: big.started_at, y: Math.log10(scale.max), text: scale.max + " changes: " + big.run_id,
+          showarrow: true, arrowhead: 2, ax: 40, ay: -20, font: { size: 11 }
+        }];
+      }
+      changes.dataset.scale = scale.type;
       Plotly.newPlot(changes, [
         series("picsweb_changes", "PICSWeb changes", "bar"),
         series("onefile_changes", "OneFile changes", "bar")
-      ], layout("changes"), config);
+      ], changesLayout, config);
       var rejectLayout = layout("rows");
       rejectLayout.barmode = "group";
       Plotly.newPlot(rejects, [
