@@ -44,6 +44,8 @@ Review call that may have reached OneFile, the review is first looked for (as ab
 linked if found, else the Review call is sent again on the same visit. So a transient 5xx
 costs seconds, not Airflow's retry delay. After :data:`FAILING_CREATES_TO_STOP_RETRYING`
 creates in a row failed every attempt (OneFile is down), the rest are tried once each.
+Each create recovered or re-sent is logged with its PICSWeb review, OneFile visit and
+review IDs (:mod:`picsweb_sync.push_log`).
 
 **Visits left empty.** OneFile has no visit search in the contract, so a visit the sync
 made and could not use stays in OneFile: a review refused after its visit was made, a
@@ -108,6 +110,7 @@ from picsweb_sync import (
     picsweb_tables,
     picsweb_writes,
     project_tables,
+    push_log,
 )
 from picsweb_sync.merge import reviews
 from picsweb_sync.merge.blank import is_blank
@@ -858,6 +861,7 @@ def _create_review(
     refuses the data (a visit made for a refused review is recorded as left empty)."""
     outbox_id = int(row.outbox_id)
     visit_id = None if pd.isna(row.visit_id) else int(row.visit_id)
+    earlier_visit, retried_after = visit_id, None  # for the log of a re-send (push_log)
     if not isinstance(fresh, dict):
         why = f"the PICSWeb review {fresh or 'changed'}"
         if visit_id is not None:  # made by an earlier try whose review never came (settled)
@@ -893,7 +897,8 @@ def _create_review(
                     )
                 if last or not _worth_retrying(exc):
                     raise
-                log.warning("outbox %s: %s; trying again", outbox_id, exc)
+                push_log.trying_again(row, None, exc)
+                retried_after = exc
                 continue
             # Recorded before the Review call (see module doc), with what is being sent, in
             # one transaction (with the fence's check): the only write a create waits for.
@@ -919,13 +924,16 @@ def _create_review(
                     record_review_id(
                         ctx, outbox_id, int(row.target_id), found[0], basis_at=found[1]
                     )
-                    log.info("outbox %s: the review was created after all: %s", outbox_id, exc)
+                    how = f"its Review call failed ({exc}) but had reached OneFile"
+                    push_log.recovered(row, found[0], visit_id, how)
                     return "sent"
             if last:
                 raise
-            log.warning("outbox %s: %s; trying again", outbox_id, exc)
+            push_log.trying_again(row, visit_id, exc)
+            retried_after = exc
             continue
         record_review_id(ctx, outbox_id, int(row.target_id), onefile_id)
+        push_log.sent(row, onefile_id, visit_id, earlier_visit, attempt, retried_after)
         return "sent"
     raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -990,10 +998,11 @@ def _left_empty(
             note = f"visit {visit_id} left empty"
             project_tables.restart_create(conn, int(row.outbox_id), restart, note)
     log.warning(
-        "outbox %s: OneFile visit %s of learner %s left empty: %s",
+        "outbox %s: OneFile visit %s of learner %s (for PICSWeb review %s) left empty: %s",
         row.outbox_id,
         "(ID unknown)" if visit_id is None else visit_id,
         visit["LearnerID"],
+        row.target_id,
         reason,
     )
 
@@ -1012,6 +1021,8 @@ def settle_unknown_creates(
             record_review_id(
                 ctx, int(row.outbox_id), int(row.target_id), found[0], basis_at=found[1]
             )
+            how = f"the outcome of run {row.run_id}'s create was unknown"
+            push_log.recovered(row, found[0], visit_id, how)
             found_count += 1
         elif row.run_id != ctx.run_id:
             reason = (
