@@ -36,6 +36,7 @@ _DAY = dt.timedelta(days=1)
 _AUTH = re.compile(r"OneFileAuthenticationError|\bHTTP 40[13]\b|\b40[13]\b.*Authentication")
 _ERROR_CHARS = 300
 THRESHOLDS_TASK = "check_thresholds"  # fails on purpose when a threshold is crossed
+THRESHOLDS_FAILURE = "thresholds crossed"  # how its failure text starts (summary.py)
 
 
 # ----- the UK day --------------------------------------------------------------------------
@@ -136,8 +137,8 @@ def first_steps(facts: RunFacts, links: Mapping[str, str], run_id: str) -> list[
                 f"also kept in the staging database's sync_task_error table (run_id "
                 f"{run_id}) and on the run's page under Failed tries: {text}"
             )
-    failed = bool(facts.failure) and not facts.thresholds_crossed
-    if failed and not errors:
+    failed = bool(facts.failure) and not facts.failure.startswith(THRESHOLDS_FAILURE)
+    if failed and not errors:  # e.g. a task killed before it could record its error
         steps.append(
             f"Open the run in Airflow ({airflow}) and read the log of its first failed "
             f"task: {_short(facts.failure or '')}"

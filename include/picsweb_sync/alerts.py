@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 ALERTS_CONN_ID = "sync_alerts_smtp"
 SYNC_PAGE_PREFIX = "/onefile-sync"
-THRESHOLDS_FAILURE_PREFIX = "thresholds crossed"
+THRESHOLDS_FAILURE_PREFIX = alert_mail.THRESHOLDS_FAILURE
 _MASK = "***"
 _TASKS_SHOWN = 5
 

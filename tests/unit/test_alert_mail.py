@@ -194,6 +194,15 @@ SUMMARY = {"rejects": 7, "rejects_by_kind": {"RegistrationNumber": 5, "not a JSO
             id="token refused: the onefile_api connection",
         ),
         pytest.param(
+            alerts.RunFacts(
+                outcome="failed",
+                failure="push_reviews (try 1): no error recorded (the process was killed)",
+                thresholds_crossed=["conflicts 60 > max_conflicts 50"],
+            ),
+            ["Conflicts:", f"Open the run in Airflow ({AIRFLOW}) and read the log"],
+            id="failed and thresholds, no task error",
+        ),
+        pytest.param(
             alerts.RunFacts(outcome="failed", failure="load_reviews: LockLost"),
             [f"Open the run in Airflow ({AIRFLOW}) and read the log of its first failed task"],
             id="a failure without a task error",
