@@ -107,6 +107,14 @@ def readme_commands(readme: Path = REPO / "README.md") -> list[DocCommand]:
     return airflow_commands(readme.read_text(encoding="utf-8"), "README.md")
 
 
+def own_airflow_commands(page: Path = REPO / "docs" / "own-airflow.md") -> list[DocCommand]:
+    """The commands of docs/own-airflow.md a person types once (the pool); its component
+    commands and ``db migrate`` are what the tests' Airflow itself runs (see
+    tests/airflow/test_own_airflow_doc.py)."""
+    found = airflow_commands(page.read_text(encoding="utf-8"), "docs/own-airflow.md")
+    return [c for c in found if c.subcommand == ("pools", "set")]
+
+
 def doc_md_commands(doc_md: str | None = None) -> list[DocCommand]:
     """The commands of the DAG's ``doc_md`` (by default ``DOC_MD`` of the DAG file)."""
     return airflow_commands(dag_doc_md() if doc_md is None else doc_md, "doc_md")

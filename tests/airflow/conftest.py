@@ -5,7 +5,9 @@ tests' PostgreSQL server, the DAG's two connections (environment variables of ev
 component) pointing at a OneFile simulator over HTTP on 127.0.0.1 and a PICSWeb database
 on the same server. The DAG's alerts go to a local SMTP server (aiosmtpd, the
 ``sync_alerts_smtp`` connection) and its run notes through the api-server itself (the
-``airflow_api`` connection, as the admin user).
+``airflow_api`` connection, as the ``sync-notes`` user). Airflow is set up and started
+from docs/own-airflow.md (see tests/support/own_airflow.py): each process gets only the
+connections that page gives it.
 
 Airflow starts once per test session, at the first test here that needs it, and stops as
 soon as the last test of this folder is done (package scope: in a whole-suite run it does
@@ -16,7 +18,6 @@ only at its own runs.
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
 import tempfile
@@ -30,12 +31,12 @@ from onefile_simulator import OneFileSimulator, generate_dataset
 from sync_demo.dag_runs import DAG_ID, connection_env
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.airflow.world import DAILY_RUN_CONF, DAILY_RUN_DAY, AirflowWorld, at_0200_london
+from tests.support import own_airflow
 from tests.support.airflow_server import AirflowServer
 from tests.support.smtp import SmtpServer
 
 # Small backoff so a run that meets an injected OneFile fault fails in seconds.
 FAST_HOOK = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.05, "timeout_seconds": 5}
-POOL_DESCRIPTION = "OneFile API rate limit: tasks calling OneFile take turns"
 
 ALERT_TO = "data-team@example.org"
 ALERT_FROM = "airflow@example.org"
@@ -59,22 +60,11 @@ def pytest_collection_modifyitems(session, config, items):
     items[:] = rest[:at] + last + rest[at:]
 
 
-def alert_connection_env(airflow: AirflowServer, smtp: SmtpServer) -> dict[str, str]:
-    """The alert and note connections, as environment variables of every component (the
-    dag-processor runs the DAG's failure callback): ``sync_alerts_smtp`` to the local
-    SMTP server, ``airflow_api`` to the api-server as its admin user."""
-    api = {
-        "conn_type": "http",
-        "host": "127.0.0.1",
-        "port": airflow.port,
-        "schema": "http",
-        "login": "admin",
-        "password": airflow.password("admin"),
-    }
-    return {
-        "AIRFLOW_CONN_SYNC_ALERTS_SMTP": smtp.connection_json(ALERT_TO, ALERT_FROM),
-        "AIRFLOW_CONN_AIRFLOW_API": json.dumps(api),
-    }
+def alert_connection_env(smtp: SmtpServer) -> dict[str, str]:
+    """The alert connection ``sync_alerts_smtp`` to the local SMTP server (the
+    dag-processor runs the DAG's failure callback). The note connection ``airflow_api``
+    (the ``sync-notes`` user) is made as docs/own-airflow.md makes it."""
+    return {"AIRFLOW_CONN_SYNC_ALERTS_SMTP": smtp.connection_json(ALERT_TO, ALERT_FROM)}
 
 
 def pytest_terminal_summary(terminalreporter):
@@ -99,7 +89,7 @@ def airflow_world(pg_server, request) -> AirflowWorld:
     )
     airflow.extra_env = {
         **connection_env(sim.base_url, sim.customer_token, picsweb_url, FAST_HOOK),
-        **alert_connection_env(airflow, smtp),
+        **alert_connection_env(smtp),
     }
     failed_before = request.session.testsfailed
     try:
@@ -107,11 +97,13 @@ def airflow_world(pg_server, request) -> AirflowWorld:
         airflow.start(DAG_ID)
         # The OneFile tasks never start without their pool (the REST API is quicker
         # than a CLI process; the runbook tests run `airflow pools set` themselves).
+        # docs/own-airflow.md's pool (test_runbook_commands types that command itself).
+        _pools, _set, name, slots, description = own_airflow.command("pool")
         airflow.api(
             "POST",
             "/api/v2/pools",
             ok=(200, 201),
-            json={"name": "onefile_api", "slots": 1, "description": POOL_DESCRIPTION},
+            json={"name": name, "slots": int(slots), "description": description},
         )
         world = AirflowWorld(
             airflow=airflow,
@@ -132,6 +124,7 @@ def airflow_world(pg_server, request) -> AirflowWorld:
         smtp.stop()
         picsweb.dispose()
         _SUMMARY.append(f"Airflow stopped in {time.monotonic() - stopping:.0f} s")
+        shutil.rmtree(airflow.secrets_dir, ignore_errors=True)
         if request.session.testsfailed == failed_before:
             shutil.rmtree(airflow.home, ignore_errors=True)
         else:  # component output and task logs, for whoever reads the failure

@@ -1,5 +1,5 @@
-"""Every ``airflow ...`` command of README.md and the DAG's doc_md, run against the real
-Airflow, does what the text around it says.
+"""Every ``airflow ...`` command of README.md, the DAG's doc_md and docs/own-airflow.md's
+pool, run against the real Airflow, does what the text around it says.
 
 Only placeholders (``…``) are filled in, with real dates; everything else is run as
 written. A command of a kind no check knows fails the test: add its check here.
@@ -13,7 +13,13 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from tests.airflow.commands import DocCommand, doc_md_commands, readme_commands, unique
+from tests.airflow.commands import (
+    DocCommand,
+    doc_md_commands,
+    own_airflow_commands,
+    readme_commands,
+    unique,
+)
 from tests.airflow.world import AirflowWorld, at_0200_london
 
 pytestmark = pytest.mark.airflow_server
@@ -38,7 +44,7 @@ _ORDER = [
 
 
 def _documented() -> list[DocCommand]:
-    commands = unique([*readme_commands(), *doc_md_commands()])
+    commands = unique([*readme_commands(), *doc_md_commands(), *own_airflow_commands()])
     rank = {kind: i for i, kind in enumerate(_ORDER)}
     return sorted(commands, key=lambda c: rank.get(c.subcommand, len(rank)))
 
@@ -175,10 +181,11 @@ def _interval_of(world: AirflowWorld, logical_date: datetime) -> list[dict]:
 def check_dags_test(command: DocCommand, world: AirflowWorld, request) -> None:
     """`airflow dags test <dag> <logical date>`: "for a day other than today": a run for
     that logical date, synced green, whose data interval is the UK day that ends at it
-    (02:00 to 02:00), as a scheduled run starting at that moment would cover. (A run
-    triggered through the REST API or a backfill with the same logical date covers the
-    day that *starts* there.) The DAG is paused meanwhile, so the scheduler leaves the
-    run to the command."""
+    (02:00 to 02:00), as a scheduled run starting at that moment would cover, and as a
+    run triggered through the REST API with that logical date does (a backfill or
+    scheduled run with that logical date covers the day that *starts* there: see
+    test_run_dates.py). The DAG is paused meanwhile, so the scheduler leaves the run to
+    the command."""
     airflow = world.airflow
     logical_date = at_0200_london(DAGS_TEST_DAY)
     text = command.with_values(logical_date.isoformat())
@@ -257,6 +264,7 @@ def test_the_documentation_names_airflow_commands():
     assert {("backfill", "create"), ("dags", "unpause"), ("tasks", "clear")} <= kinds
     assert ("pools", "set") in kinds
     assert doc_md_commands(), "the DAG's doc_md names no airflow command"
+    assert [c.subcommand for c in own_airflow_commands()] == [("pools", "set")]
 
 
 @pytest.mark.parametrize("command", _documented(), ids=str)

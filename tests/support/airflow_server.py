@@ -11,7 +11,6 @@ kills whatever of the components' own process trees is still left.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -22,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +31,9 @@ from typing import Any
 
 import psutil
 import requests
+
+from tests.support import own_airflow
+from tests.support.airflow_settings import harness_settings, worker_test_args
 
 REPO = Path(__file__).resolve().parents[2]
 AIRFLOW_BIN = Path(sys.executable).with_name("airflow")
@@ -198,8 +201,20 @@ class AirflowServer:
     startup_seconds: float | None = None
     startup_phases: dict[str, float] = field(default_factory=dict)
     # The simple auth manager's users (name -> role: viewer, user, op or admin).
-    users: Mapping[str, str] = field(default_factory=lambda: {"admin": "admin", "viewer": "viewer"})
+    # docs/own-airflow.md's users (admin, sync-notes) and the tests' viewer.
+    users: Mapping[str, str] = field(
+        default_factory=lambda: {"admin": "admin", "sync-notes": "user", "viewer": "viewer"}
+    )
+    # ``$SECRETS`` of docs/own-airflow.md: the secrets, users' passwords and connections,
+    # one file each, outside the home (whose every file the tests search for secrets).
+    secrets_dir: Path = field(
+        default_factory=lambda: Path(tempfile.mkdtemp(prefix="picsweb-airflow-secrets-"))
+    )
     _token: str | None = None
+    _env: dict[str, str] | None = None
+    _tasks_env: dict[str, str] | None = None
+    _components: list[Component] | None = None
+    _secrets_ready: bool = False
     _session: requests.Session = field(default_factory=requests.Session)
 
     # ----- environment -----------------------------------------------------------------
@@ -221,140 +236,141 @@ class AirflowServer:
         return [f"worker-{n}" for n in range(1, self.workers + 1)] if self.celery else []
 
     @property
+    def site(self) -> dict[str, str]:
+        """The site values of docs/own-airflow.md (its ``site`` block) for this Airflow."""
+        return {
+            "SYNC_DIR": str(REPO),
+            "AIRFLOW_HOME": str(self.home),
+            "SECRETS": str(self.secrets_dir),
+            "API_URL": self.base_url,
+            "API_HOST": "127.0.0.1",
+            "API_PORT": str(self.port),
+            "EXECUTOR": self.executor,
+            "BROKER_URL": self.broker_url,
+        }
+
+    def _base_env(self) -> dict[str, str]:
+        """Nothing inherited from the pytest process's own Airflow settings (its home is
+        the ``dag.test()`` one)."""
+        return {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
+
+    def step_env(self, *steps: str) -> dict[str, str]:
+        """What the blocks ``steps`` of docs/own-airflow.md add to the environment."""
+        return own_airflow.run_steps(list(steps), self.site, self._base_env())
+
+    @property
     def env(self) -> dict[str, str]:
-        """The environment of every component and CLI call: nothing inherited from the
-        pytest process's own Airflow settings (its home is the ``dag.test()`` one)."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-        env.update(
-            {
-                "AIRFLOW_HOME": str(self.home),
-                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": self.metadata_url,
-                "AIRFLOW__CORE__EXECUTOR": self.executor,
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-                "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-                "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-                "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO / "plugins"),
-                "AIRFLOW__CORE__PARALLELISM": str(max(4, self.workers * self.worker_concurrency)),
-                "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": "1",
-                "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
-                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.base_url}/execution/",
-                # Named users of the simple auth manager, each with its role; their
-                # passwords are in the file start() writes (see password()).
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(
-                    f"{user}:{role}" for user, role in self.users.items()
-                ),
-                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(self.passwords_file),
-                "AIRFLOW__API__HOST": "127.0.0.1",
-                "AIRFLOW__API__PORT": str(self.port),
-                "AIRFLOW__API__BASE_URL": self.base_url,
-                "AIRFLOW__API__WORKERS": "1",
-                # Secrets every component must share (a generated airflow.cfg would hold them).
-                "AIRFLOW__API_AUTH__JWT_SECRET": self._secret("jwt_secret"),
-                "AIRFLOW__API__SECRET_KEY": self._secret("api_secret_key"),
-                "AIRFLOW__CORE__FERNET_KEY": self._secret("fernet_key"),
-                # Runs are started by the tests (trigger, backfill, clear), never by the
-                # clock: unpausing the DAG must not add a full run of "yesterday".
-                "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
-                "AIRFLOW__SCHEDULER__SCHEDULER_IDLE_SLEEP_TIME": "0.5",
-                # A task whose worker died (no heartbeat) is failed, and so retried, after
-                # 20 s instead of 5 minutes; the supervisor of a live task beats every second.
-                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
-                "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "2",
-                "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-                # Parsed once at start; tasks parse the file themselves when they run.
-                "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
-                "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
-                "AIRFLOW__DAG_PROCESSOR__PRINT_STATS_INTERVAL": "600",
-                # No bundle clean-up process beside each worker (the DAG folder is local).
-                "AIRFLOW__DAG_PROCESSOR__STALE_BUNDLE_CLEANUP_INTERVAL": "0",
-                # The task supervisor notices its task's exit at its next wake-up, at most
-                # this many seconds later (5 by default: up to 5 s lost per task).
-                "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
-                "AIRFLOW__LOGGING__COLORED_CONSOLE_LOG": "False",
-                # Celery: the broker is this Redis; results go to the metadata DB (Airflow's
-                # default, db+ the metadata URL).
-                "AIRFLOW__CELERY__BROKER_URL": self.broker_url,
-                "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(self.worker_concurrency),
-                "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
-                "AIRFLOW__CELERY_BROKER_TRANSPORT_OPTIONS__VISIBILITY_TIMEOUT": "21600",
-                "PYTHONUNBUFFERED": "1",
-            }
-        )
-        env.update(self.extra_env)
+        """The environment of a typed ``airflow`` command: docs/own-airflow.md's
+        ``settings`` and ``tasks`` blocks (``airflow dags test`` runs tasks itself), then
+        the tests' own settings. Components get theirs from ``component_env``."""
+        if self._tasks_env is None:
+            self._tasks_env = self.step_env("tasks")
+        return {**self.component_env, **self._tasks_env}
+
+    @property
+    def component_env(self) -> dict[str, str]:
+        """What every component starts with before its own block: the page's
+        ``settings``, then harness_settings, then ``extra_env`` but its connections (which
+        start() writes to the files the page's blocks read)."""
+        if self._env is None:
+            self._prepare_secrets()
+            self._env = {**self._base_env(), **self.step_env("settings")}
+        env = {**self._env, **harness_settings(self)}
+        env.update({k: v for k, v in self.extra_env.items() if not k.startswith("AIRFLOW_CONN_")})
         return env
 
     def components(self) -> list[Component]:
-        """What ``start()`` starts: Redis and the workers only with the CeleryExecutor."""
+        """What ``start()`` starts, each with its command and connections as
+        docs/own-airflow.md gives them: Redis and the workers only with the
+        CeleryExecutor (with the LocalExecutor the scheduler gets the tasks' block)."""
+        if self._components is not None:
+            return self._components
+        scheduler_steps = ("scheduler",) if self.celery else ("scheduler", "tasks")
         found = [
-            Component("api-server", ("api-server",), PRELOAD["api-server"]),
+            Component(
+                "api-server",
+                tuple(own_airflow.command("api-server")),
+                PRELOAD["api-server"],
+                self.step_env("api-server"),
+            ),
             Component(
                 "scheduler",
-                ("scheduler",),
+                tuple(own_airflow.command("scheduler")),
                 PRELOAD["scheduler"] + EXECUTOR_PRELOAD[self.executor],
+                self.step_env(*scheduler_steps),
             ),
-            Component("dag-processor", ("dag-processor",), PRELOAD["dag-processor"]),
+            Component(
+                "dag-processor",
+                tuple(own_airflow.command("dag-processor")),
+                PRELOAD["dag-processor"],
+                self.step_env("dag-processor"),
+            ),
         ]
+        tasks_env = self.step_env("tasks") if self.worker_names else {}
+        documented_path = self.component_env.get("PYTHONPATH")
         for name in self.worker_names:
             found.append(
                 Component(
                     name,
-                    (
-                        "celery",
-                        "worker",
-                        "--celery-hostname",
-                        name,
-                        "--concurrency",
-                        str(self.worker_concurrency),
-                        # Task logs are files in this one AIRFLOW_HOME, which the api-server
-                        # reads itself: no log server (all workers would want port 8793).
-                        "--skip-serve-logs",
-                        "--without-mingle",
-                        "--without-gossip",
-                    ),
+                    (*own_airflow.command("worker"), *worker_test_args(name, self)),
                     PRELOAD["worker"],
                     {
+                        **tasks_env,
                         "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.worker_hostname",
                         WORKER_HOSTNAME_ENV: name,
                         # worker_hostname lives in the repository's tests package.
-                        "PYTHONPATH": os.pathsep.join(
-                            p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p
-                        ),
+                        "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), documented_path) if p),
                     },
                 )
             )
+        self._components = found
         return found
 
     @property
     def component_names(self) -> list[str]:
         return (["redis"] if self.celery else []) + [c.name for c in self.components()]
 
-    def _secret(self, name: str) -> str:
-        path = self.home / f".{name}"
-        if not path.exists():
-            # A Fernet key is 32 url-safe base64 bytes, which also serves as any secret.
-            path.write_text(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
-        return path.read_text()
-
     @property
     def passwords_file(self) -> Path:
-        return self.home / "simple_auth_manager_passwords.json.generated"
+        return self.secrets_dir / "passwords.json"
 
-    def _write_passwords(self) -> None:
-        """A random password for each user, written before the api-server starts: the
-        simple auth manager then finds them all and prints none to its log (it prints
-        each password it generates itself)."""
-        self.home.mkdir(parents=True, exist_ok=True)
-        known = json.loads(self.passwords_file.read_text()) if self.passwords_file.exists() else {}
+    def _prepare_secrets(self) -> None:
+        """docs/own-airflow.md's ``secrets`` block (the three shared secrets, the page's
+        users' passwords), the metadata DB's URL in its file, and a password for each of
+        the tests' further users: all before the api-server starts, so it prints none."""
+        if self._secrets_ready:
+            return
+        self.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        metadata = self.secrets_dir / "metadata_db"
+        metadata.write_text(self.metadata_url + "\n")
+        metadata.chmod(0o600)
+        self.step_env("secrets")
+        known = json.loads(self.passwords_file.read_text())
         for user in self.users:
             known.setdefault(user, secrets.token_urlsafe(18))
         self.passwords_file.write_text(json.dumps(known) + "\n")
         self.passwords_file.chmod(0o600)
+        self._secrets_ready = True
+
+    def _write_connections(self) -> None:
+        """Each ``AIRFLOW_CONN_*`` of ``extra_env`` as the file docs/own-airflow.md's
+        blocks read (``$SECRETS/<conn id>``), and ``airflow_api`` (the sync-notes user's
+        login) made by the page's ``note-connection`` block unless given."""
+        self._prepare_secrets()
+        for key, value in self.extra_env.items():
+            if key.startswith("AIRFLOW_CONN_"):
+                path = self.secrets_dir / key.removeprefix("AIRFLOW_CONN_").lower()
+                path.write_text(value + "\n")
+                path.chmod(0o600)
+        if "AIRFLOW_CONN_AIRFLOW_API" not in self.extra_env:
+            self.step_env("note-connection")
+        self._env = self._tasks_env = None
+        self._components = None
 
     def password(self, user: str = "admin") -> str:
         """The password of one of ``users`` (as the api-server reads it); known before
         ``start()``, so a connection of the components' environment can hold it."""
-        if not self.passwords_file.exists():
-            self._write_passwords()
+        self._prepare_secrets()
         passwords = json.loads(self.passwords_file.read_text())
         if user not in passwords:
             raise KeyError(f"no user {user!r} in this Airflow (users: {sorted(self.users)})")
@@ -392,7 +408,7 @@ class AirflowServer:
         # place the processes starting together cannot trip over each other's half-written
         # file. Everything is configured through the environment.
         (self.home / "airflow.cfg").touch()
-        self._write_passwords()
+        self._write_connections()
         marker = self.home / ".migrated"
         try:
             if self.celery:
@@ -402,9 +418,9 @@ class AirflowServer:
                     component.name,
                     [sys.executable, "-c", LAUNCHER, str(marker), *component.preload, "--"]
                     + list(component.argv),
-                    {**self.env, **component.env},
+                    {**self.component_env, **component.env},
                 )
-            self.cli("db", "migrate", timeout=timeout)
+            self.cli(*own_airflow.command("migrate"), timeout=timeout)
             marker.touch()
             self.startup_phases["db migrate"] = time.monotonic() - began
             self._wait(lambda: self._dag_ready(dag_id), timeout, f"DAG {dag_id} parsed")
