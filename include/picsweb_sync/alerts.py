@@ -84,6 +84,10 @@ class SyncAlertNotifier(BaseNotifier):
         super().__init__()
         self.smtp_conn_id = smtp_conn_id
 
+    def render_template_fields(self, context: Any, jinja_env: Any = None) -> None:
+        """Nothing to render; and ``dag.test()`` (``airflow dags test``) passes a
+        SerializedDAG, which has no template environment to build one from."""
+
     def notify(self, context: Mapping[str, Any]) -> None:
         try:
             smtp = _connection(self.smtp_conn_id)

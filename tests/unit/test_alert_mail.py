@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from types import SimpleNamespace
 
 import pytest
 import sqlalchemy as sa
@@ -286,10 +287,10 @@ def _record(engine, *, interval, failure, summary, crossed=None, errors=()):
             pt.record_task_error(conn, RUN_ID, task, 2, error)
 
 
-def _send(engine, **record):
+def _send(engine, dag=None, **record):
     _record(engine, **record)
     context = {
-        "dag": DAG(DAG_ID, schedule=None),
+        "dag": dag or DAG(DAG_ID, schedule=None),
         "run_id": RUN_ID,
         "reason": "task_failure",
         "params": {"staging_conn_id": "mail_staging"},
@@ -363,3 +364,17 @@ def test_no_secret_reaches_either_part(smtp, staging):
         for secret in (TOKEN, smtp.password):
             assert secret not in body, (subtype, secret)
         assert "***" in body, subtype  # masked, not dropped: the reader sees where
+
+
+def test_the_mail_goes_from_dag_test_too(smtp, staging):
+    """``dag.test()`` (``airflow dags test``) calls the callback with a SerializedDAG, which
+    cannot build a template environment: there is nothing to render, and the mail goes."""
+    _send(
+        staging,
+        dag=SimpleNamespace(dag_id=DAG_ID, params={}),
+        interval=(naive(2026, 6, 10, 1), naive(2026, 6, 11, 1)),
+        failure="push_reviews (try 1): ConnectionError: reset",
+        summary={"rejects": 0},
+    )
+    (mail,) = smtp.received()
+    assert "UK day covered: Wed 10 Jun 2026" in _parts(mail)["plain"]
