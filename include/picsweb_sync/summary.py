@@ -346,6 +346,8 @@ def summary_text(
         f" · {_plural(s['conflicts'], 'conflict')} · {s['outbox_pending']} outbox rows pending"
     )
     lines = [head, extracted, changes, problems]
+    if summary.get("reruns") and summary.get("latest_try"):
+        lines.insert(3, _rerun_line(summary["reruns"], summary["latest_try"]))
     if failure and not thresholds:
         first = " ".join(failure.split())
         if len(first) > _FAILURE_CHARS:
@@ -357,6 +359,16 @@ def summary_text(
     if len(text) > room:
         text = text[: room - 1] + "…"
     return f"{text}  \n{link}"
+
+
+def _rerun_line(reruns: Mapping[str, int], latest: Mapping[str, Any]) -> str:
+    """The note's line for a run with a task rerun: the counts above are in all."""
+    tasks = ", ".join(f"{task} ({n} tries)" for task, n in reruns.items())
+    fields, created = latest.get("picsweb_fields_changed"), latest.get("picsweb_reviews_created")
+    return (
+        f"in all; rerun of {tasks}: PICSWeb {_plural(int(fields or 0), 'field')} changed, "
+        f"{_plural(int(created or 0), 'review')} created by the latest try"
+    )
 
 
 # ----- the sync_run_summary row -------------------------------------------------------------
