@@ -16,11 +16,12 @@ import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy.dialects import mssql, postgresql
+from sqlalchemy.dialects import postgresql
 from sync_page import changes
 from sync_page.app import URL_PREFIX, Sources, create_app
 
 from picsweb_sync import dry_run
+from tests.data.test_mssql_compile import NOT_TSQL, tsql
 from tests.sync_page.conftest import DENIED
 from tests.sync_page.history import write_history, write_learners
 from tests.sync_page.run_changes_data import CONFLICT, DRY, REAL, REFUSED, write_change_runs
@@ -99,9 +100,10 @@ def _rejects_of(runs, run_id):
 @pytest.mark.parametrize("name", sorted(changes.all_statements()))
 def test_every_statement_has_a_limit_and_compiles_for_sql_server(name):
     stmt = changes.all_statements()[name]
-    sql_server = str(stmt.compile(dialect=mssql.dialect()))
+    sql_server = tsql(stmt)  # SQL Server 2019's dialect, values inlined
     postgres = str(stmt.compile(dialect=postgresql.dialect()))
     assert "TOP" in sql_server or "FETCH FIRST" in sql_server, name
+    assert not [c for c in NOT_TSQL if c in sql_server], sql_server
     assert "LIMIT" in postgres and "OFFSET" not in postgres, name
 
 
