@@ -6,6 +6,7 @@ CSV download, access, and an unknown run (a page for a person, JSON for the API)
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import html
 import io
 import re
@@ -21,6 +22,12 @@ from sync_page import changes
 from sync_page.app import URL_PREFIX, Sources, create_app
 
 from picsweb_sync import dry_run
+from picsweb_sync.project_tables import (
+    PICSWEB_SIDE_TABLES,
+    ensure_project_tables,
+    sync_audit,
+    sync_run,
+)
 from tests.data.test_mssql_compile import NOT_TSQL, tsql
 from tests.sync_page.conftest import DENIED
 from tests.sync_page.history import write_history, write_learners
@@ -407,3 +414,51 @@ def test_an_unknown_run_is_a_page_for_a_person_and_json_for_the_api(viewer, path
     assert as_json.status_code == 404 and "No sync run" in as_json.json()["detail"]
     api = viewer.get(_api("manual__1999"), headers=HTML)
     assert api.status_code == 404 and api.headers["content-type"] == "application/json"
+
+
+def test_a_run_with_a_staging_database_of_its_own_lists_both_databases_changes(
+    pg_server, auth_manager, token
+):
+    """PICSWeb's changes are audited in PICSWeb and OneFile's in staging (with the run and
+    its rejects): the rows come from both, the learners from PICSWeb, one row a page."""
+    picsweb = sa.create_engine(pg_server.create_database("sync_page_changes_picsweb"))
+    staging = sa.create_engine(pg_server.create_database("sync_page_changes_staging"))
+    history = write_learners(picsweb, trainees=5)
+    ensure_project_tables(staging)
+    ensure_project_tables(picsweb, PICSWEB_SIDE_TABLES)
+    when = dt.datetime(2026, 2, 1, 3, tzinfo=dt.UTC).replace(tzinfo=None)
+    audited = {
+        picsweb: [("picsweb", "trainee_qualification", "21", "elements_done")],
+        staging: [("onefile", "LearningAim", "500021", "RegistrationNumber")],
+    }
+    for engine, rows in audited.items():
+        with engine.begin() as conn:
+            conn.execute(
+                sa.insert(sync_audit),
+                [
+                    {"run_id": REAL, "system": s, "entity": e, "entity_key": k, "field": f}
+                    | {"old_value": "1", "new_value": "2", "changed_at": when}
+                    for s, e, k, f in rows
+                ],
+            )
+    with staging.begin() as conn:
+        conn.execute(
+            sa.insert(sync_run),
+            {"run_id": REAL, "started_at": when, "ended_at": when, "outcome": "success"},
+        )
+    parent = FastAPI()
+    parent.mount(URL_PREFIX, create_app(Sources(picsweb=lambda: picsweb, staging=lambda: staging)))
+    try:
+        with TestClient(parent, headers={"Authorization": f"Bearer {token()}"}) as client:
+            rows, pages = _all(client, REAL, limit=1)
+    finally:
+        picsweb.dispose()
+        staging.dispose()
+    assert [(r["entity"], r["field"]) for r in rows] == [
+        ("trainee_qualification", "elements_done"),
+        ("LearningAim", "RegistrationNumber"),
+    ]
+    assert pages == 2
+    learner = next(t for t in history.trainees if t["trainee_id"] == 2)
+    name = f"{learner['first_name']} {learner['surname']}"
+    assert [(r["learner"], r["trainee_id"]) for r in rows] == [(name, 2), (name, 2)]
