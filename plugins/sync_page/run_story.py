@@ -278,17 +278,9 @@ def try_counts_statement(run_id: str) -> Select:
 
 def empty_visits_statement(run_id: str) -> Select:
     e = sync_empty_visit.c
+    shown = ("visit_id", "learner_id", "organisation_id", "review_id", "visit_from", "reason")
     return (
-        select(
-            e.visit_id,
-            e.learner_id,
-            e.organisation_id,
-            e.review_id,
-            e.visit_from,
-            e.reason,
-            e.what_to_do,
-            e.recorded_at,
-        )
+        select(*(e[name] for name in shown), e.what_to_do, e.recorded_at)
         .where(e.run_id == run_id)
         .order_by(e.empty_visit_id.desc())
         .limit(MAX_EMPTY_VISITS)
@@ -297,18 +289,9 @@ def empty_visits_statement(run_id: str) -> Select:
 
 def pending_statement(run_id: str) -> Select:
     o = sync_outbox.c
+    shown = ("outbox_id", "kind", "target_id", "state", "attempts", "last_error", "updated_at")
     return (
-        select(
-            o.outbox_id,
-            o.kind,
-            o.target_id,
-            o.state,
-            o.attempts,
-            o.last_error,
-            o.updated_at,
-            o.visit_id,
-            o.result_id,
-        )
+        select(*(o[name] for name in shown), o.visit_id, o.result_id)
         .where(o.run_id == run_id, or_(o.state == "pending", o.state == "failed"))
         .order_by(o.outbox_id)
         .limit(MAX_PENDING)
