@@ -152,6 +152,12 @@ def test_a_run_over_a_threshold_mails_naming_it(airflow_world, threshold_run):
     assert crossed in mail.text
     for link in _links(world, threshold_run):
         assert link in mail.text
+    # From the dag-processor: plain text beside the HTML, the UK day the run covers (a
+    # REST trigger at 02:00 UK covers the day ending then) and the first step to take.
+    parts = [p for p in mail.message.walk() if p.get_content_maintype() == "text"]
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert "UK day covered: Sun 19 Apr 2026 (19 Apr 02:00 – 20 Apr 02:00 UK time)" in mail.text
+    assert "Rejects: open the run's page on the sync page" in mail.text
     note = world.airflow.dag_run(world.dag_id, threshold_run)["note"] or ""
     assert "> max_rejects 0" in note, note
 
