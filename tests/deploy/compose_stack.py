@@ -40,6 +40,15 @@ IMAGE = "picsweb-onefile-sync-airflow:3.3.2"  # AIRFLOW_IMAGE_NAME's default
 PROFILE = "demo-postgres"
 WORKERS = 2
 DAG_ID = "onefile_picsweb_sync"
+# The test stack's own settings (.env; production keeps the compose file's defaults): a
+# killed worker's task is failed after 90 s without a heartbeat and retried 15-30 s later
+# (Airflow's 300 s each would make the test wait 10 minutes), and every review create waits
+# 2 s in the simulator, so that a push is caught in the middle of its creates.
+TEST_SETTINGS = {
+    "AIRFLOW_TASK_HEARTBEAT_TIMEOUT": "90",
+    "AIRFLOW_TASK_RETRY_DELAY": "15",
+    "ONEFILE_SIMULATOR_REVIEW_DELAY": "2",
+}
 
 
 def log(message: str) -> None:
@@ -285,6 +294,7 @@ def running_stack() -> Iterator[Stack]:
             ).stdout
             env_text += f"AIRFLOW_API_PORT={stack.api_port}\n"
             env_text += f"ONEFILE_SIMULATOR_HOST_PORT={free_port()}\n"
+            env_text += "".join(f"{k}={v}\n" for k, v in TEST_SETTINGS.items())
             (folder / ".env").write_text(env_text)
             (folder / ".env").chmod(0o600)
             stack.env = env_values(env_text)

@@ -20,7 +20,12 @@ import time
 import pytest
 import requests
 
-from tests.deploy.compose_stack import IMAGE, WORKERS, Stack, log, running_stack
+from tests.deploy.compose_reviews import (
+    add_reviews_to_upload,
+    assert_each_uploaded_once,
+    wait_for_creates_in_flight,
+)
+from tests.deploy.compose_stack import DAG_ID, IMAGE, WORKERS, Stack, log, running_stack
 from tests.deploy.scripts import REPO
 
 pytestmark = pytest.mark.skipif(
@@ -98,7 +103,20 @@ def test_the_demo_run_succeeds(stack, demo_run):
     assert rows and rows[0][0], rows
 
 
+def _demo_day(demo_run: str) -> dt.date:
+    return dt.date.fromisoformat(demo_run.removeprefix("demo__"))
+
+
+def _try_number(stack: Stack, run_id: str, task_id: str) -> int:
+    rows = stack.sql(
+        f"SELECT try_number FROM task_instance WHERE run_id = '{run_id}' AND task_id = '{task_id}'"
+    )
+    return int(rows[0][0])
+
+
 def test_a_run_triggered_with_params_survives_a_scheduler_restart(stack, demo_run):
+    # Reviews for this run to upload: each reaches OneFile once, the restart notwithstanding.
+    uploads = add_reviews_to_upload(stack, 3, _demo_day(demo_run) + dt.timedelta(days=2), "07:13")
     command = documented(r"airflow dags trigger onefile_picsweb_sync --conf")
     stack.shell(command, timeout=600)
     rows = stack.sql(
@@ -115,6 +133,54 @@ def test_a_run_triggered_with_params_survives_a_scheduler_restart(stack, demo_ru
     stack.dc("restart", "airflow-scheduler", timeout=600)
     stack.wait_run(run_id)
     stack.wait_healthy(timeout=300)
+    assert_each_uploaded_once(stack, uploads)
+
+
+def test_workers_killed_during_push_reviews_upload_each_review_once(stack, demo_run):
+    """`docker compose kill airflow-worker` (both) while push_reviews waits for OneFile's
+    answer to a Review call, then the workers started again: the scheduler finds the task
+    without a heartbeat (AIRFLOW_TASK_HEARTBEAT_TIMEOUT, shortened for the test stack) and
+    retries it; the retry waits for the killed try's lock to go stale, settles the create
+    whose answer was lost (found in OneFile by what was sent, not sent again) and sends the
+    rest. The run succeeds and every review is in OneFile once, linked once in PICSWeb."""
+    uploads = add_reviews_to_upload(stack, 6, _demo_day(demo_run) + dt.timedelta(days=3), "07:41")
+    run_id = f"killed_workers__{int(time.time())}"
+    stack.dc(
+        "exec",
+        "-T",
+        "airflow-scheduler",
+        "airflow",
+        "dags",
+        "trigger",
+        DAG_ID,
+        "--run-id",
+        run_id,
+        timeout=600,
+    )
+    in_flight = wait_for_creates_in_flight(stack, run_id)
+    stack.dc("kill", "airflow-worker", timeout=300)
+    assert stack.run_state(run_id) == "running"
+    state = stack.sql(
+        f"SELECT state FROM task_instance WHERE run_id = '{run_id}' AND task_id = 'push_reviews'"
+    )
+    assert state == [["running"]], state
+    killed_try = _try_number(stack, run_id, "push_reviews")
+    log(f"workers killed during push_reviews try {killed_try}; creates in flight: {in_flight}")
+    stack.dc("start", "airflow-worker", timeout=300)
+    stack.wait_healthy(timeout=600)
+    stack.wait_run(run_id, timeout=1800)
+    assert _try_number(stack, run_id, "push_reviews") > killed_try
+    linked = assert_each_uploaded_once(stack, uploads)
+    # The creates in flight at the kill were settled: each linked to the review it made.
+    assert set(in_flight) <= set(uploads), (in_flight, uploads)
+    settled = stack.sql(
+        "SELECT target_id, state, result_id FROM sync_outbox "
+        f"WHERE run_id = '{run_id}' AND kind = 'review_create' "
+        f"AND target_id IN ({', '.join(map(str, in_flight))}) ORDER BY target_id",
+        database="picsweb",
+    )
+    assert settled == [[str(r), "sent", str(linked[r])] for r in sorted(in_flight)], settled
+    assert len(_workers(stack)) == WORKERS
 
 
 def test_tasks_ran_on_both_workers(stack, demo_run):
