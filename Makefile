@@ -34,6 +34,14 @@ demo: airflow-home
 preflight: $(STAMP)
 	@$(PY) -m picsweb_sync.preflight $(PREFLIGHT_ARGS)
 
+# pytest and `make test-compose` run side by side (together about the time pytest alone
+# takes, on 2 cores): test-compose in the background from the start, its output kept in a log
+# file and printed as one block, each line marked [test-compose], when it ends; then the
+# target fails if either failed. They share nothing: test-compose has its own Docker engine,
+# its containers their own PostgreSQL and networks, its two host ports chosen free. The engine
+# is stopped in every case (also on Ctrl-C or a failing pytest). PYTEST_ARGS narrows pytest
+# (e.g. PYTEST_ARGS="tests/data/test_window.py"); empty, the default: the whole suite.
+PYTEST_ARGS ?=
 test: $(STAMP)
 	scripts/ensure-postgres.sh
 	deploy/ensure-docker-compose.sh
@@ -41,8 +49,18 @@ test: $(STAMP)
 	command -v redis-server >/dev/null || { apt-get update -qq && apt-get install -y -qq redis-server; }
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/pytest
-	$(MAKE) test-compose
+	@log="$${TMPDIR:-/tmp}/picsweb-test-compose.$$$$.log"; \
+	setsid $(MAKE) --no-print-directory test-compose >"$$log" 2>&1 </dev/null & compose=$$!; \
+	echo "make test-compose runs beside pytest (pid $$compose); its output: $$log, shown when it ends"; \
+	trap 'kill -TERM -- -$$compose 2>/dev/null; wait $$compose; scripts/docker-engine.sh stop; exit 130' INT TERM; \
+	$(VENV)/bin/pytest $(PYTEST_ARGS); pytest_rc=$$?; \
+	echo "pytest exited $$pytest_rc; waiting for make test-compose ..."; \
+	wait $$compose; compose_rc=$$?; \
+	echo "===== make test-compose (ran beside pytest): output ====="; \
+	sed 's/^/[test-compose] /' "$$log"; \
+	echo "===== make test-compose exited $$compose_rc; pytest exited $$pytest_rc ====="; \
+	rm -f "$$log"; scripts/docker-engine.sh stop; \
+	[ "$$pytest_rc" = 0 ] && [ "$$compose_rc" = 0 ]
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
