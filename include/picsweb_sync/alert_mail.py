@@ -27,12 +27,11 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from picsweb_sync.summary_labels import label
-from picsweb_sync.ukdates import uk_wall_clock
+from picsweb_sync.ukdates import covered_day
 
 if TYPE_CHECKING:
     from picsweb_sync.alerts import RunFacts
 
-_DAY = dt.timedelta(days=1)
 _AUTH = re.compile(r"OneFileAuthenticationError|\bHTTP 40[13]\b|\b40[13]\b.*Authentication")
 _ERROR_CHARS = 300
 THRESHOLDS_TASK = "check_thresholds"  # fails on purpose when a threshold is crossed
@@ -40,25 +39,15 @@ THRESHOLDS_FAILURE = "thresholds crossed"  # how its failure text starts (summar
 
 
 # ----- the UK day --------------------------------------------------------------------------
-def _naive_utc(when: dt.datetime | None) -> dt.datetime | None:
-    if when is None or when.tzinfo is None:
-        return when
-    return when.astimezone(dt.UTC).replace(tzinfo=None)
-
-
 def uk_day(start: dt.datetime | None, end: dt.datetime | None) -> str | None:
     """``Sat 28 Mar 2026 (28 Mar 02:00 – 29 Mar 02:00 UK time, 23 hours: the clocks went
-    forward)`` for a data interval (naive or aware UTC); ``None`` without an end. An
-    interval of no length (a run triggered without one) is the 24 hours ending at its end."""
-    start, end = _naive_utc(start), _naive_utc(end)
-    if end is None:
+    forward)`` for a data interval (naive or aware UTC); ``None`` without an end
+    (:func:`picsweb_sync.ukdates.covered_day` reads the interval)."""
+    day = covered_day(start, end)
+    if day is None:
         return None
-    if start is None or start >= end:
-        start = end - _DAY
-    begins = uk_wall_clock(start.replace(tzinfo=dt.UTC))
-    ends = uk_wall_clock(end.replace(tzinfo=dt.UTC))
+    begins, ends, hours = day
     text = f"{begins:%a %d %b %Y} ({begins:%d %b %H:%M} – {ends:%d %b %H:%M} UK time"
-    hours = (end - start) / dt.timedelta(hours=1)
     if hours != 24:
         changed = {23: ": the clocks went forward", 25: ": the clocks went back"}
         text += f", {hours:g} hours{changed.get(int(hours), '') if hours.is_integer() else ''}"

@@ -135,3 +135,21 @@ def uk_wall_clock(instant: dt.datetime) -> dt.datetime:
         raise ValueError("uk_wall_clock needs an aware datetime")
     stamp = pd.Timestamp(instant).tz_convert(UK_ZONE).tz_localize(None)
     return stamp.to_pydatetime()
+
+
+def covered_day(
+    start: dt.datetime | None, end: dt.datetime | None
+) -> tuple[dt.datetime, dt.datetime, float] | None:
+    """The UK day a run covers: its data interval (naive or aware UTC) as UK wall-clock
+    ``(begins, ends, hours)``; ``None`` without an end. A run covers the UK day ending at
+    its logical date (02:00 to 02:00 UK time for a scheduled run: 23 or 25 hours on a day
+    the clocks change); an interval of no length (a run triggered without one) is read as
+    the 24 hours ending at its end. The mail and the sync page both name a run's day by it."""
+    if end is None:
+        return None
+    end = end if end.tzinfo else end.replace(tzinfo=dt.UTC)
+    start = None if start is None else (start if start.tzinfo else start.replace(tzinfo=dt.UTC))
+    if start is None or start >= end:
+        start = end - dt.timedelta(days=1)
+    hours = (end - start) / dt.timedelta(hours=1)
+    return uk_wall_clock(start), uk_wall_clock(end), hours

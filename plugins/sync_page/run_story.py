@@ -34,7 +34,7 @@ from picsweb_sync.project_tables.run_record import (
     sync_run_try_count,
 )
 from picsweb_sync.summary import SUMMARY_KEYS
-from picsweb_sync.ukdates import uk_wall_clock
+from picsweb_sync.ukdates import covered_day
 
 MAX_MARK_ROWS = 2000  # grouped rows for one history page (at most 200 runs)
 MAX_REFUSALS = 50
@@ -89,16 +89,12 @@ def present(conn: Connection, name: str) -> bool:
 
 # ----- the UK day ------------------------------------------------------------------------------
 def uk_day(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, Any] | None:
-    """The UK day a run covers: its data interval (naive UTC) in UK time, named by the UK
-    date it starts on. A run covers the UK day ending at its logical date (02:00 UK to
-    02:00 UK for a scheduled run); an interval of no length (a run triggered without one)
-    is read as the 24 hours ending at its end."""
-    if end is None:
+    """The UK day a run covers (:func:`picsweb_sync.ukdates.covered_day`), named by the UK
+    date it starts on, with its span for a tooltip."""
+    day = covered_day(start, end)
+    if day is None:
         return None
-    if start is None or start >= end:
-        start = end - dt.timedelta(days=1)
-    begins = uk_wall_clock(start.replace(tzinfo=dt.UTC))
-    ends = uk_wall_clock(end.replace(tzinfo=dt.UTC))
+    begins, ends, _ = day
     return {
         "day": begins.date(),
         "label": begins.strftime("%a %d %b %Y"),
