@@ -79,6 +79,7 @@ import psycopg2.extensions  # noqa: E402
 import requests  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from benchmarks import run_page  # noqa: E402
 from onefile_simulator import OneFileSimulator, generate_dataset  # noqa: E402
 from picsweb_sync import picsweb_tables as pw  # noqa: E402
 from picsweb_sync.sqlframes import value_kind  # noqa: E402
@@ -647,6 +648,7 @@ class SizeResult:
     second: RunResult | None
     floors: dict[str, Floor]
     changed: dict[str, int]
+    page: run_page.RunPage | None = None
 
 
 def bench_size(args, server, learners: int) -> SizeResult:
@@ -681,6 +683,8 @@ def bench_size(args, server, learners: int) -> SizeResult:
             work = floor_work(t.task, first.run_id)
             if work is not None:
                 floors[t.task] = measure_floor(engine, work, clone_no)
+        print(f"-- {learners}: the run page", file=sys.stderr, flush=True)
+        page = run_page.measure(engine, first.run_id)
         second, changed = None, {}
         if args.second_run:
             changed = change_one_percent(sim, args.changed, args.seed)
@@ -700,6 +704,7 @@ def bench_size(args, server, learners: int) -> SizeResult:
         second=second,
         floors=floors,
         changed=changed,
+        page=page,
     )
 
 
@@ -843,6 +848,7 @@ def size_report(result: SizeResult, limit: tuple[int, float]) -> str:
         else "",
         f"- Peak RSS of the process (simulator and data included): "
         f"{_mb(max(p['peak'] for p in first.probes.values()))} MB.",
+        *(run_page.report(result.page) if result.page else []),
     ]
     for task, text in first.profiles.items():
         lines += [
