@@ -34,8 +34,8 @@ demo: airflow-home
 preflight: $(STAMP)
 	@$(PY) -m picsweb_sync.preflight $(PREFLIGHT_ARGS)
 
-# pytest and `make test-compose` run side by side (together about the time pytest alone
-# takes, on 2 cores): test-compose in the background from the start, its output kept in a log
+# pytest and `make test-compose` run side by side (together as long as pytest, though on 2
+# cores each runs slower beside the other): test-compose in the background from the start, its output kept in a log
 # file and printed as one block, each line marked [test-compose], when it ends; then the
 # target fails if either failed. They share nothing: test-compose has its own Docker engine,
 # its containers their own PostgreSQL and networks, its two host ports chosen free. The engine
