@@ -23,7 +23,6 @@ here the scheduler decides what runs, what is skipped and what follows.
 
 from __future__ import annotations
 
-import time as clock
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -37,7 +36,6 @@ from picsweb_sync import freshness
 from picsweb_sync import picsweb_tables as pw
 from picsweb_sync import project_tables as pt
 from picsweb_sync.settings import read_settings
-from tests.airflow.conftest import _SUMMARY as SUMMARY
 from tests.airflow.world import AirflowWorld, at_0200_london
 from tests.support.airflow_server import FINAL_TI_STATES
 
@@ -288,7 +286,6 @@ def three_days(airflow_world) -> ThreeDays:
     world = airflow_world
     world.airflow.wait_for_backfill_done(world.dag_id)
     world.airflow.set_paused(world.dag_id, False)
-    began = clock.monotonic()
     organisations = _synced_organisations(world)
     aim, tq_id = _aim_without_units(world, organisations)
     uploaded = _add_review_to_upload(world, organisations)
@@ -318,7 +315,6 @@ def three_days(airflow_world) -> ThreeDays:
     assert _elements_done(world, tq_id) == ELEMENTS[2]
     assert _review(world, to_start["review_id"])["attended"] == "Y"
     world.assert_consistent()
-    SUMMARY.append(f"stale clears: runs D1, D2, D3 in {clock.monotonic() - began:.0f} s")
     return ThreeDays(
         runs=(d1, d2, d3),
         tq_id=tq_id,
@@ -337,7 +333,6 @@ def test_case1_a_cleared_load_is_judged_by_its_merge_not_by_a_later_extract(
     although D1's staging is now the newest, and PICSWeb keeps D3's 9."""
     world = airflow_world
     d1, _, d3 = three_days.runs
-    began = clock.monotonic()
     before = world.picsweb_rows()
     audited, mark = world.audit_rows(), world.call_mark()
     load = ("load_qualifications", -1)
@@ -371,7 +366,6 @@ def test_case1_a_cleared_load_is_judged_by_its_merge_not_by_a_later_extract(
     assert world.picsweb_rows() == before
     assert world.audit_rows() == audited
     assert world.onefile_writes(since=mark) == []
-    SUMMARY.append(f"stale clears: case 1's three clears in {clock.monotonic() - began:.0f} s")
 
 
 # ----- case 2 ----------------------------------------------------------------------------
@@ -381,7 +375,6 @@ def test_case2_a_cleared_push_keeps_the_move_a_newer_run_downloaded(airflow_worl
     and time, and OneFile must still hold the review once."""
     world = airflow_world
     d1 = three_days.runs[0]
-    began = clock.monotonic()
     before = _review(world, three_days.uploaded)
     assert (before["scheduled_date"], before["start_time"]) == MOVED_TO
     mark = world.call_mark()
@@ -403,7 +396,6 @@ def test_case2_a_cleared_push_keeps_the_move_a_newer_run_downloaded(airflow_worl
     ]
     assert same == onefile
     world.assert_consistent()
-    SUMMARY.append(f"stale clears: case 2's clear in {clock.monotonic() - began:.0f} s")
 
 
 # ----- case 3 ----------------------------------------------------------------------------
@@ -416,7 +408,6 @@ def test_case3_retention_purges_an_old_run_whole_and_its_clears_change_nothing(
     last_synchronised included."""
     world = airflow_world
     _, d2, d3 = three_days.runs
-    began = clock.monotonic()
     started = three_days.started
     assert _review(world, started)["attended"] == "Y"
 
@@ -458,4 +449,3 @@ def test_case3_retention_purges_an_old_run_whole_and_its_clears_change_nothing(
     assert world.onefile_writes(since=mark) == []
     assert states[("load_reviews", -1)] == states[("finish_run", -1)] == "success", states
     world.assert_consistent()
-    SUMMARY.append(f"stale clears: case 3's five clears in {clock.monotonic() - began:.0f} s")

@@ -119,7 +119,6 @@ class Stack:
     def run(
         self, argv: Sequence[str], *, timeout: float = 600, check: bool = True, quiet=False
     ) -> subprocess.CompletedProcess:
-        started = time.monotonic()
         done = subprocess.run(
             list(argv),
             cwd=self.folder,
@@ -129,7 +128,7 @@ class Stack:
             timeout=timeout,
         )
         if not quiet:
-            log(f"{' '.join(argv)[:160]} -> {done.returncode} ({time.monotonic() - started:.0f} s)")
+            log(f"{' '.join(argv)[:160]} -> {done.returncode}")
         if check and done.returncode != 0:
             raise AssertionError(
                 f"{' '.join(argv)} exited {done.returncode}\n"
@@ -266,21 +265,15 @@ def running_stack() -> Iterator[Stack]:
     """Engine, images, project image, the stack up and healthy; everything it started stops
     afterwards (containers, networks, volumes, the engine), also on failure, and when the
     process is told to stop (SIGTERM, or SIGINT even where a background job ignores it)."""
-    timings: dict[str, float] = {}
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _stop)
 
-    def timed(name: str, started: float) -> None:
-        timings[name] = time.monotonic() - started
-        log(f"{name}: {timings[name]:.0f} s")
-
     with engine_lock(), tempfile.TemporaryDirectory(prefix="picsweb-compose-") as tmp:
         engine_env = {**os.environ, "PICSWEB_DOCKER_ROOT": str(ENGINE_ROOT)}
-        t = time.monotonic()
         subprocess.run(
             [str(REPO / "scripts/docker-engine.sh"), "start"], check=True, env=engine_env
         )
-        timed("engine", t)
+        log("engine: done")
         folder = Path(tmp) / "picsweb-onefile-sync"
         folder.mkdir()
         stack = Stack(folder, compose_command())
@@ -303,25 +296,22 @@ def running_stack() -> Iterator[Stack]:
 
             # Left over from a run that was killed: its containers and volumes go first.
             stack.dc("down", "-v", "--remove-orphans", check=False, timeout=300)
-            t = time.monotonic()
             subprocess.run(
                 [str(REPO / "scripts/docker-test-images.sh")],
                 check=True,
                 env={**engine_env, "DOCKER_HOST": DOCKER_HOST},
             )
-            timed("stand-in base images", t)
+            log("stand-in base images: done")
 
             # `docker compose build`: the same build (context ., the Dockerfile, the compose
             # file's image name), with the host's network: this engine gives containers none.
-            t = time.monotonic()
             stack.docker("build", "--network", "host", "-q", "-t", IMAGE, ".", timeout=1800)
             stack.docker("image", "prune", "-f", quiet=True)
-            timed("project image", t)
+            log("project image: done")
 
-            t = time.monotonic()
             stack.dc("up", "-d", "--no-build", "--scale", f"airflow-worker={WORKERS}", timeout=1800)
             stack.wait_healthy()
-            timed("up and healthy", t)
+            log("up and healthy: done")
             yield stack
         finally:
             try:
@@ -335,4 +325,3 @@ def running_stack() -> Iterator[Stack]:
                 log(f"could not save the logs: {exc}")
             stack.dc("down", "-v", "--remove-orphans", check=False, timeout=600)
             subprocess.run([str(REPO / "scripts/docker-engine.sh"), "stop"], env=engine_env)
-            log("timings: " + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items()))
