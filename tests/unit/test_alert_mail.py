@@ -19,6 +19,7 @@ from picsweb_sync import alert_mail, alerts
 from picsweb_sync import project_tables as pt
 from picsweb_sync.summary import SUMMARY_KEYS
 from picsweb_sync.summary_labels import SUMMARY_LABELS, label
+from tests.support.failed_runs import record_failed_run
 from tests.support.smtp import SmtpServer
 
 DAG_ID = "onefile_picsweb_sync"
@@ -266,25 +267,8 @@ def staging(tmp_path, monkeypatch, smtp):
     engine.dispose()
 
 
-def _record(engine, *, interval, failure, summary, crossed=None, errors=()):
-    with engine.begin() as conn:
-        pt.start_run(conn, RUN_ID)
-        pt.finish_run(conn, RUN_ID, "failed", failure=failure)
-        conn.execute(
-            sa.insert(pt.sync_run_summary).values(
-                run_id=RUN_ID,
-                dag_id=DAG_ID,
-                run_type="scheduled",
-                dry_run=False,
-                interval_start=interval[0],
-                interval_end=interval[1],
-                summary=json.dumps(summary),
-                thresholds_crossed=crossed,
-                updated_at=pt.utcnow(),
-            )
-        )
-        for task, error in errors:
-            pt.record_task_error(conn, RUN_ID, task, 2, error)
+def _record(engine, **record):
+    record_failed_run(engine, RUN_ID, dag_id=DAG_ID, run_type="scheduled", **record)
 
 
 def _send(engine, dag=None, **record):

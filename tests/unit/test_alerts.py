@@ -14,6 +14,7 @@ from airflow.sdk import DAG
 
 from picsweb_sync import alerts
 from picsweb_sync import project_tables as pt
+from tests.support.failed_runs import record_failed_run
 from tests.support.smtp import SmtpServer
 
 DAG_ID = "onefile_picsweb_sync"
@@ -156,21 +157,9 @@ def _context(**params):
 
 
 def _record(engine, failure, summary=None, crossed=None):
-    now = pt.utcnow()
-    with engine.begin() as conn:
-        pt.start_run(conn, RUN_ID)
-        pt.finish_run(conn, RUN_ID, "failed", failure=failure)
-        conn.execute(
-            sa.insert(pt.sync_run_summary).values(
-                run_id=RUN_ID,
-                dag_id=DAG_ID,
-                run_type="manual",
-                dry_run=False,
-                summary=None if summary is None else json.dumps(summary),
-                thresholds_crossed=crossed,
-                updated_at=now,
-            )
-        )
+    record_failed_run(
+        engine, RUN_ID, dag_id=DAG_ID, failure=failure, summary=summary, crossed=crossed
+    )
 
 
 def test_a_failed_run_sends_one_mail_through_the_connection(smtp, staging, monkeypatch):
