@@ -42,13 +42,13 @@ import pandas as pd
 import sqlalchemy as sa
 
 from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync.engines import engine_for_url
-from picsweb_sync.merge.qualifications import QualificationMerge, merge_qualifications
-from picsweb_sync.onefile_fields import parse_learners, parse_learning_aims
-from picsweb_sync.picsweb_writes import apply_updates
-from picsweb_sync.project_tables import audit_text, ensure_project_tables, sync_audit
-from picsweb_sync.sqlframes import frame_column, read_frame
+from picsweb_sync.onefile.fields import parse_learners, parse_learning_aims
+from picsweb_sync.rules.qualifications import QualificationMerge, merge_qualifications
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage.engines import engine_for_url
+from picsweb_sync.storage.picsweb_writes import apply_updates
+from picsweb_sync.storage.project_tables import audit_text, ensure_project_tables, sync_audit
+from picsweb_sync.storage.sqlframes import frame_column, read_frame
 from sync_demo.dag_runs import connection_env
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.e2e import qualification_oracle as oracle

@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sync_page import app, change_routes, queries
 from sync_page.change_statements import Filters, audit_statement
 
-from picsweb_sync.project_tables import sync_audit
+from picsweb_sync.storage.project_tables import sync_audit
 
 DEPTH = 50  # pages walked before the deep page
 PAGE = 100

@@ -28,8 +28,8 @@ import sqlalchemy as sa
 from sync_page import queries
 
 from benchmarks.run import Result, compared, timed
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync.project_tables import ensure_project_tables, sync_audit
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage.project_tables import ensure_project_tables, sync_audit
 from sync_demo.picsweb_db import create_picsweb_tables
 
 LEARNERS = 10_000

@@ -81,8 +81,8 @@ import sqlalchemy as sa  # noqa: E402
 
 from benchmarks import run_page  # noqa: E402
 from onefile_simulator import OneFileSimulator, generate_dataset  # noqa: E402
-from picsweb_sync import picsweb_tables as pw  # noqa: E402
-from picsweb_sync.sqlframes import value_kind  # noqa: E402
+from picsweb_sync.storage import picsweb_tables as pw  # noqa: E402
+from picsweb_sync.storage.sqlframes import value_kind  # noqa: E402
 from sync_demo.dag_runs import connection_env, environment, run_dag  # noqa: E402
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows  # noqa: E402
 
@@ -244,7 +244,7 @@ def task_times(run_id: str) -> list[TaskTime]:
 
 def run_counts(engine: sa.Engine, run_id: str) -> dict[str, dict[str, int]]:
     """``sync_run_count`` of the run: stage -> {count name: value}."""
-    from picsweb_sync.project_tables import sync_run_count as c
+    from picsweb_sync.storage.project_tables import sync_run_count as c
 
     with engine.connect() as conn:
         rows = conn.execute(
@@ -302,7 +302,7 @@ class RunResult:
 
 def profiled_stages(names: set[str], out: dict[str, str]):
     """``runtime.run_stage`` wrapped so the named tasks run under cProfile."""
-    from picsweb_sync import runtime
+    from picsweb_sync.run import runtime
 
     original = runtime.run_stage
 
@@ -333,7 +333,7 @@ def one_run(
     page_size: int,
     profile: set[str],
 ) -> RunResult:
-    from picsweb_sync import runtime
+    from picsweb_sync.run import runtime
 
     sim.reset_calls()
     reviews_before = len(sim.data.reviews)

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, conf, dag, get_current_context, task
 
-from picsweb_sync.alerts import SyncAlertNotifier
+from picsweb_sync.run.alerts import SyncAlertNotifier
 
 DOC_MD = """
 # OneFile ↔ PICSWeb sync
@@ -128,7 +128,7 @@ ORGANISATION_LABEL = "{{ task.op_kwargs['organisation_id'] }}"
 
 def _run(stage: str, **arguments):
     """Run ``picsweb_sync.<stage>`` for the current task (see ``runtime.run_stage``)."""
-    from picsweb_sync.runtime import run_stage
+    from picsweb_sync.run.runtime import run_stage
 
     return run_stage(stage, get_current_context(), **arguments)
 
@@ -219,7 +219,7 @@ def onefile_picsweb_sync():
     @task.short_circuit
     def start_run() -> dict:
         """Settings, project tables, run record; False (skip all) when integration is off."""
-        return _run("report.start_run")
+        return _run("stages.start_finish.start_run")
 
     @task
     def organisations(started: dict) -> list[int]:
@@ -229,69 +229,71 @@ def onefile_picsweb_sync():
         map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL, execution_timeout=EXTRACT_TIMEOUT
     )
     def extract_learners(organisation_id: int) -> dict:
-        return _run("extract.extract_learners", organisation_id=organisation_id)
+        return _run("stages.extract.extract_learners", organisation_id=organisation_id)
 
     @task(
         map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL, execution_timeout=EXTRACT_TIMEOUT
     )
     def extract_assessors(organisation_id: int) -> dict:
-        return _run("extract.extract_assessors", organisation_id=organisation_id)
+        return _run("stages.extract.extract_assessors", organisation_id=organisation_id)
 
     @task(
         map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL, execution_timeout=EXTRACT_TIMEOUT
     )
     def extract_learning_aims(organisation_id: int) -> dict:
-        return _run("extract.extract_learning_aims", organisation_id=organisation_id)
+        return _run("stages.extract.extract_learning_aims", organisation_id=organisation_id)
 
     @task(
         map_index_template=ORGANISATION_LABEL, pool=ONEFILE_POOL, execution_timeout=EXTRACT_TIMEOUT
     )
     def extract_reviews(organisation_id: int) -> dict:
-        return _run("extract.extract_reviews", organisation_id=organisation_id)
+        return _run("stages.extract.extract_reviews", organisation_id=organisation_id)
 
     @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def merge_qualifications() -> dict:
-        return _run("merge_stage.merge_qualifications")
+        return _run("stages.merge.merge_qualifications")
 
     @task(trigger_rule="none_failed", execution_timeout=LOAD_TIMEOUT)
     def load_qualifications() -> dict:
-        return _run("load.load_qualifications")
+        return _run("stages.load.load_qualifications")
 
     @task(trigger_rule="none_failed", pool=ONEFILE_POOL, execution_timeout=PUSH_TIMEOUT)
     def push_learning_aims() -> dict:
-        return _run("push.push_learning_aims")
+        return _run("stages.push.push_learning_aims")
 
     @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def merge_reviews() -> dict:
-        return _run("merge_stage.merge_reviews")
+        return _run("stages.merge.merge_reviews")
 
     @task(trigger_rule="none_failed", execution_timeout=LOAD_TIMEOUT)
     def load_reviews() -> dict:
-        return _run("load.load_reviews")
+        return _run("stages.load.load_reviews")
 
     @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def plan_review_uploads() -> dict:
-        return _run("merge_stage.plan_review_uploads")
+        return _run("stages.merge.plan_review_uploads")
 
     @task(trigger_rule="none_failed", pool=ONEFILE_POOL, execution_timeout=PUSH_TIMEOUT)
     def push_reviews() -> dict:
-        return _run("push.push_reviews")
+        return _run("stages.push.push_reviews")
 
     @task(trigger_rule="none_failed", execution_timeout=FINISH_TIMEOUT)
     def finish_run() -> dict:
-        return _run("report.finish_run")
+        return _run("stages.start_finish.finish_run")
 
     @task(trigger_rule="none_failed")
     def check_thresholds() -> dict:
         """Fails the run (no retry) when rejects or conflicts crossed a threshold Param."""
-        return _run("report.check_thresholds")
+        return _run("stages.start_finish.check_thresholds")
 
     @task(trigger_rule="one_failed")
     def record_failure() -> str:
         """Runs only when a step failed: marks the run record failed, saying why."""
-        from picsweb_sync.runtime import failed_tasks
+        from picsweb_sync.run.runtime import failed_tasks
 
-        return _run("report.record_failure", failed_tasks=failed_tasks(get_current_context()))
+        return _run(
+            "stages.start_finish.record_failure", failed_tasks=failed_tasks(get_current_context())
+        )
 
     started = start_run()
     preflight() >> started

@@ -196,7 +196,7 @@ def wait_for(
 # ----- the demo PICSWeb -----------------------------------------------------------------------
 def demo_loaded(engine: sa.Engine) -> bool:
     """Whether the database holds the demo PICSWeb already (its settings row)."""
-    from picsweb_sync.picsweb_tables import onefile_settings
+    from picsweb_sync.storage.picsweb_tables import onefile_settings
 
     with engine.connect() as conn:
         if not sa.inspect(conn).has_table(onefile_settings.name):
@@ -206,8 +206,8 @@ def demo_loaded(engine: sa.Engine) -> bool:
 
 def drop_demo_tables(engine: sa.Engine) -> None:
     """The sync's own tables, then the PICSWeb tables (a demo database only)."""
-    from picsweb_sync.picsweb_tables import metadata
-    from picsweb_sync.project_tables import project_metadata
+    from picsweb_sync.storage.picsweb_tables import metadata
+    from picsweb_sync.storage.project_tables import project_metadata
 
     with engine.begin() as conn:
         project_metadata.drop_all(conn, checkfirst=True)
@@ -440,9 +440,9 @@ def ddl(project_tables: bool) -> list[str]:
     from sqlalchemy.schema import CreateIndex, CreateTable
 
     if project_tables:
-        from picsweb_sync.project_tables import project_metadata as metadata
+        from picsweb_sync.storage.project_tables import project_metadata as metadata
     else:
-        from picsweb_sync.picsweb_tables import metadata
+        from picsweb_sync.storage.picsweb_tables import metadata
 
     dialect = sql_server_dialect()
     statements = []

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 
 def records(conn, *, failed: bool, run_id: str | None, limit: int) -> list:
-    from picsweb_sync.project_tables import sync_run
+    from picsweb_sync.storage.project_tables import sync_run
 
     stmt = sa.select(sync_run)
     if run_id:
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=10)
     args = parser.parse_args(argv)
 
-    from picsweb_sync.engines import engine_for_connection
+    from picsweb_sync.storage.engines import engine_for_connection
 
     engine = engine_for_connection(args.conn_id)
     try:

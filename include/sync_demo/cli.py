@@ -112,7 +112,7 @@ def prepare_picsweb(
     """Create the PICSWeb tables at ``url`` and load ``rows``; returns the engine and the rows
     loaded per table. A database already holding PICSWeb or sync rows is refused (nothing
     touched) unless ``replace``, which empties it first."""
-    from picsweb_sync.engines import engine_for_url
+    from picsweb_sync.storage.engines import engine_for_url
     from sync_demo.picsweb_db import (
         clear_demo_tables,
         create_picsweb_tables,

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 
-from picsweb_sync.window import SyncPlan, plan_run
+from picsweb_sync.run.window import SyncPlan, plan_run
 
 DAG_ID = "onefile_picsweb_sync"
 REPO = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ def run_dag(logical_date: datetime | None = None, conf: Mapping[str, Any] | None
 
 def summary(picsweb: sa.Engine, run_id: str | None = None) -> dict[str, Any]:
     """What a run changed, from the sync's own audit, reject and outbox tables."""
-    from picsweb_sync import project_tables as pt
+    from picsweb_sync.storage import project_tables as pt
 
     where_audit = [] if run_id is None else [pt.sync_audit.c.run_id == run_id]
     where_reject = [] if run_id is None else [pt.sync_reject.c.run_id == run_id]

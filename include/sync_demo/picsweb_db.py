@@ -18,9 +18,9 @@ import pandas as pd
 from sqlalchemy import delete, func, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine
 
-from picsweb_sync.picsweb_tables import metadata, review
-from picsweb_sync.project_tables import project_metadata
-from picsweb_sync.sqlframes import to_records
+from picsweb_sync.storage.picsweb_tables import metadata, review
+from picsweb_sync.storage.project_tables import project_metadata
+from picsweb_sync.storage.sqlframes import to_records
 
 
 def create_picsweb_tables(engine: Engine) -> None:

@@ -17,7 +17,7 @@ token. Optional tuning, in the extras or as constructor arguments (arguments win
 The limit is per customer, whoever calls (contract: Rate limit). On its own a hook counts
 only its own calls (:class:`SlidingWindowLimiter`); the sync's tasks pass a
 ``limiter_factory`` that shares one window between every task and process through the
-staging database (``picsweb_sync.call_budget``), keyed by :attr:`OneFileHook.budget_key`.
+staging database (``picsweb_sync.run.call_budget``), keyed by :attr:`OneFileHook.budget_key`.
 """
 
 from __future__ import annotations
@@ -523,7 +523,7 @@ class OneFileHook(HttpHook):
           than return part of the search.
 
         Rows are not de-duplicated here: the parser keeps one row per ID by its own rule
-        (``picsweb_sync.onefile_fields``: the newest by ``LastModified``), which a first-seen
+        (``picsweb_sync.onefile.fields``: the newest by ``LastModified``), which a first-seen
         rule here would contradict.
         """
         self._ready()

@@ -90,7 +90,7 @@ def engine_for_airflow_connection(conn_id: str) -> Engine:
     Task SDK's, which is meant for tasks."""
     from airflow.models.connection import Connection
 
-    from picsweb_sync.engines import engine_for_connection
+    from picsweb_sync.storage.engines import engine_for_connection
 
     return engine_for_connection(conn_id, Connection.get_connection_from_secrets)
 

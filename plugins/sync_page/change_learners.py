@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy import Select, or_, select
 from sqlalchemy.engine import Connection
 
-from picsweb_sync import picsweb_tables as pw
+from picsweb_sync.storage import picsweb_tables as pw
 
 MAX_ROWS = 500  # sync_page.changes.MAX_CHANGES: the most rows of one page
 MAX_INT = 2_147_483_647  # PICSWeb's INT keys

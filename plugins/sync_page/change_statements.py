@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, literal, or_, select
 
-from picsweb_sync import dry_run
-from picsweb_sync.project_tables import CHANGE_SETS, sync_audit, sync_reject
-from picsweb_sync.project_tables.picsweb_changes import VALUE_TYPES
+from picsweb_sync.run import dry_run
+from picsweb_sync.storage.project_tables import CHANGE_SETS, sync_audit, sync_reject
+from picsweb_sync.storage.project_tables.picsweb_changes import VALUE_TYPES
 from sync_page import change_learners
 from sync_page.queries import DIRECTIONS, BadRequest
 

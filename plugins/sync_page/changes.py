@@ -22,8 +22,8 @@ segment          rows                                        key
                  per field sent
 ===============  ==========================================  =============================
 
-The dry-run segments read the change sets ``picsweb_sync.dry_run`` records, with the same
-rows and values as :func:`picsweb_sync.dry_run.would_change` (which reads them whole). A
+The dry-run segments read the change sets ``picsweb_sync.run.dry_run`` records, with the same
+rows and values as :func:`picsweb_sync.run.dry_run.would_change` (which reads them whole). A
 cursor names the segment and the key of the last row given. Each page's learners are then
 looked up in PICSWeb by the page's own keys (at most one IN list per kind and page).
 """
@@ -36,7 +36,7 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from picsweb_sync.project_tables import audit_text
+from picsweb_sync.storage.project_tables import audit_text
 from sync_page import change_learners
 from sync_page.change_statements import (
     CREATE_FIELDS,

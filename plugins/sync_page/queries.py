@@ -6,7 +6,7 @@ the audit search by ``(changed_at, audit_id)`` after resolving a learner or a re
 the keys the audit rows carry, through ``ix_sync_audit_entity_entity_key_changed_at``.
 Every statement compiles for SQL Server too (tests/sync_page/test_queries.py).
 
-What a real run writes to ``sync_audit`` (``picsweb_sync.picsweb_writes``, ``picsweb_sync.push``):
+What a real run writes to ``sync_audit`` (``picsweb_sync.storage.picsweb_writes``, ``picsweb_sync.stages.push``):
 
 ==========  ========================  ============================================
 system      entity                    entity_key
@@ -31,15 +31,15 @@ from typing import Any
 from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.engine import Connection
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync.project_tables import (
+from picsweb_sync.run.summary import SUMMARY_KEYS
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage.project_tables import (
     sync_audit,
     sync_reject,
     sync_run,
     sync_run_count,
     sync_run_summary,
 )
-from picsweb_sync.summary import SUMMARY_KEYS
 from sync_page import run_story
 
 # Bounds of every query (a page's rows; a learner search's matches; a run's detail lists).
@@ -171,7 +171,7 @@ def _run_row(row: Any) -> dict[str, Any]:
         "counts": counts,
         "rejects_by_kind": dict((summary or {}).get("rejects_by_kind") or {}),
         "thresholds_crossed": row.thresholds_crossed,
-        # A rerun's own counts and the tasks rerun (``picsweb_sync.summary``): run_story.
+        # A rerun's own counts and the tasks rerun (``picsweb_sync.run.summary``): run_story.
         "latest_try": (summary or {}).get("latest_try") or None,
         "reruns": dict((summary or {}).get("reruns") or {}),
     }
@@ -353,10 +353,10 @@ def conflicts_statement(run_id: str) -> Select:
 
 
 def _dry_run_changes(conn: Connection, run_id: str) -> tuple[list[dict], str | None]:
-    """Changes per field a dry run WOULD make (``picsweb_sync.dry_run.would_change``),
+    """Changes per field a dry run WOULD make (``picsweb_sync.run.dry_run.would_change``),
     or none and why, when that is not available."""
     try:
-        from picsweb_sync.dry_run import would_change  # lazy: written by another part
+        from picsweb_sync.run.dry_run import would_change  # lazy: written by another part
     except ImportError:
         return [], "what a dry run would change is not recorded by this version of the sync"
     try:

@@ -22,19 +22,19 @@ from typing import Any
 from sqlalchemy import Select, func, inspect, or_, select
 from sqlalchemy.engine import Connection
 
-from picsweb_sync.project_tables import sync_outbox, sync_task_error
-from picsweb_sync.project_tables.outbox import (
+from picsweb_sync.onefile.ukdates import covered_day
+from picsweb_sync.run.summary import SUMMARY_KEYS
+from picsweb_sync.storage.project_tables import sync_outbox, sync_task_error
+from picsweb_sync.storage.project_tables.outbox import (
     AIM_UPDATE,
     REVIEW_CREATE,
     sync_empty_visit,
 )
-from picsweb_sync.project_tables.run_record import (
+from picsweb_sync.storage.project_tables.run_record import (
     sync_load_refusal,
     sync_run_count,
     sync_run_try_count,
 )
-from picsweb_sync.summary import SUMMARY_KEYS
-from picsweb_sync.ukdates import covered_day
 
 MAX_MARK_ROWS = 2000  # grouped rows for one history page (at most 200 runs)
 MAX_REFUSALS = 50
@@ -89,7 +89,7 @@ def present(conn: Connection, name: str) -> bool:
 
 # ----- the UK day ------------------------------------------------------------------------------
 def uk_day(start: dt.datetime | None, end: dt.datetime | None) -> dict[str, Any] | None:
-    """The UK day a run covers (:func:`picsweb_sync.ukdates.covered_day`), named by the UK
+    """The UK day a run covers (:func:`picsweb_sync.onefile.ukdates.covered_day`), named by the UK
     date it starts on, with its span for a tooltip."""
     day = covered_day(start, end)
     if day is None:

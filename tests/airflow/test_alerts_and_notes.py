@@ -18,7 +18,7 @@ from urllib.parse import quote
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import project_tables as pt
 from tests.airflow.world import AirflowWorld, at_0200_london
 
 pytestmark = pytest.mark.airflow_server

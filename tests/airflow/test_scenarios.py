@@ -29,8 +29,8 @@ import psutil
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from tests.airflow.conftest import _SUMMARY as SUMMARY
 from tests.airflow.conftest import FAST_HOOK
 from tests.airflow.world import DAILY_RUN_CONF, AirflowWorld, at_0200_london

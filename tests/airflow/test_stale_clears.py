@@ -32,10 +32,10 @@ import pytest
 import sqlalchemy as sa
 
 from onefile_simulator.data import format_instant
-from picsweb_sync import freshness
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.settings import read_settings
+from picsweb_sync.run import freshness
+from picsweb_sync.run.settings import read_settings
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from tests.airflow.world import AirflowWorld, at_0200_london
 from tests.support.airflow_server import FINAL_TI_STATES
 

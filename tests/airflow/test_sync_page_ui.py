@@ -24,8 +24,8 @@ import requests
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from tests.airflow.browser import artefacts_folder, chromium_page, kept_on_failure, log_in
 from tests.airflow.conftest import _SUMMARY as SUMMARY
 from tests.airflow.world import at_0200_london

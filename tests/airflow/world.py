@@ -12,8 +12,8 @@ import sqlalchemy as sa
 
 from onefile_simulator import Dataset, OneFileSimulator
 from onefile_simulator.server import RecordedCall
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import DAG_ID
 from tests.support.airflow_server import AirflowServer
 from tests.support.smtp import SmtpServer

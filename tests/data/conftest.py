@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.engine import Engine
 
-from picsweb_sync.engines import engine_for_url
-from picsweb_sync.project_tables import ensure_project_tables
+from picsweb_sync.storage.engines import engine_for_url
+from picsweb_sync.storage.project_tables import ensure_project_tables
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
 LONG_TITLE = "Level 3 Diploma in " + "Advanced Manufacturing Engineering " * 6

@@ -15,8 +15,8 @@ from datetime import timedelta
 
 from sqlalchemy import Column, Integer, MetaData, String, Table, insert
 
-from picsweb_sync import locks
-from picsweb_sync.engines import engine_for_url
+from picsweb_sync.run import locks
+from picsweb_sync.storage.engines import engine_for_url
 
 # What the holders write, each row in a transaction guarded by its fence.
 fenced_write = Table(

@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import event, insert, select
 from sqlalchemy.engine import Engine
 
-from picsweb_sync import picsweb_writes, sqlframes
-from picsweb_sync.picsweb_tables import review
+from picsweb_sync.storage import picsweb_writes, sqlframes
+from picsweb_sync.storage.picsweb_tables import review
 
 from .conftest import review_row
 

@@ -33,8 +33,8 @@ from sqlalchemy.dialects import mssql
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from picsweb_sync.engines import engine_for_url
-from picsweb_sync.sqlframes import (
+from picsweb_sync.storage.engines import engine_for_url
+from picsweb_sync.storage.sqlframes import (
     MSSQL_MAX_PARAMETERS,
     MSSQL_MAX_VALUES_ROWS,
     bulk_insert,

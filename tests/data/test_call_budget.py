@@ -1,4 +1,4 @@
-"""The shared OneFile call budget (``picsweb_sync.call_budget``) on SQLite and PostgreSQL:
+"""The shared OneFile call budget (``picsweb_sync.run.call_budget``) on SQLite and PostgreSQL:
 the ring never grants more than its size within a period, whoever claims; a 429 pause
 holds everyone; holders configured with different limits share the lowest (a higher one
 binds only once the lower was not claimed under lately); a changed limit keeps the newest
@@ -16,8 +16,8 @@ from sqlalchemy import event
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import ClauseElement
 
-from picsweb_sync import call_budget as cb
-from picsweb_sync.engines import engine_for_url
+from picsweb_sync.run import call_budget as cb
+from picsweb_sync.storage.engines import engine_for_url
 
 from .test_mssql_compile import DIALECT, NOT_TSQL, tsql
 

@@ -1,5 +1,5 @@
 """The line a holder of OneFile's call budget logs when a call must wait
-(``picsweb_sync.budget_wait_log``), through the real shared budget on SQLite and
+(``picsweb_sync.run.budget_wait_log``), through the real shared budget on SQLite and
 PostgreSQL: said with its duration and end when the limit is hit (a full ring, a 429
 pause), not said when it is not, said once for many short waits; and the short waits in
 between summed up in the next line (table-driven, on fake clocks)."""
@@ -16,13 +16,13 @@ import pytest
 import sqlalchemy as sa
 
 from onefile.hook import budget_key
-from picsweb_sync import budget_wait_log as wl
-from picsweb_sync import call_budget as cb
-from picsweb_sync.engines import engine_for_url
+from picsweb_sync.run import budget_wait_log as wl
+from picsweb_sync.run import call_budget as cb
+from picsweb_sync.storage.engines import engine_for_url
 
 PERIOD = 60.0
 TOKEN = "cust-4b1e77d0c3-token"
-LOGGER = "picsweb_sync.call_budget"
+LOGGER = "picsweb_sync.run.call_budget"
 LINE = re.compile(
     r"waiting (?P<seconds>[\d.]+) s for OneFile's call budget "
     r"\(limit (?P<limit>[^;]+); until (?P<until>\d\d:\d\d:\d\d) UTC\)"

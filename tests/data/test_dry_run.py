@@ -14,12 +14,14 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import event, select
 
-from picsweb_sync import dry_run, freshness, load, sqlframes
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.picsweb_writes import apply_updates, classify_updates
-from picsweb_sync.runtime import RunContext, settings_snapshot
-from picsweb_sync.settings import read_settings
+from picsweb_sync.run import dry_run, freshness
+from picsweb_sync.run.runtime import RunContext, settings_snapshot
+from picsweb_sync.run.settings import read_settings
+from picsweb_sync.stages import load
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage import sqlframes
+from picsweb_sync.storage.picsweb_writes import apply_updates, classify_updates
 from sync_demo.picsweb_db import load_picsweb_rows
 
 from .conftest import LONG_TITLE, review_row

@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 
-from picsweb_sync.engines import engine_for_connection, url_for_connection
-from picsweb_sync.picsweb_tables import metadata
-from picsweb_sync.sqlframes import read_frame
+from picsweb_sync.storage.engines import engine_for_connection, url_for_connection
+from picsweb_sync.storage.picsweb_tables import metadata
+from picsweb_sync.storage.sqlframes import read_frame
 from sync_demo.picsweb_db import load_picsweb_rows
 
 from .conftest import picsweb_rows

@@ -18,9 +18,9 @@ from sqlalchemy import String, event, select, text, update
 from sqlalchemy.dialects import mssql, postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from picsweb_sync import engines, picsweb_writes
-from picsweb_sync.picsweb_tables import metadata, primary_key, review, trainee_qualification
-from picsweb_sync.project_tables import ensure_project_tables, sync_picsweb_work
+from picsweb_sync.storage import engines, picsweb_writes
+from picsweb_sync.storage.picsweb_tables import metadata, primary_key, review, trainee_qualification
+from picsweb_sync.storage.project_tables import ensure_project_tables, sync_picsweb_work
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
 from .conftest import picsweb_rows, review_row

@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 import time_machine
 
-from picsweb_sync import freshness
-from picsweb_sync import project_tables as pt
+from picsweb_sync.run import freshness
+from picsweb_sync.storage import project_tables as pt
 
 T0 = dt.datetime(2026, 3, 20, 2, 0, tzinfo=dt.UTC).replace(tzinfo=None)  # naive UTC
 DAY = dt.timedelta(days=1)

@@ -40,10 +40,10 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import ClauseElement
 
-from picsweb_sync import locks
-from picsweb_sync.engines import engine_for_url
-from picsweb_sync.project_tables import ensure_project_tables, sync_lock
-from picsweb_sync.project_tables.common import database_epoch, epoch_instant, utcnow
+from picsweb_sync.run import locks
+from picsweb_sync.storage.engines import engine_for_url
+from picsweb_sync.storage.project_tables import ensure_project_tables, sync_lock
+from picsweb_sync.storage.project_tables.common import database_epoch, epoch_instant, utcnow
 from tests.data.lock_holder import fenced_write
 
 from .test_mssql_compile import DIALECT, NOT_TSQL, tsql
@@ -74,7 +74,7 @@ def test_a_waiting_task_names_the_holder_and_gives_up_after_its_timeout(staging,
     locks._ensure_row(staging, "reviews")
     assert locks.try_claim(staging, "reviews", "run manual__1, push_reviews try 1")
     naps: list[float] = []
-    caplog.set_level(logging.INFO, logger="picsweb_sync.locks")
+    caplog.set_level(logging.INFO, logger="picsweb_sync.run.locks")
     with (
         pytest.raises(locks.LockTimeout, match="held by run manual__1, push_reviews try 1"),
         locks.held(staging, "reviews", "run backfill__2", timedelta(0), sleep=naps.append),
@@ -342,7 +342,7 @@ def test_no_claimant_takes_the_lock_between_a_check_and_its_commit(staging, monk
 def test_a_tasks_lock_yields_its_fence_and_works_without_as(staging):
     """``RunContext.lock``: the holder is the run, task and try; the block gets the Fence;
     callers that only write ``with ctx.lock(name):`` keep working."""
-    from picsweb_sync.runtime import RunContext
+    from picsweb_sync.run.runtime import RunContext
 
     ctx = RunContext(
         run_id="manual__1",

@@ -17,9 +17,10 @@ from sqlalchemy.exc import CompileError
 from sqlalchemy.schema import CreateIndex, CreateTable, DDLElement
 from sqlalchemy.sql import ClauseElement
 
-from picsweb_sync import engines, freshness, picsweb_tables, picsweb_writes
-from picsweb_sync import project_tables as pt
-from picsweb_sync.settings import mark_synchronised, read_settings
+from picsweb_sync.run import freshness
+from picsweb_sync.run.settings import mark_synchronised, read_settings
+from picsweb_sync.storage import engines, picsweb_tables, picsweb_writes
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
 from .conftest import picsweb_rows

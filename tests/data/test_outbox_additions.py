@@ -8,8 +8,8 @@ import datetime as dt
 
 import pandas as pd
 
-from picsweb_sync import project_tables as pt
-from picsweb_sync.project_tables import outbox
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.project_tables import outbox
 
 RUN = "manual__2026-03-21T02:00:00+00:00"
 

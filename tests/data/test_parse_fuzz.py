@@ -31,8 +31,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.engine import Engine
 
-from picsweb_sync import project_tables as pt
-from picsweb_sync.onefile_fields import (
+from picsweb_sync.onefile.fields import (
     FIELDS,
     REJECT_COLUMNS,
     Parsed,
@@ -41,7 +40,8 @@ from picsweb_sync.onefile_fields import (
     parse_learning_aims,
     parse_reviews,
 )
-from picsweb_sync.project_tables.storable_text import is_storable
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.project_tables.storable_text import is_storable
 
 PARSE = {
     "learners": parse_learners,

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from picsweb_sync import picsweb_writes, sqlframes
-from picsweb_sync.picsweb_tables import metadata, primary_key, review, trainee_qualification
-from picsweb_sync.project_tables import sync_audit
+from picsweb_sync.storage import picsweb_writes, sqlframes
+from picsweb_sync.storage.picsweb_tables import metadata, primary_key, review, trainee_qualification
+from picsweb_sync.storage.project_tables import sync_audit
 
 from .conftest import LONG_TITLE, picsweb_rows
 

@@ -11,7 +11,7 @@ import pytest
 import time_machine
 from sqlalchemy import func, inspect, select
 
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import project_tables as pt
 
 
 def learners(*ids: int) -> pd.DataFrame:

@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import picsweb_writes, push
-from picsweb_sync import project_tables as pt
-from picsweb_sync.runtime import RunContext
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.stages import push
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import picsweb_writes
+from picsweb_sync.storage import project_tables as pt
 
 RUN = "manual__2026-03-21T02:00:00+00:00"
 

@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from picsweb_sync import picsweb_writes
-from picsweb_sync.project_tables import record_row_bases, sync_row_basis
-from picsweb_sync.sqlframes import read_frame
+from picsweb_sync.storage import picsweb_writes
+from picsweb_sync.storage.project_tables import record_row_bases, sync_row_basis
+from picsweb_sync.storage.sqlframes import read_frame
 
 from .test_picsweb_writes import RV, TQ, changes, value
 

@@ -14,10 +14,12 @@ from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import event
 from sqlalchemy.sql import ClauseElement
 
-from picsweb_sync import dry_run, freshness, report, run_note, summary
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.runtime import RunContext
+from picsweb_sync.run import dry_run, freshness, summary
+from picsweb_sync.run import note as run_note
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.stages import start_finish as report
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.data.conftest import settings_row
 
@@ -419,7 +421,7 @@ def test_integration_off_ends_the_run_with_its_summary_and_note(engine, notes):
 
 def test_the_summary_statements_compile_for_sql_server(tmp_path, notes):
     """Every statement the summary functions issue, compiled with the mssql dialect."""
-    from picsweb_sync.engines import engine_for_url
+    from picsweb_sync.storage.engines import engine_for_url
     from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 
     from .conftest import picsweb_rows

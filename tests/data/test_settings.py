@@ -7,14 +7,14 @@ import datetime as dt
 import pytest
 from sqlalchemy import delete, insert, select
 
-from picsweb_sync.picsweb_tables import onefile_settings
-from picsweb_sync.settings import (
+from picsweb_sync.run.settings import (
     SettingsError,
     mark_synchronised,
     parse_organisation_ids,
     parse_settings,
     read_settings,
 )
+from picsweb_sync.storage.picsweb_tables import onefile_settings
 
 from .conftest import settings_row
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from picsweb_sync.sqlframes import read_frame, replace_partition, to_records
+from picsweb_sync.storage.sqlframes import read_frame, replace_partition, to_records
 
 from .conftest import LONG_TITLE
 

@@ -20,10 +20,10 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
-from picsweb_sync import project_tables as pt
-from picsweb_sync.onefile_fields import parse_learners
-from picsweb_sync.project_tables.storable_text import is_storable
-from picsweb_sync.sqlframes import bulk_insert
+from picsweb_sync.onefile.fields import parse_learners
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.project_tables.storable_text import is_storable
+from picsweb_sync.storage.sqlframes import bulk_insert
 from tests.unit.test_storable_text import CASES, GOOD
 
 RUN = "manual__storable"

@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import project_tables as pt
-from picsweb_sync.project_tables.run_record import count_tries, sync_run_try_count
-from picsweb_sync.summary import run_summary, summary_text
+from picsweb_sync.run.summary import run_summary, summary_text
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.project_tables.run_record import count_tries, sync_run_try_count
 
 RUN = "manual__2026-03-20T09:00:00+00:00"
 

@@ -210,7 +210,7 @@ def test_the_demo_only_secret_is_not_required_without_the_profile(
 def test_the_sync_connections_are_valid_airflow_connections(rendered, env_file):
     from airflow.models.connection import Connection
 
-    from picsweb_sync.engines import url_for_connection
+    from picsweb_sync.storage.engines import url_for_connection
 
     values = env_values(env_file.read_text())
     environment = rendered["services"]["airflow-worker"]["environment"]

@@ -17,8 +17,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from tests.deploy.scripts import DEPLOY, REPO, load
 
 SIMPLE_AUTH_MANAGER = (

@@ -88,7 +88,7 @@ def test_the_code_is_copied_and_checked_at_build_time(instructions):
     for folder in ("dags", "include", "plugins", "deploy"):
         assert f"COPY --chown=airflow:0 {folder}/ /opt/airflow/{folder}/" in instructions
     assert (
-        "import onefile.hook, onefile_simulator, picsweb_sync.engines, picsweb_sync.picsweb_writes"
+        "import onefile.hook, onefile_simulator, picsweb_sync.storage.engines, picsweb_sync.storage.picsweb_writes"
         in instructions
     )
     # deploy/picsweb_demo.py builds the demo profile's PICSWeb with it.

@@ -9,7 +9,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import project_tables as pt
 from tests.deploy.scripts import load
 
 T0 = dt.datetime(2026, 3, 20, 2, 0, tzinfo=dt.UTC).replace(tzinfo=None)  # naive UTC

@@ -11,12 +11,12 @@ import pytest
 import sqlalchemy as sa
 
 from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
-from picsweb_sync import extract
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.runtime import RunContext, run_type_value, settings_snapshot
-from picsweb_sync.settings import read_settings
-from picsweb_sync.sqlframes import read_frame
+from picsweb_sync.run.runtime import RunContext, run_type_value, settings_snapshot
+from picsweb_sync.run.settings import read_settings
+from picsweb_sync.stages import extract
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.sqlframes import read_frame
 from sync_demo.dag_runs import connection_env, run_dag
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 

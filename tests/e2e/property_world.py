@@ -25,12 +25,14 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from onefile_simulator import Dataset, OneFileSimulator
 from onefile_simulator.data import format_instant
-from picsweb_sync import extract, load, merge_stage, push, report
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.engines import engine_for_connection
-from picsweb_sync.runtime import RunContext
-from picsweb_sync.sqlframes import read_frame
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.stages import extract, load, push
+from picsweb_sync.stages import merge as merge_stage
+from picsweb_sync.stages import start_finish as report
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.engines import engine_for_connection
+from picsweb_sync.storage.sqlframes import read_frame
 from sync_demo.dag_runs import environment, logical_date_for
 
 HOOK_EXTRA = {

@@ -1,7 +1,7 @@
 """What rules 5 and 6 must leave behind, computed the slow, obvious way: plain loops over the
 generator's rows, written from the contract, sharing no code with the pandas merge.
 
-The decisions the contract leaves open follow ``picsweb_sync.merge.reviews``'s documented
+The decisions the contract leaves open follow ``picsweb_sync.rules.reviews``'s documented
 choices: an officer matches an assessor by ``onefile_id`` (exactly one officer), else by
 a trimmed, case-insensitive email (exactly one officer); an ``end_time`` not after the
 start gives a one-hour visit; a review of a trainee not linked to OneFile is out of rule

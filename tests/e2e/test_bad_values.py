@@ -14,8 +14,8 @@ import datetime as dt
 
 import sqlalchemy as sa
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from tests.e2e.qualification_oracle import expected_after_sync
 from tests.e2e.review_oracle import expected_reviews, instant, plan_uploads, reviews_in_window
 from tests.e2e.test_review_sync import _assert_reviews, _assert_uploads_sent, _created, _window

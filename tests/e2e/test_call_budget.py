@@ -9,7 +9,7 @@ import json
 
 import sqlalchemy as sa
 
-from picsweb_sync import call_budget as cb
+from picsweb_sync.run import call_budget as cb
 from tests.e2e.conftest import FAST_HOOK
 
 LIMIT, PERIOD = 8, 1.0

@@ -17,7 +17,7 @@ import subprocess
 import requests
 import sqlalchemy as sa
 
-from picsweb_sync.engines import url_for_connection
+from picsweb_sync.storage.engines import url_for_connection
 from tests.unit.test_demo_cli import DemoProcess
 
 PROCESSES = ("api-server", "scheduler", "dag-processor", "worker", "triggerer")

@@ -18,10 +18,10 @@ from datetime import timedelta
 import pandas as pd
 import sqlalchemy as sa
 
-from picsweb_sync import dry_run
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.sqlframes import read_frame
+from picsweb_sync.run import dry_run
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.sqlframes import read_frame
 from sync_demo.dag_runs import run_dag
 from tests.e2e.review_oracle import expected_reviews, plan_uploads, reviews_in_window
 from tests.e2e.test_qualification_sync import _expected, _onefile_aims, _picsweb_quals

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import load, merge_stage
-from picsweb_sync import project_tables as pt
+from picsweb_sync.stages import load
+from picsweb_sync.stages import merge as merge_stage
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import connection_env
 from tests.e2e.conftest import FAST_HOOK
 

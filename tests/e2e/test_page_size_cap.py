@@ -13,8 +13,8 @@ from collections import defaultdict
 import requests
 
 from onefile_simulator import OneFileSimulator
-from picsweb_sync import onefile_fields
-from picsweb_sync import project_tables as pt
+from picsweb_sync.onefile import fields as onefile_fields
+from picsweb_sync.storage import project_tables as pt
 
 CAP = 10
 EXTRACTS = ("extract_learners", "extract_assessors", "extract_learning_aims", "extract_reviews")

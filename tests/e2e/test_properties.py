@@ -49,8 +49,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from onefile_simulator import generate_dataset
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.e2e.property_world import (
     EXTRACTS,

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from sync_page.queries import run_detail
 
 from onefile.hook import OneFileHook
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync import push
-from picsweb_sync.project_tables import outbox as outbox_table
-from picsweb_sync.runtime import RunContext
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.stages import push
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.project_tables import outbox as outbox_table
 from sync_demo.dag_runs import run_dag
 
 HOUR = dt.timedelta(hours=1)
@@ -249,7 +249,7 @@ def test_an_unknown_create_is_found_after_its_learner_moved_organisation(world, 
 
 # ----- case 2 (the push's part): what OneFile data each reflected write is based on --------------
 def test_each_reflected_write_carries_when_onefile_accepted_its_create(world, monkeypatch):
-    from picsweb_sync import picsweb_writes
+    from picsweb_sync.storage import picsweb_writes
 
     real = picsweb_writes.apply_updates
     seen = []

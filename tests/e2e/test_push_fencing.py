@@ -11,10 +11,11 @@ import pytest
 import sqlalchemy as sa
 
 from onefile.hook import OneFileApiError, OneFileHook
-from picsweb_sync import locks, push
-from picsweb_sync import project_tables as pt
-from picsweb_sync.project_tables.common import database_epoch
-from picsweb_sync.runtime import RunContext
+from picsweb_sync.run import locks
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.stages import push
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.project_tables.common import database_epoch
 
 WRITE = re.compile(r"^/(LearningAim/\d+|Visit|Review)$")
 

@@ -13,11 +13,11 @@ import pytest
 import sqlalchemy as sa
 
 from onefile.hook import OneFileHook
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync import push
+from picsweb_sync.stages import push
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 
-LOGGER = "picsweb_sync.push"
+LOGGER = "picsweb_sync.stages.push"
 
 
 def _outbox(world, run_id: str):

@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 
 from onefile.hook import OneFileApiError, OneFileHook, OneFileSettings
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync import push
-from picsweb_sync.runtime import RunContext
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.stages import push
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import connection_env
 from tests.e2e.conftest import FAST_HOOK
 

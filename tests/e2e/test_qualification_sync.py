@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from picsweb_sync import picsweb_tables as pw
+from picsweb_sync.storage import picsweb_tables as pw
 from tests.e2e.qualification_oracle import ELEMENTS, FILL_FIELDS, expected_after_sync
 
 ONEFILE_FIELDS = [field for _, field in ELEMENTS] + [field for _, field, _ in FILL_FIELDS]
@@ -137,15 +137,15 @@ def _fail_once(monkeypatch, target, name, after_calls=0):
     ("module", "name", "after_calls"),
     [
         # extract: the crash comes after the staging rows are written, inside the transaction
-        ("picsweb_sync.extract.project_tables", "record_counts", 0),
+        ("picsweb_sync.stages.extract.project_tables", "record_counts", 0),
         # merge: after its change sets are committed
-        ("picsweb_sync.merge_stage", "_counts", 0),
+        ("picsweb_sync.stages.merge", "_counts", 0),
         # load: after PICSWeb was changed and committed, before the report
-        ("picsweb_sync.load", "_report", 0),
+        ("picsweb_sync.stages.load", "_report", 0),
         # push: after two learning aims were sent, on the third
         ("onefile.hook.OneFileHook", "update_learning_aim", 2),
         # finish: after last_synchronised was set, before the run record closes
-        ("picsweb_sync.report.project_tables", "finish_run", 0),
+        ("picsweb_sync.stages.start_finish.project_tables", "finish_run", 0),
     ],
     ids=["extract", "merge", "load", "push", "finish"],
 )
@@ -178,8 +178,8 @@ def test_staging_on_its_own_connection(world, monkeypatch, tmp_path):
     changes (work tables and the audit of PICSWeb writes)."""
     import sqlalchemy as sa
 
-    from picsweb_sync import project_tables as pt
-    from picsweb_sync.sqlframes import read_frame
+    from picsweb_sync.storage import project_tables as pt
+    from picsweb_sync.storage.sqlframes import read_frame
 
     staging_file = tmp_path / "staging.sqlite"
     monkeypatch.setenv(

@@ -19,10 +19,12 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowSkipException
 
 from onefile.hook import OneFileApiError, OneFileHook
-from picsweb_sync import load, merge_stage, push, report
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.runtime import RunContext
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.stages import load, push
+from picsweb_sync.stages import merge as merge_stage
+from picsweb_sync.stages import start_finish as report
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import run_dag
 from tests.e2e.conftest import clear_extracts
 

@@ -4,8 +4,8 @@ outbox row), never create a second one."""
 
 from __future__ import annotations
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import push
+from picsweb_sync.stages import push
+from picsweb_sync.storage import picsweb_tables as pw
 
 
 def _posts(world, path):

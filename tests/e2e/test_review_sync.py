@@ -14,9 +14,9 @@ import pendulum
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync import push
+from picsweb_sync.stages import push
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from sync_demo import dag_runs
 from sync_demo.picsweb_db import load_picsweb_rows
 from tests.e2e.review_oracle import (

@@ -15,9 +15,10 @@ import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowSkipException
 from sync_page import queries
 
-from picsweb_sync import load, report
-from picsweb_sync.project_tables.run_record import sync_load_refusal
-from picsweb_sync.summary import read_run_summary
+from picsweb_sync.run.summary import read_run_summary
+from picsweb_sync.stages import load
+from picsweb_sync.stages import start_finish as report
+from picsweb_sync.storage.project_tables.run_record import sync_load_refusal
 from sync_demo.dag_runs import run_dag
 
 

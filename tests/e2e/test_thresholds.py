@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync import run_note
-from picsweb_sync.summary import crossed_thresholds, read_run_summary
+from picsweb_sync.run import note as run_note
+from picsweb_sync.run.summary import crossed_thresholds, read_run_summary
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import load_dag
 
 

@@ -5,7 +5,7 @@ and ``\\ud83d``, valid JSON the hook decodes back), a learner named ``"Ann\\u000
 learner whose name was cut in the middle of an emoji (a lone surrogate), learning aims with
 a lone surrogate in the title and a NUL in the registration number, a review whose
 ``ScheduledFor`` holds a NUL, and a review with a lone surrogate in a field the sync does
-not read. The extract tasks' bodies (``picsweb_sync.extract``, as the DAG runs them: the
+not read. The extract tasks' bodies (``picsweb_sync.stages.extract``, as the DAG runs them: the
 real hook, the call budget, staging on PostgreSQL, which refuses NUL) then:
 
 - set each spoiled row aside with a reason naming the field, the code point and where it is;
@@ -26,10 +26,10 @@ import pytest
 import sqlalchemy as sa
 
 from onefile_simulator import OneFileSimulator, generate_dataset
-from picsweb_sync import extract
-from picsweb_sync import project_tables as pt
-from picsweb_sync.runtime import RunContext, settings_snapshot
-from picsweb_sync.settings import read_settings
+from picsweb_sync.run.runtime import RunContext, settings_snapshot
+from picsweb_sync.run.settings import read_settings
+from picsweb_sync.stages import extract
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import connection_env
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 

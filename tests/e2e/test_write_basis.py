@@ -19,12 +19,15 @@ import sqlalchemy as sa
 import time_machine
 from airflow.sdk.exceptions import AirflowSkipException
 
-from picsweb_sync import extract, freshness, load, merge_stage, report
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.project_tables.common import database_now
-from picsweb_sync.runtime import RunContext, settings_snapshot
-from picsweb_sync.settings import read_settings
+from picsweb_sync.run import freshness
+from picsweb_sync.run.runtime import RunContext, settings_snapshot
+from picsweb_sync.run.settings import read_settings
+from picsweb_sync.stages import extract, load
+from picsweb_sync.stages import merge as merge_stage
+from picsweb_sync.stages import start_finish as report
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.project_tables.common import database_now
 from tests.e2e.conftest import clear_extracts
 from tests.e2e.test_reruns import _cleared, _last_synchronised, _picsweb, _run
 

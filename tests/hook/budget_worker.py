@@ -12,8 +12,8 @@ from __future__ import annotations
 import sys
 
 from onefile.hook import OneFileHook
-from picsweb_sync.call_budget import limiter_factory
-from picsweb_sync.engines import engine_for_url
+from picsweb_sync.run.call_budget import limiter_factory
+from picsweb_sync.storage.engines import engine_for_url
 
 
 def main(staging_url: str, calls: str, user_id: str) -> int:

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from onefile.hook import OneFileHook
 from onefile_simulator import OneFileSimulator
-from picsweb_sync import call_budget as cb
-from picsweb_sync.engines import engine_for_url
+from picsweb_sync.run import call_budget as cb
+from picsweb_sync.storage.engines import engine_for_url
 from tests.hook.conftest import FAST, conn_json
 
 LIMIT, PERIOD = 20, 2.0

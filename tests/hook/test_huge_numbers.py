@@ -7,7 +7,7 @@ from __future__ import annotations
 import requests
 
 from onefile import hook
-from picsweb_sync import onefile_fields
+from picsweb_sync.onefile import fields as onefile_fields
 
 
 def _page(text: str) -> requests.Response:

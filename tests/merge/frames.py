@@ -10,8 +10,8 @@ from typing import Any
 import pandas as pd
 from sqlalchemy import Table
 
-from picsweb_sync import picsweb_tables as pt
-from picsweb_sync.sqlframes import frame_column
+from picsweb_sync.storage import picsweb_tables as pt
+from picsweb_sync.storage.sqlframes import frame_column
 
 _DEFAULTS: dict[str, dict[str, Any]] = {
     "officer": {"first_name": "Olive", "surname": "Officer"},

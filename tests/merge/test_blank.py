@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from picsweb_sync.merge.blank import is_blank
+from picsweb_sync.rules.blank import is_blank
 
 
 @pytest.mark.parametrize(

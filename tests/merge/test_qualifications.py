@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from picsweb_sync.merge.qualifications import merge_qualifications
-from picsweb_sync.onefile_fields import parse_learners, parse_learning_aims
+from picsweb_sync.onefile.fields import parse_learners, parse_learning_aims
+from picsweb_sync.rules.qualifications import merge_qualifications
 from tests.merge.frames import qualifications, records, trainees, units
 
 D = dt.date

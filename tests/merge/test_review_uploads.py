@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from picsweb_sync.merge.reviews import plan_review_uploads
+from picsweb_sync.rules.reviews import plan_review_uploads
 from tests.merge.frames import officers, records, reviews, trainees
 
 D, T = dt.date, dt.time

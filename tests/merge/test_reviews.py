@@ -12,8 +12,8 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from picsweb_sync.merge.reviews import match_officers, merge_reviews
-from picsweb_sync.onefile_fields import parse_assessors, parse_reviews
+from picsweb_sync.onefile.fields import parse_assessors, parse_reviews
+from picsweb_sync.rules.reviews import match_officers, merge_reviews
 from tests.merge.frames import officers, records, reviews, trainees
 
 D, T = dt.date, dt.time

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from sqlalchemy import make_url, text
 
-from picsweb_sync.engines import engine_for_connection
+from picsweb_sync.storage.engines import engine_for_connection
 from tests.data.test_engines import (  # noqa: F401
     test_load_refuses_tables_outside_the_contract,
     test_loaded_picsweb_rows_read_back_exactly,

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
-from picsweb_sync import engines
-from picsweb_sync.picsweb_tables import trainee_qualification
-from picsweb_sync.project_tables import ensure_project_tables
+from picsweb_sync.storage import engines
+from picsweb_sync.storage.picsweb_tables import trainee_qualification
+from picsweb_sync.storage.project_tables import ensure_project_tables
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.data.conftest import picsweb_rows, review_row
 from tests.data.test_exact_comparison import (  # noqa: F401

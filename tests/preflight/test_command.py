@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync import project_tables
+from picsweb_sync.storage import project_tables
 from sync_demo.dag_runs import connection_env
 from tests.preflight.conftest import (
     DB_PASSWORD,

@@ -11,10 +11,10 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk.exceptions import AirflowFailException
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
 from picsweb_sync.preflight import dag_check
-from picsweb_sync.runtime import RunContext
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import run_dag
 from tests.preflight.conftest import Pair
 

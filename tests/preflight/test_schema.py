@@ -7,11 +7,11 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql, postgresql
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables
 from picsweb_sync.preflight import schema
 from picsweb_sync.preflight.findings import Level
 from picsweb_sync.preflight.picsweb import own_tables_checks, picsweb_checks
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables
 from sync_demo.picsweb_db import create_picsweb_tables
 
 TQ, REVIEW, TRAINEE = pw.trainee_qualification.c, pw.review.c, pw.trainee.c

@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from picsweb_sync import project_tables as pt
+from picsweb_sync.storage import project_tables as pt
 
 
 def record_failed_run(

@@ -17,8 +17,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync.project_tables import (
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage.project_tables import (
     ensure_project_tables,
     sync_audit,
     sync_outbox,

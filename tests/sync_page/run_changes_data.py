@@ -1,7 +1,7 @@
 """Two runs for the changes rows of the sync page, beside the generated history: a real
 run with many audit rows (several pages of them, in both directions) and conflicts and
 refusals among its rejects, and a dry run whose change sets are recorded by the dry run's
-own writers (``picsweb_sync.dry_run``), so the page is compared with
+own writers (``picsweb_sync.run.dry_run``), so the page is compared with
 ``dry_run.would_change`` over the same rows.
 """
 
@@ -16,8 +16,8 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from picsweb_sync import dry_run
-from picsweb_sync.project_tables import sync_audit, sync_reject, sync_run, sync_run_summary
+from picsweb_sync.run import dry_run
+from picsweb_sync.storage.project_tables import sync_audit, sync_reject, sync_run, sync_run_summary
 from tests.sync_page.history import History
 
 REAL = "manual__2026-02-01T03:00:00+00:00"

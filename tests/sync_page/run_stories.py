@@ -17,7 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from picsweb_sync.project_tables import (
+from picsweb_sync.storage.project_tables import (
     AIM_UPDATE,
     REVIEW_CREATE,
     sync_outbox,
@@ -25,8 +25,8 @@ from picsweb_sync.project_tables import (
     sync_run_summary,
     sync_task_error,
 )
-from picsweb_sync.project_tables.outbox import sync_empty_visit, what_to_do
-from picsweb_sync.project_tables.run_record import sync_load_refusal, sync_run_try_count
+from picsweb_sync.storage.project_tables.outbox import sync_empty_visit, what_to_do
+from picsweb_sync.storage.project_tables.run_record import sync_load_refusal, sync_run_try_count
 
 # Days of the generated history (sync_page.history.write_history): each a real, successful
 # run with a summary, except FAILED (a failed run).

@@ -11,7 +11,11 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sync_page.app import URL_PREFIX, Sources, create_app
 
-from picsweb_sync.project_tables import PICSWEB_SIDE_TABLES, ensure_project_tables, sync_audit
+from picsweb_sync.storage.project_tables import (
+    PICSWEB_SIDE_TABLES,
+    ensure_project_tables,
+    sync_audit,
+)
 from tests.sync_page.history import write_learners
 
 HTML = {"Accept": "text/html"}

@@ -234,7 +234,7 @@ def test_a_dry_run_shows_what_it_would_change_or_says_why_not(reader, history):
     detail = reader.get(f"/onefile-sync/api/runs/{quote(dry['run_id'], safe='')}").json()
     assert detail["run"]["type"] == "dry run"
     try:
-        import picsweb_sync.dry_run  # noqa: F401
+        import picsweb_sync.run.dry_run  # noqa: F401
     except ImportError:
         assert detail["field_changes"] == []
         assert "not recorded" in detail["field_changes_note"]
@@ -408,7 +408,7 @@ def test_audit_page(reader, history):
     assert empty.status_code == 200 and 'name="q"' in empty.text
 
 
-# ----- a dry run's changes (picsweb_sync.dry_run.would_change) ---------------------------
+# ----- a dry run's changes (picsweb_sync.run.dry_run.would_change) ---------------------------
 def _would_change_rows():
     import pandas as pd
 
@@ -425,7 +425,7 @@ def _would_change_rows():
 
 
 def test_a_dry_run_lists_per_field_what_it_would_change(reader, history, monkeypatch):
-    import picsweb_sync.dry_run as dry_run
+    import picsweb_sync.run.dry_run as dry_run
 
     seen = []
 
@@ -454,7 +454,7 @@ def test_a_dry_run_lists_per_field_what_it_would_change(reader, history, monkeyp
 
 
 def test_a_dry_run_whose_changes_cannot_be_read_still_shows(reader, history, monkeypatch):
-    import picsweb_sync.dry_run as dry_run
+    import picsweb_sync.run.dry_run as dry_run
 
     def broken(conn, run_id):
         raise RuntimeError("change set table missing")

@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sync_page import run_story
 
-from picsweb_sync.project_tables import (
+from picsweb_sync.storage.project_tables import (
     project_metadata,
     sync_outbox,
     sync_run_count,

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sync_page import changes
 
-from picsweb_sync import dry_run
+from picsweb_sync.run import dry_run
 from tests.data.test_mssql_compile import NOT_TSQL, tsql
 from tests.sync_page import run_changes_client as client
 from tests.sync_page.run_changes_client import HTML, _all, _api, _get, _key, _rejects_of

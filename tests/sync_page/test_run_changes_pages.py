@@ -17,7 +17,7 @@ from fastapi.testclient import TestClient
 from sync_page import changes
 from sync_page.app import URL_PREFIX, Sources, create_app
 
-from picsweb_sync.project_tables import (
+from picsweb_sync.storage.project_tables import (
     PICSWEB_SIDE_TABLES,
     ensure_project_tables,
     sync_audit,

@@ -10,7 +10,8 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from picsweb_sync import onefile_fields, push
+from picsweb_sync.onefile import fields as onefile_fields
+from picsweb_sync.stages import push
 
 AIM, OTHER_AIM, UNLINKED_AIM, GONE_AIM = 500001, 500002, 500003, 500099
 

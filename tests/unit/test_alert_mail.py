@@ -1,4 +1,4 @@
-"""The alert mail a person reads (``picsweb_sync.alert_mail``): the UK day the run covers
+"""The alert mail a person reads (``picsweb_sync.run.alert_mail``): the UK day the run covers
 (clock changes included), the summary under human labels, one first step per reason the
 run is in the mail (table-driven); and the mail as sent to a real local SMTP server
 (aiosmtpd) from a real staging database (SQLite), parsed with the ``email`` package: a
@@ -15,10 +15,10 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk import DAG
 
-from picsweb_sync import alert_mail, alerts
-from picsweb_sync import project_tables as pt
-from picsweb_sync.summary import SUMMARY_KEYS
-from picsweb_sync.summary_labels import SUMMARY_LABELS, label
+from picsweb_sync.run import alert_mail, alerts
+from picsweb_sync.run.summary import SUMMARY_KEYS
+from picsweb_sync.run.summary_labels import SUMMARY_LABELS, label
+from picsweb_sync.storage import project_tables as pt
 from tests.support.failed_runs import record_failed_run
 from tests.support.smtp import SmtpServer
 

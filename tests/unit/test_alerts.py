@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk import DAG
 
-from picsweb_sync import alerts
-from picsweb_sync import project_tables as pt
+from picsweb_sync.run import alerts
+from picsweb_sync.storage import project_tables as pt
 from tests.support.failed_runs import record_failed_run
 from tests.support.smtp import SmtpServer
 
@@ -198,7 +198,7 @@ def test_a_run_that_crossed_a_threshold_says_so(smtp, staging, monkeypatch):
 
 
 def test_without_the_connection_alerts_are_off(smtp, staging, monkeypatch, caplog):
-    caplog.set_level(logging.INFO, logger="picsweb_sync.alerts")
+    caplog.set_level(logging.INFO, logger="picsweb_sync.run.alerts")
     monkeypatch.delenv("AIRFLOW_CONN_SYNC_ALERTS_SMTP", raising=False)
     _record(staging, "x: y")
     alerts.SyncAlertNotifier()(_context())
@@ -217,7 +217,7 @@ def test_without_the_connection_alerts_are_off(smtp, staging, monkeypatch, caplo
 def test_a_mail_that_cannot_go_is_logged_never_raised(
     smtp, staging, monkeypatch, caplog, change, expected
 ):
-    caplog.set_level(logging.INFO, logger="picsweb_sync.alerts")
+    caplog.set_level(logging.INFO, logger="picsweb_sync.run.alerts")
     conn = smtp.connection("team@example.org", "a@example.org")
     conn.update({k: v for k, v in change.items() if k != "extra"})
     if "extra" in change:

@@ -26,9 +26,9 @@ import sqlalchemy as sa
 
 from onefile_simulator import __main__ as simulator_cli
 from onefile_simulator import generate_dataset
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables as pt
-from picsweb_sync.engines import url_for_connection
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables as pt
+from picsweb_sync.storage.engines import url_for_connection
 from sync_demo import cli, dag_runs
 
 UK = ZoneInfo("Europe/London")

@@ -8,7 +8,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from picsweb_sync import dry_run
+from picsweb_sync.run import dry_run
 
 TQ = "trainee_qualification"
 

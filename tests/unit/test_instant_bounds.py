@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from picsweb_sync.onefile_fields import parse_learning_aims, parse_reviews
+from picsweb_sync.onefile.fields import parse_learning_aims, parse_reviews
 
 OUTSIDE = "outside 0001-01-02 to 9999-12-30 (UTC), the instants every database holds"
 

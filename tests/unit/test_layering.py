@@ -1,11 +1,21 @@
-"""The data layer is layered: a write goes down through tables to frames, never back up.
+"""The package is layered: each floor imports its own floor or lower ones, never a higher one.
 
-Bottom to top: frames <-> SQL and engines (``sqlframes``, ``engines``: no project
-knowledge), the table definitions and their queries (``picsweb_tables``,
-``project_tables.*``), the set-based PICSWeb writes (``picsweb_writes``), then everything
-else (the stages: extract, merge_stage, load, push, report, dry_run...). A module may
-import its own layer or lower ones, never a higher one. Imports are read from the source
-(AST), function-level and ``TYPE_CHECKING`` ones included, so nothing is imported to check.
+Bottom to top:
+- storage: frames <-> SQL and engines (``storage.sqlframes``, ``storage.engines``: no
+  project knowledge), then the table definitions and their queries
+  (``storage.picsweb_tables``, ``storage.project_tables.*``), then the set-based PICSWeb
+  writes (``storage.picsweb_writes``);
+- ``onefile``: OneFile's names, its JSON rows parsed to frames, UK dates;
+- ``rules``: the sync rules, pure pandas (tests/unit/test_layout.py keeps SQL and Airflow
+  out of them);
+- ``run``: a run's machinery (context, window, settings, locks, freshness, call budget,
+  dry run, summary, note, alerts);
+- ``stages``: the DAG's task bodies (extract, merge, load, push, start/finish);
+- ``preflight``: the read-only checks, on top, and never through a stage.
+
+So a write goes down through tables to frames, and a rule never reaches storage. Imports
+are read from the source (AST), function-level and ``TYPE_CHECKING`` ones included, so
+nothing is imported to check.
 """
 
 from __future__ import annotations
@@ -22,14 +32,32 @@ PACKAGE = "picsweb_sync"
 FIRST_PARTY = (PACKAGE, "sync_demo", "onefile", "onefile_simulator")
 
 LAYERS: dict[str, int] = {
-    "picsweb_sync.sqlframes": 0,
-    "picsweb_sync.engines": 0,
-    "picsweb_sync.picsweb_tables": 1,
-    "picsweb_sync.project_tables": 1,
-    "picsweb_sync.picsweb_writes": 2,
+    "picsweb_sync.storage": 0,
+    "picsweb_sync.storage.sqlframes": 0,
+    "picsweb_sync.storage.engines": 0,
+    "picsweb_sync.storage.picsweb_tables": 1,
+    "picsweb_sync.storage.project_tables": 1,
+    "picsweb_sync.storage.picsweb_writes": 2,
+    "picsweb_sync.onefile": 3,
+    "picsweb_sync.rules": 4,
+    "onefile": 5,  # the Airflow hook (plugins/onefile): I/O at the edge, for run and stages
+    "picsweb_sync.run": 6,
+    "picsweb_sync.stages": 7,
+    "picsweb_sync.preflight": 8,
 }
 TOP = max(LAYERS.values()) + 1
-NAMES = {0: "frames/engines", 1: "tables", 2: "PICSWeb writes", TOP: "stages"}
+NAMES = {
+    0: "frames/engines",
+    1: "tables",
+    2: "PICSWeb writes",
+    3: "OneFile",
+    4: "rules",
+    5: "OneFile hook",
+    6: "run machinery",
+    7: "stages",
+    8: "preflight",
+    TOP: "outside the sync",
+}
 
 
 def layer_of(module: str) -> int | None:
@@ -68,48 +96,90 @@ def test_no_lower_layer_imports_a_higher_one():
 
 def test_every_listed_module_exists():
     for module in LAYERS:
-        path = INCLUDE.joinpath(*module.split("."))
+        root = INCLUDE if module.startswith(PACKAGE) else INCLUDE.parent / "plugins"
+        path = root.joinpath(*module.split("."))
         assert path.with_suffix(".py").is_file() or (path / "__init__.py").is_file(), module
 
 
+def test_every_module_of_the_sync_has_a_floor():
+    """A module added beside the floors (``picsweb_sync/new.py``) would sit outside the map
+    and pass every check: each one must be under a listed floor."""
+    unplaced = [
+        name for name in modules_of(INCLUDE, PACKAGE) if name != PACKAGE and layer_of(name) == TOP
+    ]
+    assert unplaced == []
+
+
 def test_the_layers_are_in_use():
-    """The stage modules do reach the data layer through the writes and the tables (a map
-    that matched nothing would pass every check above)."""
-    load = imported_modules(INCLUDE / PACKAGE / "load.py", INCLUDE)
-    assert {layer_of(target) for _, target in load} >= {1, 2}
+    """The stages do reach the data layer through the writes and the tables, the run
+    machinery and the rules (a map that matched nothing would pass every check above)."""
+    load = imported_modules(INCLUDE / PACKAGE / "stages" / "load.py", INCLUDE)
+    assert {layer_of(target) for _, target in load} >= {1, 2, 6}
+    merge = imported_modules(INCLUDE / PACKAGE / "stages" / "merge.py", INCLUDE)
+    assert 4 in {layer_of(target) for _, target in merge}
+
+
+def test_the_preflight_never_goes_through_a_stage():
+    """The preflight counts what a first run would touch with the rules and OneFile's
+    names where they live, not by importing a task body (which would run its imports,
+    and tie a read-only check to a writing stage)."""
+    found = []
+    for path in sorted((INCLUDE / PACKAGE / "preflight").rglob("*.py")):
+        for line, target in imported_modules(path, INCLUDE):
+            if target.startswith(f"{PACKAGE}.stages"):
+                found.append(f"{path.relative_to(INCLUDE)}:{line} imports {target}")
+    assert found == []
 
 
 # The checker itself, on a small source tree: (file, source, the violation it must report).
 CASES = [
-    ("sqlframes.py", "from picsweb_sync import picsweb_tables\n", "imports picsweb_sync.picsweb_tables (tables)"),
-    ("sqlframes.py", "import picsweb_sync.load\n", "imports picsweb_sync.load (stages)"),
-    ("engines.py", "from sync_demo import cli\n", "imports sync_demo (stages)"),
-    ("project_tables/outbox.py", "from picsweb_sync.picsweb_writes import apply_updates\n",
-     "imports picsweb_sync.picsweb_writes (PICSWeb writes)"),
-    ("project_tables/outbox.py", "from .. import load\n", "imports picsweb_sync.load (stages)"),
-    ("project_tables/__init__.py", "from ..push import x\n", "imports picsweb_sync.push (stages)"),
-    ("picsweb_writes.py", "def f():\n    from picsweb_sync import push\n",
-     "picsweb_writes.py:2 (PICSWeb writes) imports picsweb_sync.push (stages)"),
-    ("picsweb_writes.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from picsweb_sync.runtime import RunContext\n",
-     "imports picsweb_sync.runtime (stages)"),
-    ("sqlframes.py", "import pandas\nfrom sqlalchemy import select\n", None),
-    ("project_tables/outbox.py", "from . import common\nfrom picsweb_sync.sqlframes import plain\n", None),
-    ("project_tables/retention.py", "from picsweb_sync.project_tables import outbox\n", None),
-    ("picsweb_writes.py", "from picsweb_sync.project_tables.audit_log import audit\n", None),
-    ("load.py", "from picsweb_sync import picsweb_writes, sqlframes\n", None),
+    ("storage/sqlframes.py", "from picsweb_sync.storage import picsweb_tables\n",
+     "imports picsweb_sync.storage.picsweb_tables (tables)"),
+    ("storage/sqlframes.py", "import picsweb_sync.stages.load\n", "imports picsweb_sync.stages.load (stages)"),
+    ("storage/engines.py", "from sync_demo import cli\n", "imports sync_demo (outside the sync)"),
+    ("storage/project_tables/outbox.py", "from picsweb_sync.storage.picsweb_writes import apply_updates\n",
+     "imports picsweb_sync.storage.picsweb_writes (PICSWeb writes)"),
+    ("storage/project_tables/outbox.py", "from ...stages import load\n", "imports picsweb_sync.stages.load (stages)"),
+    ("storage/project_tables/__init__.py", "from ...stages.push import x\n", "imports picsweb_sync.stages.push (stages)"),
+    ("storage/picsweb_writes.py", "def f():\n    from picsweb_sync.stages import push\n",
+     "storage/picsweb_writes.py:2 (PICSWeb writes) imports picsweb_sync.stages.push (stages)"),
+    ("storage/picsweb_writes.py", "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from picsweb_sync.run.runtime import RunContext\n",
+     "imports picsweb_sync.run.runtime (run machinery)"),
+    ("rules/reviews.py", "from picsweb_sync.storage import sqlframes\n", None),
+    ("rules/reviews.py", "from picsweb_sync.run.window import plan_run\n", "imports picsweb_sync.run.window (run machinery)"),
+    ("onefile/fields.py", "from picsweb_sync.rules import blank\n", "imports picsweb_sync.rules.blank (rules)"),
+    ("run/locks.py", "from picsweb_sync.stages import load\n", "imports picsweb_sync.stages.load (stages)"),
+    ("stages/load.py", "from picsweb_sync.preflight import cli\n", "imports picsweb_sync.preflight.cli (preflight)"),
+    ("storage/picsweb_writes.py", "from onefile.hook import OneFileHook\n", "imports onefile.hook (OneFile hook)"),
+    ("run/runtime.py", "from onefile.hook import OneFileHook\n", None),
+    ("storage/sqlframes.py", "import pandas\nfrom sqlalchemy import select\n", None),
+    ("storage/project_tables/outbox.py", "from . import common\nfrom picsweb_sync.storage.sqlframes import plain\n", None),
+    ("storage/project_tables/retention.py", "from picsweb_sync.storage.project_tables import outbox\n", None),
+    ("storage/picsweb_writes.py", "from picsweb_sync.storage.project_tables.audit_log import audit\n", None),
+    ("stages/load.py", "from picsweb_sync.storage import picsweb_writes, sqlframes\n", None),
+    ("stages/push.py", "from picsweb_sync.stages import merge\nfrom picsweb_sync.run import locks\n", None),
 ]  # fmt: skip
+
+TREE = {
+    "storage": ("sqlframes", "engines", "picsweb_tables", "picsweb_writes"),
+    "storage/project_tables": ("common", "outbox", "audit_log", "retention"),
+    "onefile": ("fields",),
+    "rules": ("blank", "reviews"),
+    "run": ("locks", "window", "runtime"),
+    "stages": ("load", "push", "merge"),
+    "preflight": ("cli",),
+}
 
 
 @pytest.mark.parametrize(("file", "source", "expected"), CASES)
 def test_the_checker_finds_an_upward_import(tmp_path, file, source, expected):
     package = tmp_path / PACKAGE
-    for name in ("sqlframes", "engines", "picsweb_tables", "picsweb_writes", "load", "push"):
-        package.mkdir(exist_ok=True)
-        (package / f"{name}.py").write_text("")
-    for name in ("__init__", "common", "outbox", "audit_log", "retention"):
-        (package / "project_tables").mkdir(exist_ok=True)
-        (package / "project_tables" / f"{name}.py").write_text("")
+    package.mkdir()
     (package / "__init__.py").write_text("")
+    for folder, names in TREE.items():
+        (package / folder).mkdir(parents=True, exist_ok=True)
+        for name in ("__init__", *names):
+            (package / folder / f"{name}.py").write_text("")
     (package / file).write_text(source)
     found = violations(tmp_path)
     if expected is None:

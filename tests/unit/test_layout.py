@@ -3,7 +3,7 @@
 - Nothing in ``picsweb_sync`` imports ``onefile_simulator`` (nor the demo, ``sync_demo``,
   which drives it): a deployment that ships the sync ships neither the simulator nor its
   data generator.
-- Nothing in ``picsweb_sync.merge`` imports SQLAlchemy or Airflow, by itself or through the
+- Nothing in ``picsweb_sync.rules`` imports SQLAlchemy or Airflow, by itself or through the
   ``picsweb_sync`` modules it imports: the rules are pandas, DataFrames in and change sets
   out; reading their inputs and storing their decisions is ``merge_stage``'s.
 
@@ -30,7 +30,7 @@ from tests.support.imports import imports_in, modules_of
 REPO = Path(__file__).resolve().parents[2]
 INCLUDE = REPO / "include"
 SYNC = "picsweb_sync"
-MERGE = "picsweb_sync.merge"
+MERGE = "picsweb_sync.rules"
 NOT_IN_THE_SYNC = frozenset({"onefile_simulator", "sync_demo"})
 NOT_IN_THE_RULES = frozenset({"sqlalchemy", "airflow"})
 
@@ -135,53 +135,53 @@ def test_the_rules_do_reach_other_modules_of_the_sync():
         for path in modules_of(INCLUDE, MERGE).values()
         for _, target in imports_in(path, INCLUDE, set(known))
     }
-    assert {"picsweb_sync.ukdates", "picsweb_sync.onefile_names"} <= reached
+    assert {"picsweb_sync.onefile.ukdates", "picsweb_sync.onefile.names"} <= reached
 
 
 # ----- the source checker, on small trees: (check, files, what it must report) -------------
 TREE = {
     "picsweb_sync/__init__.py": "",
-    "picsweb_sync/window.py": "import datetime\n",
+    "picsweb_sync/run/window.py": "import datetime\n",
     "picsweb_sync/db.py": "import sqlalchemy as sa\n",
-    "picsweb_sync/ukdates.py": "import pandas as pd\n",
-    "picsweb_sync/merge/__init__.py": "",
-    "picsweb_sync/merge/blank.py": "import pandas as pd\n",
-    "picsweb_sync/merge/rules.py": "import pandas as pd\n",
+    "picsweb_sync/onefile/ukdates.py": "import pandas as pd\n",
+    "picsweb_sync/rules/__init__.py": "",
+    "picsweb_sync/rules/blank.py": "import pandas as pd\n",
+    "picsweb_sync/rules/rules.py": "import pandas as pd\n",
 }
 SIM, RULES = (SYNC, NOT_IN_THE_SYNC), (MERGE, NOT_IN_THE_RULES)
 CASES = [
-    (SIM, {"picsweb_sync/window.py": "import onefile_simulator\n"},
-     "picsweb_sync/window.py:1 imports onefile_simulator"),
-    (SIM, {"picsweb_sync/merge/rules.py": "from onefile_simulator.generator import x\n"},
-     "picsweb_sync/merge/rules.py:1 imports onefile_simulator.generator"),
+    (SIM, {"picsweb_sync/run/window.py": "import onefile_simulator\n"},
+     "picsweb_sync/run/window.py:1 imports onefile_simulator"),
+    (SIM, {"picsweb_sync/rules/rules.py": "from onefile_simulator.generator import x\n"},
+     "picsweb_sync/rules/rules.py:1 imports onefile_simulator.generator"),
     (SIM, {"picsweb_sync/db.py": "def f():\n    import onefile_simulator.server\n"},
      "picsweb_sync/db.py:2 imports onefile_simulator.server"),
-    (SIM, {"picsweb_sync/window.py": "import importlib\nimportlib.import_module('onefile_simulator')\n"},
-     "picsweb_sync/window.py:2 imports onefile_simulator"),
+    (SIM, {"picsweb_sync/run/window.py": "import importlib\nimportlib.import_module('onefile_simulator')\n"},
+     "picsweb_sync/run/window.py:2 imports onefile_simulator"),
     (SIM, {"picsweb_sync/__init__.py": "from sync_demo import cli\n"},
      "picsweb_sync/__init__.py:1 imports sync_demo"),
-    (SIM, {"picsweb_sync/window.py": "from onefile.hook import OneFileHook\nimport onefile_simulatorish\n"},
+    (SIM, {"picsweb_sync/run/window.py": "from onefile.hook import OneFileHook\nimport onefile_simulatorish\n"},
      None),
-    (RULES, {"picsweb_sync/merge/rules.py": "import sqlalchemy as sa\n"},
-     "picsweb_sync/merge/rules.py:1 imports sqlalchemy (picsweb_sync.merge.rules)"),
-    (RULES, {"picsweb_sync/merge/blank.py": "from airflow.sdk import task\n"},
-     "picsweb_sync/merge/blank.py:1 imports airflow.sdk"),
-    (RULES, {"picsweb_sync/merge/rules.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sqlalchemy import Engine\n"},
-     "picsweb_sync/merge/rules.py:3 imports sqlalchemy"),
-    (RULES, {"picsweb_sync/merge/rules.py": "from picsweb_sync import db\n"},
-     "picsweb_sync/db.py:1 imports sqlalchemy (picsweb_sync.merge.rules -> picsweb_sync.db)"),
-    (RULES, {"picsweb_sync/merge/rules.py": "from ..db import x\n"},
-     "picsweb_sync/db.py:1 imports sqlalchemy (picsweb_sync.merge.rules -> picsweb_sync.db)"),
-    (RULES, {"picsweb_sync/merge/rules.py": "from picsweb_sync.ukdates import x\n",
-             "picsweb_sync/ukdates.py": "from picsweb_sync.window import y\n",
-             "picsweb_sync/window.py": "def f():\n    from airflow.sdk import Variable\n"},
-     "picsweb_sync/window.py:2 imports airflow.sdk (picsweb_sync.merge.rules -> "
-     "picsweb_sync.ukdates -> picsweb_sync.window)"),
+    (RULES, {"picsweb_sync/rules/rules.py": "import sqlalchemy as sa\n"},
+     "picsweb_sync/rules/rules.py:1 imports sqlalchemy (picsweb_sync.rules.rules)"),
+    (RULES, {"picsweb_sync/rules/blank.py": "from airflow.sdk import task\n"},
+     "picsweb_sync/rules/blank.py:1 imports airflow.sdk"),
+    (RULES, {"picsweb_sync/rules/rules.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from sqlalchemy import Engine\n"},
+     "picsweb_sync/rules/rules.py:3 imports sqlalchemy"),
+    (RULES, {"picsweb_sync/rules/rules.py": "from picsweb_sync import db\n"},
+     "picsweb_sync/db.py:1 imports sqlalchemy (picsweb_sync.rules.rules -> picsweb_sync.db)"),
+    (RULES, {"picsweb_sync/rules/rules.py": "from ..db import x\n"},
+     "picsweb_sync/db.py:1 imports sqlalchemy (picsweb_sync.rules.rules -> picsweb_sync.db)"),
+    (RULES, {"picsweb_sync/rules/rules.py": "from picsweb_sync.onefile.ukdates import x\n",
+             "picsweb_sync/onefile/ukdates.py": "from picsweb_sync.run.window import y\n",
+             "picsweb_sync/run/window.py": "def f():\n    from airflow.sdk import Variable\n"},
+     "picsweb_sync/run/window.py:2 imports airflow.sdk (picsweb_sync.rules.rules -> "
+     "picsweb_sync.onefile.ukdates -> picsweb_sync.run.window)"),
     (RULES, {"picsweb_sync/__init__.py": "import sqlalchemy\n"},  # run by every import of it
-     "picsweb_sync/__init__.py:1 imports sqlalchemy (picsweb_sync.merge -> picsweb_sync)"),
-    (RULES, {"picsweb_sync/merge/rules.py": "from . import blank\nfrom .. import ukdates\nimport pandas\n"},
+     "picsweb_sync/__init__.py:1 imports sqlalchemy (picsweb_sync.rules -> picsweb_sync)"),
+    (RULES, {"picsweb_sync/rules/rules.py": "from . import blank\nfrom .. import ukdates\nimport pandas\n"},
      None),
-    (RULES, {"picsweb_sync/window.py": "import sqlalchemy\n"}, None),  # never reached from merge
+    (RULES, {"picsweb_sync/run/window.py": "import sqlalchemy\n"}, None),  # never reached from merge
 ]  # fmt: skip
 
 

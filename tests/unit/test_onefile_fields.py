@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, UnicodeText
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync.onefile_fields import (
+from picsweb_sync.onefile.fields import (
     FIELDS,
     ONEFILE_ENTITY,
     ONEFILE_NAMES,
@@ -24,7 +23,8 @@ from picsweb_sync.onefile_fields import (
     parse_learning_aims,
     parse_reviews,
 )
-from picsweb_sync.project_tables import STAGING
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage.project_tables import STAGING
 
 LEARNER = {
     "ID": 100001,

@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from picsweb_sync import run_note
+from picsweb_sync.run import note as run_note
 
 PASSWORD = "pw-Zq81-never-logged"
 TOKEN = "tok-Jx55-never-logged"
@@ -91,7 +91,7 @@ def _use_connection(monkeypatch, port, password=PASSWORD, **fields):
 
 @pytest.fixture
 def logs(caplog):
-    caplog.set_level(logging.INFO, logger="picsweb_sync.run_note")
+    caplog.set_level(logging.INFO, logger="picsweb_sync.run.note")
     return caplog
 
 

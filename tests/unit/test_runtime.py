@@ -9,9 +9,9 @@ import pandas as pd
 import pytest
 from airflow.sdk.api.datamodels._generated import DagRun, DagRunType
 
-from picsweb_sync.report import failure_summary
-from picsweb_sync.runtime import RunContext, error_text, run_type_value
-from picsweb_sync.window import RunMode
+from picsweb_sync.run.runtime import RunContext, error_text, run_type_value
+from picsweb_sync.run.window import RunMode
+from picsweb_sync.stages.start_finish import failure_summary
 
 START = datetime(2026, 3, 19, 2, 0, tzinfo=UTC)
 END = datetime(2026, 3, 20, 2, 0, tzinfo=UTC)

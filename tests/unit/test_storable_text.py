@@ -1,4 +1,4 @@
-"""The rule "a text is storable" (picsweb_sync.project_tables.storable_text), and every OneFile
+"""The rule "a text is storable" (picsweb_sync.storage.project_tables.storable_text), and every OneFile
 text field following it (issue 18, case 7: one value never stops a run).
 
 The expected answers are written by hand. That the rule matches what SQLite and PostgreSQL
@@ -13,14 +13,14 @@ from dataclasses import dataclass
 import pandas as pd
 import pytest
 
-from picsweb_sync.onefile_fields import (
+from picsweb_sync.onefile.fields import (
     FIELDS,
     parse_assessors,
     parse_learners,
     parse_learning_aims,
     parse_reviews,
 )
-from picsweb_sync.project_tables.storable_text import (
+from picsweb_sync.storage.project_tables.storable_text import (
     is_storable,
     storable,
     storable_texts,

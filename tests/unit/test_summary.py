@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from picsweb_sync.summary import (
+from picsweb_sync.run.summary import (
     NOTE_MAX_CHARS,
     SUMMARY_KEYS,
     THRESHOLD_DEFAULTS,

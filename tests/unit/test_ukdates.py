@@ -8,7 +8,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from picsweb_sync.ukdates import (
+from picsweb_sync.onefile.ukdates import (
     date_to_onefile,
     format_instant,
     parse_instant,

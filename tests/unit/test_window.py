@@ -2,7 +2,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from picsweb_sync.window import RunMode, SyncPlan, plan_run
+from picsweb_sync.run.window import RunMode, SyncPlan, plan_run
 
 START = datetime(2026, 3, 28, tzinfo=UTC)
 END = datetime(2026, 3, 29, tzinfo=UTC)

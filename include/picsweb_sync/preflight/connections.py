@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, Engine
 
-from picsweb_sync.engines import engine_for_url, url_for_connection
+from picsweb_sync.storage.engines import engine_for_url, url_for_connection
 
 Lookup = Callable[[str], Any]
 

@@ -16,10 +16,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from picsweb_sync import project_tables
 from picsweb_sync.preflight.findings import Check, Level, Report
 from picsweb_sync.preflight.picsweb import own_tables_checks, picsweb_checks
-from picsweb_sync.runtime import RunContext
+from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.storage import project_tables
 
 log = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ the first page of each search only, so they are a sample, and say so.
 
 from __future__ import annotations
 
-from picsweb_sync.merge import qualifications
 from picsweb_sync.preflight.findings import Check, Level
 from picsweb_sync.preflight.onefile import Sample
 from picsweb_sync.preflight.picsweb import PicswebFacts, upload_counts
+from picsweb_sync.rules import qualifications
 
 
 def first_run_checks(facts: PicswebFacts, sample: Sample | None) -> list[Check]:

@@ -5,7 +5,7 @@ and the rate-limit headers, all with reads only.
 The only calls made are ``POST /Authentication``, ``POST /Organisation/Search`` and
 ``POST /{Entity}/Search/{page}/{size}`` (searches are reads sent as POST): never an update or
 a create (tests/preflight proves it against the simulator's call log). The field names and
-what makes a row a reject come from :mod:`picsweb_sync.onefile_fields` itself (``FIELDS``,
+what makes a row a reject come from :mod:`picsweb_sync.onefile.fields` itself (``FIELDS``,
 ``parse_rows``), so the preflight judges a page exactly as the extract would.
 """
 
@@ -29,10 +29,11 @@ from onefile.hook import (
     SearchPage,
     format_instant,
 )
-from picsweb_sync import extract, onefile_fields, push
-from picsweb_sync.merge import qualifications
+from picsweb_sync.onefile import fields as onefile_fields
 from picsweb_sync.preflight.findings import Check, Level
-from picsweb_sync.window import plan_run
+from picsweb_sync.rules import qualifications
+from picsweb_sync.run.window import plan_run
+from picsweb_sync.stages import extract, push
 
 # The sync's searches, per parsed entity: (OneFile entity, filters for one organisation).
 Search = tuple[str, str, dict[str, Any]]
@@ -94,7 +95,7 @@ def written_fields() -> dict[str, list[str]]:
 
 
 def searches(organisation_id: int, now: datetime) -> list[Search]:
-    """The sync's searches for one organisation (``picsweb_sync.extract``), with the review
+    """The sync's searches for one organisation (``picsweb_sync.stages.extract``), with the review
     window of a daily run today."""
     plan = plan_run(
         run_type="scheduled",
@@ -470,7 +471,7 @@ def field_checks(entity: str, sample: Sample) -> list[Check]:
                     f"absent from all {len(objects)} rows; OneFile sent fields the sync does "
                     f"not read: {', '.join(unread) or 'none'}",
                     "if OneFile names it otherwise (one of those?), correct JSON_FIELDS in "
-                    "include/picsweb_sync/onefile_names.py: without it the sync reads it "
+                    "include/picsweb_sync/onefile/names.py: without it the sync reads it "
                     "as empty on every row"
                     + (
                         "" if level is Level.WARNING else ", so it syncs nothing or the wrong thing"

@@ -23,9 +23,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
-from picsweb_sync import picsweb_tables as pw
-from picsweb_sync import project_tables
-from picsweb_sync.merge import reviews as review_rules
 from picsweb_sync.preflight.findings import Check, Level
 from picsweb_sync.preflight.schema import (
     INSERTED,
@@ -35,16 +32,19 @@ from picsweb_sync.preflight.schema import (
     reflect,
     table_checks,
 )
-from picsweb_sync.settings import (
+from picsweb_sync.rules import reviews as review_rules
+from picsweb_sync.run.settings import (
     SettingsError,
     SyncSettings,
     parse_organisation_ids,
     parse_settings,
 )
-from picsweb_sync.sqlframes import read_frame
+from picsweb_sync.storage import picsweb_tables as pw
+from picsweb_sync.storage import project_tables
+from picsweb_sync.storage.sqlframes import read_frame
 
-PICSWEB_DEFINITIONS = "include/picsweb_sync/picsweb_tables.py"
-OWN_DEFINITIONS = "include/picsweb_sync/project_tables/"
+PICSWEB_DEFINITIONS = "include/picsweb_sync/storage/picsweb_tables.py"
+OWN_DEFINITIONS = "include/picsweb_sync/storage/project_tables/"
 WRITE_PRIVILEGES = ("UPDATE", "INSERT", "DELETE")
 
 
@@ -585,7 +585,7 @@ def _own_tables_check(
             "the sync's own tables",
             f"{state}; {'; '.join(problems)}",
             "let the connection's login create tables in its default schema (or create "
-            "them once as an owner: they are in include/picsweb_sync/project_tables/), and read, insert, "
+            "them once as an owner: they are in include/picsweb_sync/storage/project_tables/), and read, insert, "
             "update and delete in them",
             {"missing": missing, "problems": problems},
         )

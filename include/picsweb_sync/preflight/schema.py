@@ -1,8 +1,8 @@
 """The tables a database really has, compared with the sync's own definitions.
 
-The definitions are the reference: :mod:`picsweb_sync.picsweb_tables` for PICSWeb (the
+The definitions are the reference: :mod:`picsweb_sync.storage.picsweb_tables` for PICSWeb (the
 contract's tables, with the lengths the sync checks OneFile values against) and
-:mod:`picsweb_sync.project_tables` for the sync's own ``sync_*`` tables. The database is
+:mod:`picsweb_sync.storage.project_tables` for the sync's own ``sync_*`` tables. The database is
 read through SQLAlchemy's inspector (the same reflection on SQL Server, PostgreSQL and
 SQLite), so nothing here is a hand-written catalog query.
 
@@ -23,9 +23,9 @@ from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.engine.reflection import Inspector
 from sqlalchemy.types import TypeEngine
 
-from picsweb_sync.merge import qualifications, reviews
 from picsweb_sync.preflight.findings import Check, Level
-from picsweb_sync.sqlframes import value_kind
+from picsweb_sync.rules import qualifications, reviews
+from picsweb_sync.storage.sqlframes import value_kind
 
 # The PICSWeb columns the sync writes, per table, from the rules that write them.
 WRITTEN: dict[str, frozenset[str]] = {
