@@ -80,9 +80,7 @@ def merge_qualifications(
     linked_learners = learner_ids.isin(trainees["onefile_learner_id"].dropna())
     learning_aims, duplicates, conflicting = distinct_copies(learning_aims, "learning_aim_id")
     links, link_updates, counts = match_learning_aims(learning_aims, trainees, qualifications)
-    pairs = links.merge(learning_aims, on="learning_aim_id").merge(
-        qualifications, on="tq_id", suffixes=(_OF, _PW)
-    )
+    pairs = linked_pairs(links, learning_aims, qualifications)
     with_units = pairs["tq_id"].isin(units["tq_id"])
     picsweb = [link_updates, elements_from_onefile(pairs[~with_units])]
     onefile = []
@@ -102,6 +100,16 @@ def merge_qualifications(
         **changes.rule_counts(ONEFILE_RULES, onefile_updates, "onefile_"),
     }
     return QualificationMerge(picsweb_updates, onefile_updates, counts)
+
+
+def linked_pairs(
+    links: pd.DataFrame, learning_aims: pd.DataFrame, qualifications: pd.DataFrame
+) -> pd.DataFrame:
+    """Each linked aim beside its qualification: OneFile's columns suffixed ``_onefile``,
+    PICSWeb's ``_picsweb`` (the frame rules 1-4 and the drift report compare)."""
+    return links.merge(learning_aims, on="learning_aim_id").merge(
+        qualifications, on="tq_id", suffixes=(_OF, _PW)
+    )
 
 
 def distinct_copies(frame: pd.DataFrame, key: str) -> tuple[pd.DataFrame, int, int]:
@@ -139,6 +147,45 @@ def match_learning_aims(
 
     Returns (``learning_aim_id``/``tq_id`` pairs, the ``match_learning_aim`` updates that
     record new links, counts). Null keys never match: pandas would pair NA with NA.
+    The counts are :func:`aim_link_outcomes`' outcomes, counted.
+    """
+    outcomes = aim_link_outcomes(learning_aims, trainees, qualifications)
+    by_code = outcomes[outcomes["outcome"].eq(LINKED_BY_CODE)]
+    link_updates = changes.picsweb_updates(
+        TABLE,
+        by_code["tq_id"],
+        "onefile_learning_aim_id",
+        pd.Series(None, index=by_code.index, dtype=object),
+        by_code["learning_aim_id"],
+        LINK_RULE,
+    )
+    made = outcomes["outcome"].value_counts()
+    counts = {f"aims_{outcome}": int(made.get(outcome, 0)) for outcome in LINK_OUTCOMES}
+    linked = outcomes["outcome"].isin((LINKED_BY_ID, LINKED_BY_CODE))
+    links = outcomes.loc[linked, ["learning_aim_id", "tq_id"]].reset_index(drop=True)
+    links["tq_id"] = links["tq_id"].astype("Int64")
+    return links, link_updates, counts
+
+
+# What became of each aim's link, in the order they are tried (also the count names).
+LINKED_BY_ID, CLAIMED_TWICE, LINKED_BY_CODE = "linked_by_id", "claimed_twice", "linked_by_code"
+AMBIGUOUS_CODE, UNMATCHED, LEARNER_UNLINKED = "ambiguous_code", "unmatched", "learner_unlinked"
+LINK_OUTCOMES = (
+    LINKED_BY_ID, CLAIMED_TWICE, LINKED_BY_CODE, AMBIGUOUS_CODE, UNMATCHED, LEARNER_UNLINKED
+)  # fmt: skip
+
+
+def aim_link_outcomes(
+    learning_aims: pd.DataFrame, trainees: pd.DataFrame, qualifications: pd.DataFrame
+) -> pd.DataFrame:
+    """Per aim (one row per ``learning_aim_id`` of ``learning_aims``): ``outcome`` (one of
+    :data:`LINK_OUTCOMES`) and ``tq_id`` (the qualification it is linked to, else NA).
+
+    A qualification already linked to the aim by ID is its pair, unless two claim it
+    (``claimed_twice``: neither is paired). Otherwise an aim of a linked trainee is paired
+    by code with the one unlinked qualification of that trainee with the same code, where
+    neither side has another candidate (else ``ambiguous_code``; none: ``unmatched``). An
+    aim whose learner no trainee claims is ``learner_unlinked``.
     """
     by_id = learning_aims[["learning_aim_id"]].merge(
         qualifications[["tq_id", "onefile_learning_aim_id"]].dropna(),
@@ -153,31 +200,31 @@ def match_learning_aims(
         right_on="onefile_learner_id",
     )
     by_code, ambiguous = _match_by_code(with_trainee, qualifications)
-    link_updates = changes.picsweb_updates(
-        TABLE,
-        by_code["tq_id"],
-        "onefile_learning_aim_id",
-        pd.Series(None, index=by_code.index, dtype=object),
-        by_code["learning_aim_id"],
-        LINK_RULE,
-    )
-    counts = {
-        "aims_linked_by_id": int((~claimed_twice).sum()),
-        "aims_claimed_twice": int(by_id.loc[claimed_twice, "learning_aim_id"].nunique()),
-        "aims_linked_by_code": len(by_code),
-        "aims_ambiguous_code": ambiguous,
-        "aims_unmatched": len(with_trainee) - len(by_code) - ambiguous,
-        "aims_learner_unlinked": len(rest) - len(with_trainee),
-    }
-    links = pd.concat([by_id[~claimed_twice], by_code], ignore_index=True)
-    return links, link_updates, counts
+    outcome = pd.Series(LEARNER_UNLINKED, index=learning_aims.index, dtype="string")
+    aim = learning_aims["learning_aim_id"]
+    outcome[aim.isin(with_trainee["learning_aim_id"])] = UNMATCHED
+    outcome[aim.isin(ambiguous)] = AMBIGUOUS_CODE
+    outcome[aim.isin(by_code["learning_aim_id"])] = LINKED_BY_CODE
+    outcome[aim.isin(by_id.loc[claimed_twice, "learning_aim_id"])] = CLAIMED_TWICE
+    outcome[aim.isin(by_id.loc[~claimed_twice, "learning_aim_id"])] = LINKED_BY_ID
+    pairs = pd.concat([by_id[~claimed_twice], by_code], ignore_index=True)
+    tq = aim.map(pairs.set_index("learning_aim_id")["tq_id"]) if len(pairs) else None
+    return pd.DataFrame(
+        {
+            "learning_aim_id": aim.astype("Int64"),
+            "outcome": outcome,
+            "tq_id": pd.Series(tq, index=aim.index, dtype="Int64"),
+        }
+    ).reset_index(drop=True)
 
 
-def _match_by_code(aims: pd.DataFrame, qualifications: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+def _match_by_code(
+    aims: pd.DataFrame, qualifications: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.Series]:
     """Link each aim (of a linked trainee) to the one unlinked qualification of that
     trainee with the same code, where neither side has another candidate.
 
-    Returns (the ``learning_aim_id``/``tq_id`` links, how many aims were ambiguous).
+    Returns (the ``learning_aim_id``/``tq_id`` links, the IDs of the aims that were ambiguous).
     """
     free = qualifications[qualifications["onefile_learning_aim_id"].isna()]
     free = free.assign(code_key=_code_key(free["qualification_code"]))
@@ -188,7 +235,7 @@ def _match_by_code(aims: pd.DataFrame, qualifications: pd.DataFrame) -> tuple[pd
     per_aim = candidates.groupby("learning_aim_id")["tq_id"].transform("size")
     per_qualification = candidates.groupby("tq_id")["learning_aim_id"].transform("size")
     single = (per_aim == 1) & (per_qualification == 1)
-    ambiguous = candidates.loc[~single, "learning_aim_id"].nunique()
+    ambiguous = candidates.loc[~single, "learning_aim_id"].drop_duplicates()
     return candidates.loc[single, ["learning_aim_id", "tq_id"]], ambiguous
 
 
