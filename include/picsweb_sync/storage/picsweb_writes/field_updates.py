@@ -1,51 +1,29 @@
-"""The set-based writes to PICSWeb, with their work tables.
+"""A run's field changes to existing PICSWeb rows: set-based, guarded, audited.
 
-Writes to PICSWeb are set-based and guarded. :func:`apply_updates` loads a run's field
-changes into a work table in the PICSWeb database, then per (table, field) classifies every
-change in one statement and applies it in one ``UPDATE ... FROM``, only where the row still
-holds the value the merge read (text compared exactly, whatever the database's collation:
-:class:`ExactText`). A row edited in between is a *conflict*, reported and left
-alone; a rerun after success finds every row already at its new value and does nothing.
-The caller owns the transaction, so a failure anywhere leaves nothing behind.
-:func:`classify_updates` is the same classification, read-only (a dry run);
-:func:`insert_reviews` and :func:`link_review` write new reviews and their OneFile IDs
-exactly once.
-
-Layering: this module builds on the table definitions and their queries
-(``picsweb_sync.storage.picsweb_tables``, ``picsweb_sync.storage.project_tables``), which build on the
-frame helpers (``picsweb_sync.storage.sqlframes``); none of those imports this one.
+:func:`apply_updates` loads a run's field changes into a work table in the PICSWeb
+database, then per (table, field) classifies every change in one statement and applies it
+in one ``UPDATE ... FROM``, only where the row still holds the value the merge read (text
+compared exactly, whatever the database's collation: :mod:`.exact_text`). A row edited in
+between is a *conflict*, reported and left alone; a rerun after success finds every row
+already at its new value and does nothing. A change to a row the sync last wrote from newer
+OneFile data is refused as *stale* (``project_tables.basis``). The caller owns the
+transaction, so a failure anywhere leaves nothing behind. :func:`classify_updates` is the
+same classification, read-only (a dry run).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import functools
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import pandas as pd
-from sqlalchemy import (
-    CHAR,
-    NCHAR,
-    Column,
-    ColumnElement,
-    Table,
-    bindparam,
-    case,
-    exists,
-    func,
-    insert,
-    or_,
-    select,
-    update,
-)
+from sqlalchemy import CHAR, NCHAR, ColumnElement, Table, case, func, select, update
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.sql.dml import Insert, Update
-from sqlalchemy.sql.functions import FunctionElement
+from sqlalchemy.sql.dml import Update
 
 from picsweb_sync.storage import picsweb_tables
+from picsweb_sync.storage.picsweb_writes.exact_text import same, same_value
 from picsweb_sync.storage.project_tables import ensure_project_tables
 from picsweb_sync.storage.project_tables.audit_log import audit
 from picsweb_sync.storage.project_tables.basis import newer_row_bases, record_row_bases
@@ -58,7 +36,6 @@ from picsweb_sync.storage.project_tables.picsweb_changes import (
 from picsweb_sync.storage.project_tables.picsweb_work import (
     PICSWEB_SIDE_TABLES,
     sync_picsweb_work,
-    sync_review_insert_work,
 )
 from picsweb_sync.storage.sqlframes import (
     read_frame,
@@ -70,20 +47,11 @@ from picsweb_sync.storage.sqlframes import (
 __all__ = [
     "ApplyResult",
     "ConcurrentChangeError",
-    "ExactChar",
-    "ExactText",
     "apply_statement",
     "apply_updates",
     "classify_statement",
     "classify_updates",
-    "insert_new_statement",
-    "insert_reviews",
-    "link_review",
-    "link_reviews",
-    "mark_existing_statement",
     "missing_statement",
-    "reviews_already_linked",
-    "reviews_with_onefile_ids",
 ]
 
 CONFLICT_OUTCOMES = ("conflict", "missing")
@@ -110,75 +78,6 @@ class ApplyResult:
     stale: pd.DataFrame = field(default_factory=pd.DataFrame)
     """Refused, not compared: the row was last written from OneFile data newer than this
     change's basis (``newer_at``, ``newer_run``: that write's basis and run)."""
-
-
-MSSQL_EXACT_COLLATION = "Latin1_General_100_BIN2"
-
-
-class ExactText(FunctionElement):
-    """A text expression compared exactly (code point for code point), whatever the
-    collation of its column or database. Wrap both sides of the comparison.
-
-    PICSWeb's SQL Server compares text with the database's default collation, which is
-    case-insensitive, and T-SQL's ``=`` ignores trailing spaces, so ``'ab' = 'AB '`` holds
-    there. Compiled per dialect: on SQL Server ``(expr + N'|') COLLATE
-    Latin1_General_100_BIN2`` (a binary collation; the sentinel character keeps trailing
-    spaces significant); on PostgreSQL ``expr COLLATE "C"`` (overriding, say, a
-    case-insensitive ICU collation); elsewhere (SQLite, binary by default) the expression
-    itself.
-    """
-
-    inherit_cache = True
-    name = "exact_text"
-
-    def __init__(self, expr: ColumnElement) -> None:
-        super().__init__(expr)
-        self.type = expr.type
-
-
-class ExactChar(ExactText):
-    """:class:`ExactText` for a fixed-length ``CHAR`` column, whose trailing spaces are
-    padding, not data (SQL Server and PostgreSQL both pad and compare them away): on SQL
-    Server only the binary collation, no sentinel."""
-
-    inherit_cache = True
-    name = "exact_char"
-
-
-def _exact_argument(element: ExactText, compiler: Any, **kw: Any) -> str:
-    (argument,) = element.clauses
-    return compiler.process(argument.self_group(), **kw)
-
-
-@compiles(ExactText)
-def _exact_default(element: ExactText, compiler: Any, **kw: Any) -> str:
-    return _exact_argument(element, compiler, **kw)
-
-
-@compiles(ExactText, "postgresql")
-def _exact_postgresql(element: ExactText, compiler: Any, **kw: Any) -> str:
-    return f'{_exact_argument(element, compiler, **kw)} COLLATE "C"'
-
-
-@compiles(ExactText, "mssql")
-def _exact_mssql(element: ExactText, compiler: Any, **kw: Any) -> str:
-    return f"({_exact_argument(element, compiler, **kw)} + N'|') COLLATE {MSSQL_EXACT_COLLATION}"
-
-
-@compiles(ExactChar, "mssql")
-def _exact_char_mssql(element: ExactChar, compiler: Any, **kw: Any) -> str:
-    return f"{_exact_argument(element, compiler, **kw)} COLLATE {MSSQL_EXACT_COLLATION}"
-
-
-def _same(a: ColumnElement, b: ColumnElement, target: Column) -> ColumnElement:
-    """NULL-safe equality that T-SQL understands too (no ``IS NOT DISTINCT FROM``) of two
-    values of the PICSWeb column ``target``; text compares exactly (:class:`ExactText`)."""
-    if value_kind(target.type) != "text":
-        equal = a == b
-    else:
-        exact = ExactChar if isinstance(target.type, CHAR | NCHAR) else ExactText
-        equal = exact(a) == exact(b)
-    return or_(equal, a.is_(None) & b.is_(None))
 
 
 def _field_target(table_name: str, field: str) -> tuple[Table, ColumnElement, ColumnElement, str]:
@@ -208,8 +107,8 @@ def classify_statement(run_id: str, table_name: str, field: str, work_key: str =
     _, key, column, kind = _field_target(table_name, field)
     work = sync_picsweb_work.c
     outcome = case(
-        (_same(column, work[f"new_{kind}"], column), "unchanged"),
-        (_same(column, work[f"old_{kind}"], column), "applied"),
+        (same(column, work[f"new_{kind}"], column), "unchanged"),
+        (same(column, work[f"old_{kind}"], column), "applied"),
         else_="conflict",
     )
     return (
@@ -243,7 +142,7 @@ def apply_statement(run_id: str, table_name: str, field: str, work_key: str = "a
             key == work.entity_key,
             _work_group(run_id, work_key, table_name, field),
             work.outcome == "applied",
-            _same(column, work[f"old_{kind}"], column),
+            same(column, work[f"old_{kind}"], column),
         )
         .values({column: work[f"new_{kind}"]})
     )
@@ -390,7 +289,7 @@ def classify_updates(
     audited. Each change gets the outcome the real classification gives it: ``missing``
     (the row is gone), ``unchanged`` (it already holds the new value), ``applied`` (it
     still holds the value the merge read: would change) or ``conflict``. Values compare as
-    :class:`ExactText` does: text exactly, a ``CHAR`` column's trailing padding ignored.
+    :class:`~.exact_text.ExactText` does: text exactly, a ``CHAR`` column's trailing padding ignored.
     With a basis (``basis_at`` or a ``basis_at`` column), a change the real write would
     refuse as stale is ``stale``, as :func:`apply_updates` judges it.
     """
@@ -418,15 +317,15 @@ def classify_updates(
                     strict=True,
                 )
             )
-            same = functools.partial(_same_value, char=isinstance(column.type, CHAR | NCHAR))
+            equal = functools.partial(same_value, char=isinstance(column.type, CHAR | NCHAR))
             for index, entity_key in zip(group.index, group["entity_key"], strict=True):
                 if int(entity_key) not in now:
                     continue  # missing
                 value = now[int(entity_key)]
                 current[index] = value
-                if same(value, new[index], kinds[index]):
+                if equal(value, new[index], kinds[index]):
                     outcomes[index] = "unchanged"
-                elif same(value, old[index], kinds[index]):
+                elif equal(value, old[index], kinds[index]):
                     outcomes[index] = "applied"
                 else:
                     outcomes[index] = "conflict"
@@ -439,190 +338,3 @@ def classify_updates(
         conflicts=result[result["outcome"].isin(CONFLICT_OUTCOMES)],
         stale=stale,
     )
-
-
-def _same_value(a: Any, b: Any, kind: str, *, char: bool = False) -> bool:
-    """:func:`_same` in Python, for values read back: NULL equals only NULL; text exactly
-    (a fixed-length ``CHAR``'s trailing spaces are padding); other kinds by value."""
-    if a is None or b is None:
-        return a is None and b is None
-    if kind == "text":
-        a, b = str(a), str(b)
-        return a.rstrip(" ") == b.rstrip(" ") if char else a == b
-    if kind == "int":
-        return int(a) == int(b)
-    if kind == "datetime":
-        return pd.Timestamp(a) == pd.Timestamp(b)
-    if kind == "date":
-        return pd.Timestamp(a).date() == pd.Timestamp(b).date()
-    return a == b
-
-
-# ----- new PICSWeb reviews ------------------------------------------------------------------
-def mark_existing_statement(run_id: str) -> Update:
-    """Flag the run's review inserts whose OneFile review is already in PICSWeb."""
-    work = sync_review_insert_work.c
-    review = picsweb_tables.review.c
-    already = exists().where(review.onefile_system_id == work.onefile_system_id)
-    return (
-        update(sync_review_insert_work)
-        .where(work.run_id == run_id)
-        .values(existed=case((already, True), else_=False))
-    )
-
-
-def insert_new_statement(run_id: str) -> Insert:
-    """``INSERT INTO review ... SELECT`` of the run's reviews not yet in PICSWeb."""
-    work = sync_review_insert_work.c
-    names = [c.name for c in picsweb_tables.review.c if c.name != "review_id"]
-    source = select(*(work[name] for name in names)).where(work.run_id == run_id, ~work.existed)
-    return insert(picsweb_tables.review).from_select(names, source)
-
-
-def insert_reviews(
-    conn: Connection,
-    run_id: str,
-    inserts: pd.DataFrame,
-    now: dt.datetime | None = None,
-    *,
-    basis_at: dt.datetime | None = None,
-) -> pd.DataFrame:
-    """Insert ``picsweb_review_inserts`` rows, skipping any whose ``onefile_system_id`` is
-    already in PICSWeb, so a retry inserts nothing twice.
-
-    Returns ``onefile_system_id``, ``review_id`` (the generated key) and ``inserted`` for
-    every input row. The keys are read back by ``onefile_system_id`` (unique) rather than
-    with ``RETURNING``/``OUTPUT``, which SQL Server refuses on tables with triggers.
-    Each inserted review's non-null fields are audited, and with ``basis_at`` (when the
-    OneFile reviews were extracted) each inserted row records it (``project_tables.basis``).
-    """
-    ids = inserts["onefile_system_id"]
-    if ids.isna().any() or ids.duplicated().any():
-        raise ValueError("every review insert needs a distinct onefile_system_id")
-    ensure_project_tables(conn, PICSWEB_SIDE_TABLES)
-    replace_partition(conn, sync_review_insert_work, {"run_id": run_id}, inserts)
-    conn.execute(mark_existing_statement(run_id))
-    conn.execute(insert_new_statement(run_id))
-    work = sync_review_insert_work.c
-    review = picsweb_tables.review.c
-    keys = read_frame(
-        conn,
-        select(work.onefile_system_id, review.review_id, work.existed)
-        .join_from(
-            sync_review_insert_work,
-            picsweb_tables.review,
-            review.onefile_system_id == work.onefile_system_id,
-        )
-        .where(work.run_id == run_id)
-        .order_by(work.onefile_system_id),
-    )
-    keys = keys.assign(inserted=~keys.pop("existed"))
-    new = inserts.merge(keys[keys["inserted"]][["onefile_system_id", "review_id"]])
-    fields = new.melt(id_vars="review_id", var_name="field", value_name="new")
-    fields = fields[fields["new"].notna()]
-    audit(
-        conn,
-        run_id,
-        pd.DataFrame(
-            {
-                "system": "picsweb",
-                "entity": "review",
-                "entity_key": fields["review_id"],
-                "field": fields["field"],
-                "old": None,
-                "new": fields["new"],
-            }
-        ),
-        now,
-    )
-    if basis_at is not None:
-        record_row_bases(
-            conn,
-            run_id,
-            pd.DataFrame(
-                {
-                    "table_name": picsweb_tables.review.name,
-                    "entity_key": new["review_id"].drop_duplicates(),
-                    "basis_at": stamp(basis_at),
-                }
-            ),
-        )
-    return keys
-
-
-def link_review(conn: Connection, run_id: str, review_id: int, onefile_id: int) -> bool:
-    """Record the OneFile Review ID of an uploaded PICSWeb review, audited.
-
-    Only a review with no ID yet is written, so a retry never overwrites a link; returns
-    whether this call wrote it.
-    """
-    review = picsweb_tables.review
-    written = conn.execute(
-        update(review)
-        .where(review.c.review_id == review_id, review.c.onefile_system_id.is_(None))
-        .values(onefile_system_id=onefile_id)
-    ).rowcount
-    if written:
-        change = {"system": "picsweb", "entity": "review", "entity_key": review_id}
-        row = {**change, "field": "onefile_system_id", "old": None, "new": onefile_id}
-        audit(conn, run_id, pd.DataFrame([row]))
-    return bool(written)
-
-
-def link_reviews(
-    conn: Connection, run_id: str, links: pd.DataFrame, now: dt.datetime | None = None
-) -> list[bool]:
-    """:func:`link_review` for many uploaded reviews (``review_id``, ``onefile_id``) in
-    the caller's transaction, audited in one insert: whether each link was written."""
-    review = picsweb_tables.review
-    guarded = (
-        update(review)
-        .where(review.c.review_id == bindparam("b_review"), review.c.onefile_system_id.is_(None))
-        .values(onefile_system_id=bindparam("b_onefile"))
-    )
-    written = [
-        bool(conn.execute(guarded, {"b_review": int(r), "b_onefile": int(o)}).rowcount)
-        for r, o in zip(links["review_id"], links["onefile_id"], strict=True)
-    ]
-    made = links[written]
-    audit(
-        conn,
-        run_id,
-        pd.DataFrame(
-            {
-                "system": "picsweb",
-                "entity": "review",
-                "entity_key": made["review_id"],
-                "field": "onefile_system_id",
-                "old": None,
-                "new": made["onefile_id"],
-            }
-        ),
-        now,
-    )
-    return written
-
-
-def reviews_already_linked(conn: Connection, review_ids: Iterable[Any]) -> set[int]:
-    """Which of these PICSWeb reviews already hold a OneFile Review ID (a query per
-    ``sqlframes.MAX_IN_LIST`` IDs)."""
-    review = picsweb_tables.review
-    found = select_in_chunks(
-        conn,
-        lambda chunk: select(review.c.review_id).where(
-            review.c.review_id.in_(chunk), review.c.onefile_system_id.is_not(None)
-        ),
-        review_ids,
-    )
-    return {int(r) for r in found["review_id"]}
-
-
-def reviews_with_onefile_ids(conn: Connection, onefile_ids: Iterable[Any]) -> pd.DataFrame:
-    """The PICSWeb ``review`` rows (every column, typed) whose ``onefile_system_id`` is one
-    of ``onefile_ids`` (OneFile Review IDs; nulls and repeats ignored), ordered by it."""
-    review = picsweb_tables.review
-    return select_in_chunks(
-        conn,
-        lambda chunk: select(review).where(review.c.onefile_system_id.in_(chunk)),
-        onefile_ids,
-    ).sort_values("onefile_system_id", ignore_index=True)
