@@ -210,26 +210,7 @@ def merge_reviews(
     ``picsweb_reviews`` the ``review`` table.
     """
     unique, duplicates, conflicting = distinct_copies(reviews, "review_id")
-    linked = unique.merge(
-        learners_trainees[["trainee_id", "onefile_learner_id"]].dropna(),
-        left_on="learner_id",
-        right_on="onefile_learner_id",
-    )
-    matched = match_assessor_ids(linked["assessor_id"], assessors, officers)
-    matched = matched[["assessor_id", "officer_id"]].dropna()
-    linked = linked.merge(matched, on="assessor_id", how="left")
-    wanted = pd.DataFrame(
-        {
-            "review_id": linked["review_id"],
-            "trainee_id": linked["trainee_id"],
-            **attended_from_started_on(linked["started_on"]),
-            "officer_id": officer_from_assessor(linked["officer_id"]),
-            "trainee_signed_date": trainee_signed_from_learner_signed_on(
-                linked["learner_signed_on"]
-            ),
-            **schedule_from_scheduled_for(linked["scheduled_for"]),
-        }
-    )
+    wanted = wanted_reviews(unique, learners_trainees, officers, assessors)
     existing = wanted.merge(
         picsweb_reviews,
         left_on="review_id",
@@ -248,16 +229,48 @@ def merge_reviews(
         "reviews_received": len(reviews),
         "reviews_duplicate": duplicates,
         "reviews_conflicting_copies": conflicting,
-        "reviews_learner_unlinked": len(unique) - len(linked),
+        "reviews_learner_unlinked": len(unique) - len(wanted),
         "reviews_matched": len(existing),
         "reviews_new": len(inserts),
-        "reviews_officer_matched": int(linked["officer_id"].notna().sum()),
+        "reviews_officer_matched": int(wanted["officer_id"].notna().sum()),
         "reviews_officer_unmatched": int(
-            (linked["assessor_id"].notna() & linked["officer_id"].isna()).sum()
+            (wanted["assessor_id"].notna() & wanted["officer_id"].isna()).sum()
         ),
         **changes.rule_counts([rule for _, rule, _ in RULE6_FIELDS], updates, "picsweb_"),
     }
     return ReviewMerge(updates, inserts, counts)
+
+
+def wanted_reviews(
+    reviews: pd.DataFrame,
+    learners_trainees: pd.DataFrame,
+    officers: pd.DataFrame,
+    assessors: pd.DataFrame,
+) -> pd.DataFrame:
+    """Rule 6's wanted PICSWeb values of each OneFile review (one row per review, already
+    distinct) of a linked learner: ``review_id``, ``trainee_id``, ``assessor_id``, then the
+    fields of :data:`RULE6_FIELDS` (NA where the rule leaves PICSWeb's value)."""
+    linked = reviews.merge(
+        learners_trainees[["trainee_id", "onefile_learner_id"]].dropna(),
+        left_on="learner_id",
+        right_on="onefile_learner_id",
+    )
+    matched = match_assessor_ids(linked["assessor_id"], assessors, officers)
+    matched = matched[["assessor_id", "officer_id"]].dropna()
+    linked = linked.merge(matched, on="assessor_id", how="left")
+    return pd.DataFrame(
+        {
+            "review_id": linked["review_id"],
+            "trainee_id": linked["trainee_id"],
+            "assessor_id": linked["assessor_id"],
+            **attended_from_started_on(linked["started_on"]),
+            "officer_id": officer_from_assessor(linked["officer_id"]),
+            "trainee_signed_date": trainee_signed_from_learner_signed_on(
+                linked["learner_signed_on"]
+            ),
+            **schedule_from_scheduled_for(linked["scheduled_for"]),
+        }
+    )
 
 
 def attended_from_started_on(started_on: pd.Series) -> dict[str, pd.Series]:
