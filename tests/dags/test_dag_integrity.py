@@ -143,7 +143,7 @@ def test_thresholds_are_checked_after_finish_run_with_nullable_params(dagbag):
         "max_conflicts": 50,
         "max_conflict_share": 0.1,
     }
-    from picsweb_sync.run.summary import THRESHOLD_DEFAULTS
+    from picsweb_sync.run.thresholds import THRESHOLD_DEFAULTS
 
     assert {name: params[name] for name in THRESHOLD_DEFAULTS} == THRESHOLD_DEFAULTS
     for name in THRESHOLD_DEFAULTS:  # null turns a threshold off; negatives are refused

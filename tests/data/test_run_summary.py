@@ -14,7 +14,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from sqlalchemy import event
 from sqlalchemy.sql import ClauseElement
 
-from picsweb_sync.run import dry_run, freshness, summary
+from picsweb_sync.run import dry_run, freshness, summary, thresholds
 from picsweb_sync.run import note as run_note
 from picsweb_sync.run.runtime import RunContext
 from picsweb_sync.stages import start_finish as report
@@ -375,7 +375,7 @@ def test_check_thresholds_fails_the_synced_run_loudly_naming_each_threshold(engi
         "summary": EXPECTED,
         "page": "/onefile-sync/runs/scheduled__2026-03-20T02%3A00%3A00%2B00%3A00",
     }
-    off = dict.fromkeys(summary.THRESHOLD_DEFAULTS)
+    off = dict.fromkeys(thresholds.THRESHOLD_DEFAULTS)
     assert report.check_thresholds(context(engine, **off))["thresholds_crossed"] == []
     assert run_record(engine).outcome == "success"
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from picsweb_sync.run.summary import run_summary, summary_text
+from picsweb_sync.run.note_text import summary_text
+from picsweb_sync.run.summary import run_summary
 from picsweb_sync.storage import project_tables as pt
 from picsweb_sync.storage.project_tables.run_record import count_tries, sync_run_try_count
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from picsweb_sync.run import note as run_note
-from picsweb_sync.run.summary import crossed_thresholds, read_run_summary
+from picsweb_sync.run.summary import read_run_summary
+from picsweb_sync.run.thresholds import crossed_thresholds
 from picsweb_sync.storage import picsweb_tables as pw
 from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import load_dag

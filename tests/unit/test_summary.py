@@ -4,17 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from picsweb_sync.run.summary import (
-    NOTE_MAX_CHARS,
-    SUMMARY_KEYS,
-    THRESHOLD_DEFAULTS,
-    compact,
-    crossed_thresholds,
-    reject_kind,
-    run_page_url,
-    summary_text,
-    thresholds_failure,
-)
+from picsweb_sync.run.note_text import NOTE_MAX_CHARS, run_page_url, summary_text
+from picsweb_sync.run.summary import SUMMARY_KEYS, compact, reject_kind
+from picsweb_sync.run.thresholds import THRESHOLD_DEFAULTS, crossed_thresholds, thresholds_failure
 
 
 def counts(**values) -> dict:

@@ -1,11 +1,12 @@
-"""What one run did, in a few numbers: the run summary, its note, and the thresholds.
+"""What one run did, in a few numbers: the run summary, and its ``sync_run_summary`` row.
 
 :func:`run_summary` computes the summary of a run from the sync's own tables
 (``sync_run_count``: what each task recorded; ``sync_reject``: rows set aside;
 ``sync_outbox``: what was sent to OneFile). It is stored as JSON in
-``sync_run_summary.summary`` (one row per run), shown as the run's note in the Airflow grid
-(:func:`summary_text`) and on the sync page, and checked against the run's threshold Params
-(:func:`crossed_thresholds`).
+``sync_run_summary.summary`` (one row per run: :func:`open_run_summary`,
+:func:`store_run_summary`, :func:`read_run_summary`), shown as the run's note in the Airflow
+grid (``picsweb_sync.run.note_text``) and on the sync page, and checked against the run's
+threshold Params (``picsweb_sync.run.thresholds``).
 
 The summary holds every key of :data:`SUMMARY_KEYS` (an integer, 0 when none), plus
 ``dry_run`` (bool) and ``rejects_by_kind`` (kind -> count, where the kind is a reject's
@@ -48,12 +49,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import logging
 from collections import Counter
 from collections.abc import Mapping
-from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
-from urllib.parse import quote
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -61,8 +59,6 @@ from sqlalchemy.engine import Connection
 from picsweb_sync.run.task_tries import Counts, added, by_task, count, reruns
 from picsweb_sync.storage import project_tables as pt
 from picsweb_sync.storage.project_tables.run_record import count_tries
-
-log = logging.getLogger(__name__)
 
 SUMMARY_KEYS: tuple[str, ...] = (
     "learners_extracted",
@@ -85,24 +81,6 @@ EXTRACTED = {
 }
 LOADS = ("load_qualifications", "load_reviews")
 CONFLICT_KIND = "conflict"  # load.py: "conflict: <field> changed in PICSWeb since ..."
-
-# The threshold Params and their defaults (``None``: that threshold is off). A count
-# threshold is crossed when the count is greater than it; a share threshold (a fraction:
-# 0.10 is 10 %) when the share is greater than it. A run where one row in ten cannot be
-# synced is broken; below that, the count thresholds catch volume.
-THRESHOLD_DEFAULTS: dict[str, int | float | None] = {
-    "max_rejects": 100,
-    "max_reject_share": 0.10,
-    "max_conflicts": 50,
-    "max_conflict_share": 0.10,
-}
-
-# Where the sync page plugin is mounted, relative to Airflow's ``[api] base_url``.
-PAGE_PREFIX = "/onefile-sync"
-# Airflow keeps a DAG run's note in 1,000 characters.
-NOTE_MAX_CHARS = 1000
-_FAILURE_CHARS = 300
-_KINDS_SHOWN = 4
 
 
 # ----- the summary ------------------------------------------------------------------------
@@ -210,165 +188,6 @@ def _would_send_fields(conn: Connection, run_id: str) -> int:
 
 def _scalar(conn: Connection, stmt: sa.Select) -> int:
     return int(conn.execute(stmt).scalar_one() or 0)
-
-
-# ----- thresholds -------------------------------------------------------------------------
-def threshold_settings(params: Mapping[str, Any]) -> dict[str, int | float | None]:
-    """The run's thresholds: each Param as given (``None``: off), its default when absent."""
-    return {name: params.get(name, default) for name, default in THRESHOLD_DEFAULTS.items()}
-
-
-def rows_extracted(summary: Mapping[str, Any]) -> int:
-    """Rows of all four entities the run extracted (the reject share's denominator)."""
-    return sum(int(summary.get(key, 0)) for key in EXTRACTED)
-
-
-def crossed_thresholds(summary: Mapping[str, Any], params: Mapping[str, Any]) -> list[str]:
-    """Each threshold the run crossed, as text naming the threshold and the numbers.
-
-    Shares: rejects of the rows extracted (all four entities); conflicts of the PICSWeb
-    changes the loads tried (fields changed + conflicts). A share of no rows is crossed
-    only when there is something to share (rejects with nothing extracted at all).
-    """
-    limits = threshold_settings(params)
-    rejects, conflicts = int(summary.get("rejects", 0)), int(summary.get("conflicts", 0))
-    tried = int(summary.get("picsweb_fields_changed", 0)) + conflicts
-    crossed = []
-    if limits["max_rejects"] is not None and rejects > limits["max_rejects"]:
-        crossed.append(f"rejects {rejects} > max_rejects {limits['max_rejects']}")
-    share = _share_crossed(
-        "rejects", rejects, rows_extracted(summary), "rows", limits["max_reject_share"]
-    )
-    crossed += share
-    if limits["max_conflicts"] is not None and conflicts > limits["max_conflicts"]:
-        crossed.append(f"conflicts {conflicts} > max_conflicts {limits['max_conflicts']}")
-    crossed += _share_crossed(
-        "conflicts", conflicts, tried, "PICSWeb changes tried", limits["max_conflict_share"]
-    )
-    return crossed
-
-
-def _share_crossed(
-    name: str, part: int, whole: int, of_what: str, limit: float | None
-) -> list[str]:
-    param = "max_reject_share" if name == "rejects" else "max_conflict_share"
-    if limit is None or part == 0:
-        return []
-    if whole == 0:
-        return [f"{name} {part} of 0 {of_what} > {param} {_percent(limit)}"]
-    if part / whole <= limit:
-        return []
-    digits = 1  # as many as it takes to show the share above the limit
-    while digits < 6 and _percent(part / whole, digits) == _percent(limit, digits):
-        digits += 1
-    share = _percent(part / whole, digits)
-    return [f"{name} {part} of {whole} {of_what} ({share}) > {param} {_percent(limit, digits)}"]
-
-
-def _percent(fraction: float, digits: int = 1) -> str:
-    """``0.0525`` -> ``5.3 %``; ``0.05`` -> ``5 %`` (rounded half up, no trailing zeros)."""
-    value = (Decimal(str(fraction)) * 100).quantize(Decimal(1).scaleb(-digits), ROUND_HALF_UP)
-    text = f"{value:f}"
-    return (text.rstrip("0").rstrip(".") if "." in text else text) + " %"
-
-
-def thresholds_failure(crossed: list[str]) -> str:
-    """The run record's failure text for crossed thresholds."""
-    return "thresholds crossed: " + "; ".join(crossed) + " (the run's data was synced)"
-
-
-# ----- the note -----------------------------------------------------------------------------
-def run_page_url(run_id: str, base_url: str | None = None) -> str:
-    """The run's page on the sync page: ``[api] base_url`` + ``/onefile-sync/runs/<run id>``
-    (relative when no base URL is configured)."""
-    if base_url is None:
-        base_url = _configured_base_url()
-    return f"{(base_url or '').rstrip('/')}{PAGE_PREFIX}/runs/{quote(run_id, safe='')}"
-
-
-def _configured_base_url() -> str | None:
-    try:
-        from airflow.sdk import conf
-    except ImportError:  # plain scripts without Airflow
-        return None
-    try:
-        return conf.get("api", "base_url", fallback=None) or None
-    except Exception:  # a broken config must not fail the run's record
-        log.warning("could not read [api] base_url", exc_info=True)
-        return None
-
-
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    return f"{n} {word if n == 1 else plural or word + 's'}"
-
-
-def summary_text(
-    summary: Mapping[str, Any],
-    outcome: str,
-    page_url: str,
-    failure: str | None = None,
-    thresholds: list[str] | None = None,
-) -> str:
-    """The run's note: a few markdown lines (under Airflow's 1,000 characters), ending
-    with the link to the run's sync page."""
-    s = {key: int(summary.get(key, 0)) for key in SUMMARY_KEYS}
-    dry = bool(summary.get("dry_run"))
-    if thresholds:
-        head = "⚠️ thresholds crossed: " + "; ".join(thresholds) + " (the data was synced)"
-    elif outcome == "failed":
-        head = "❌ failed"
-    elif outcome == "integration_off":
-        head = "⏸️ integration off in PICSWeb's OneFile Settings: nothing synced"
-    elif outcome == "running":
-        head = "⏳ running"
-    else:
-        head = "✅ synced"
-    if dry:
-        head = "🧪 dry run (nothing written) · " + head
-    extracted = (
-        f"extracted {s['learners_extracted']} learners, {s['learning_aims_extracted']} aims, "
-        f"{s['assessors_extracted']} assessors, {s['reviews_extracted']} reviews"
-    )
-    changes = (
-        f"PICSWeb: {_plural(s['picsweb_fields_changed'], 'field')} changed, "
-        f"{_plural(s['picsweb_reviews_created'], 'review')} created · "
-        f"OneFile: {_plural(s['onefile_fields_changed'], 'field')} changed, "
-        f"{_plural(s['onefile_reviews_created'], 'review')} created"
-    )
-    if dry:
-        changes = "would change " + changes
-    kinds = dict(summary.get("rejects_by_kind") or {})
-    shown = [f"{kind}: {n}" for kind, n in list(kinds.items())[:_KINDS_SHOWN]]
-    if len(kinds) > _KINDS_SHOWN:
-        shown.append(f"{len(kinds) - _KINDS_SHOWN} more kinds")
-    problems = _plural(s["rejects"], "reject") + (f" ({', '.join(shown)})" if shown else "")
-    problems += (
-        f" · {_plural(s['conflicts'], 'conflict')} · {s['outbox_pending']} outbox rows pending"
-    )
-    lines = [head, extracted, changes, problems]
-    if summary.get("reruns") and summary.get("latest_try"):
-        lines.insert(3, _rerun_line(summary["reruns"], summary["latest_try"]))
-    if failure and not thresholds:
-        first = " ".join(failure.split())
-        if len(first) > _FAILURE_CHARS:
-            first = first[: _FAILURE_CHARS - 1] + "…"
-        lines.insert(1, first)
-    link = f"[details]({page_url})"
-    text = "  \n".join(lines)  # a markdown line break: one item a line in the grid
-    room = NOTE_MAX_CHARS - len(link) - len("  \n")
-    if len(text) > room:
-        text = text[: room - 1] + "…"
-    return f"{text}  \n{link}"
-
-
-def _rerun_line(reruns: Mapping[str, int], latest: Mapping[str, Any]) -> str:
-    """The note's line for a run with a task rerun: the counts above are in all."""
-    tasks = ", ".join(f"{task} ({n} tries)" for task, n in reruns.items())
-    fields, created = latest.get("picsweb_fields_changed"), latest.get("picsweb_reviews_created")
-    return (
-        f"in all; rerun of {tasks}: PICSWeb {_plural(int(fields or 0), 'field')} changed, "
-        f"{_plural(int(created or 0), 'review')} created by the latest try"
-    )
 
 
 # ----- the sync_run_summary row -------------------------------------------------------------

@@ -26,8 +26,10 @@ import pandas as pd
 from picsweb_sync.onefile import ukdates
 from picsweb_sync.run import freshness, summary
 from picsweb_sync.run import note as run_note
+from picsweb_sync.run.note_text import run_page_url, summary_text
 from picsweb_sync.run.runtime import RunContext, settings_snapshot
 from picsweb_sync.run.settings import mark_synchronised, read_settings
+from picsweb_sync.run.thresholds import crossed_thresholds, threshold_settings, thresholds_failure
 from picsweb_sync.storage import project_tables
 
 log = logging.getLogger(__name__)
@@ -123,14 +125,14 @@ def check_thresholds(ctx: RunContext) -> dict[str, Any]:
     with ctx.staging.connect() as conn:
         stored = summary.read_run_summary(conn, ctx.run_id)
         counts = (stored or {}).get("summary") or summary.run_summary(conn, ctx.run_id, ctx.dry_run)
-    crossed = summary.crossed_thresholds(counts, ctx.params)
-    limits = summary.threshold_settings(ctx.params)
+    crossed = crossed_thresholds(counts, ctx.params)
+    limits = threshold_settings(ctx.params)
     if not crossed:  # the run's last task: its log and XCom say what the run did too
         log.info("no threshold crossed (%s)", ", ".join(f"{k}={v}" for k, v in limits.items()))
-        page = summary.run_page_url(ctx.run_id)
-        log.info("run note:\n%s", summary.summary_text(counts, "success", page))
+        page = run_page_url(ctx.run_id)
+        log.info("run note:\n%s", summary_text(counts, "success", page))
         return {"thresholds_crossed": [], "summary": summary.compact(counts), "page": page}
-    failure = summary.thresholds_failure(crossed)
+    failure = thresholds_failure(crossed)
     with ctx.staging.begin() as conn:
         project_tables.finish_run(conn, ctx.run_id, "failed", failure=failure)
         _open_summary(conn, ctx)
@@ -172,8 +174,8 @@ def _publish(
     thresholds: list[str] | None = None,
 ) -> str:
     """Log the run's note and set it in the Airflow UI; returns the run's sync page URL."""
-    page = summary.run_page_url(ctx.run_id)
-    note = summary.summary_text(counts, outcome, page, failure=failure, thresholds=thresholds)
+    page = run_page_url(ctx.run_id)
+    note = summary_text(counts, outcome, page, failure=failure, thresholds=thresholds)
     log.info("run note:\n%s", note)
     try:
         run_note.publish(ctx.dag_id, ctx.run_id, note)
