@@ -121,6 +121,9 @@ class RunEvidence:
     awaiting_link: pd.Series = field(default_factory=lambda: pd.Series([], dtype="Int64"))
     download: bool = True
     upload: bool = True
+    # Why download/upload is off, for the rows it explains (a backfill run does not upload).
+    download_off: str = "Download Review Data is off in PICSWeb's OneFile Settings"
+    upload_off: str = "Upload Review Data is off in PICSWeb's OneFile Settings"
     qualifications: bool = True
     window: tuple[datetime, datetime] | None = None
 

@@ -64,7 +64,11 @@ def review_drift(
     rows.append(_fields(wanted, linked, merged.picsweb_updates, evidence))
     rows.append(_missing_in_picsweb(wanted, linked, merged.picsweb_review_inserts, evidence))
     known = pd.concat([kept["review_id"], evidence.created_reviews["onefile_id"]]).astype("Int64")
-    rows.append(_missing_in_onefile(linked, known, dropped, trainees, learners, evidence))
+    rows.append(
+        _missing_in_onefile(
+            linked, known, dropped, trainees, learners, reviews["learner_id"], evidence
+        )
+    )
     rows.append(_not_uploaded(picsweb_reviews[picsweb_reviews[LINK].isna()], trainees, evidence))
     return pd.concat(rows, ignore_index=True)
 
@@ -112,7 +116,7 @@ def _fields(wanted, linked, updates, evidence: ev.RunEvidence) -> pd.DataFrame:
         columns, index = base(differs & ~keeps)
         found = ev.frame(columns, index)
         if not evidence.download:
-            rows.append(_switched_off(found, "download"))
+            rows.append(_switched_off(found, evidence.download_off))
             continue
         changing_rows = found["picsweb_key"].isin(updates.loc[updates["field"].eq(field), "key"])
         rows.append(
@@ -142,7 +146,7 @@ def _missing_in_picsweb(wanted, linked, inserts, evidence: ev.RunEvidence) -> pd
         new.index,
     )
     if not evidence.download:
-        return _switched_off(found, "download")
+        return _switched_off(found, evidence.download_off)
     planned = evidence.planned
     inserts_planned = planned.loc[planned["table"].eq("review") & planned["field"].eq(LINK), "key"]
     changing = found["onefile_id"].isin(inserts[LINK])
@@ -160,7 +164,9 @@ def _missing_in_picsweb(wanted, linked, inserts, evidence: ev.RunEvidence) -> pd
     return pd.concat([explained, left], ignore_index=True)
 
 
-def _missing_in_onefile(linked, known, dropped, trainees, learners, evidence) -> pd.DataFrame:
+def _missing_in_onefile(
+    linked, known, dropped, trainees, learners, staged_learners, evidence
+) -> pd.DataFrame:
     """PICSWeb reviews with an ID that this run's OneFile data lacks. Only those PICSWeb
     schedules inside the window are compared (a run sees OneFile's window only)."""
     gone = linked[
@@ -182,7 +188,11 @@ def _missing_in_onefile(linked, known, dropped, trainees, learners, evidence) ->
         },
         gone.index,
     )
-    synced = found["learner_id"].isin(learners["learner_id"]).to_numpy()
+    if not evidence.download:
+        return _switched_off(found, evidence.download_off)
+    seen = pd.concat([learners["learner_id"], staged_learners]).astype("Int64")
+    # Learners not extracted (a backfill run): every learner counts as synced.
+    synced = found["learner_id"].isin(seen).to_numpy() | learners.empty
     if evidence.window is not None:
         reason, detail = (
             ev.OUTSIDE_WINDOW,
@@ -223,7 +233,7 @@ def _not_uploaded(unlinked: pd.DataFrame, trainees: pd.DataFrame, evidence) -> p
     eligible = (why.isna() & ~created).to_numpy()
     candidates = found[eligible]
     if not evidence.upload:
-        uploads = _switched_off(candidates, "upload")
+        uploads = _switched_off(candidates, evidence.upload_off)
     else:
         uploads = ev.explain_wanted(
             candidates,
@@ -259,8 +269,5 @@ def _in_window(reviews: pd.DataFrame, window) -> np.ndarray:
     return ((when >= start) & (when < end)).fillna(False).to_numpy(dtype=bool)
 
 
-def _switched_off(found: pd.DataFrame, which: str) -> pd.DataFrame:
-    return found.assign(
-        reason=ev.SWITCHED_OFF,
-        detail=f"{which.capitalize()} Review Data is off in PICSWeb's OneFile Settings",
-    )
+def _switched_off(found: pd.DataFrame, why: str) -> pd.DataFrame:
+    return found.assign(reason=ev.SWITCHED_OFF, detail=why)

@@ -8,6 +8,7 @@ module per concern:
 - ``picsweb_work``: the PICSWeb writes' work tables, in the PICSWeb database
 - ``outbox``: what the pushes send to OneFile, with its queries
 - ``rejects``, ``audit_log``: rows set aside; every field changed
+- ``drift``: what still differs after each run, with its reason (the drift report)
 - ``run_record``: each run's record, summary, counts and task errors
 - ``coordination``: writers' locks and load marks
 - ``basis``: what each change set and each PICSWeb row written is based on
@@ -43,6 +44,7 @@ from picsweb_sync.storage.project_tables.change_sets import (
 )
 from picsweb_sync.storage.project_tables.common import project_metadata, utcnow
 from picsweb_sync.storage.project_tables.coordination import sync_load_mark, sync_lock
+from picsweb_sync.storage.project_tables.drift import drift_counts, record_drift, sync_drift
 from picsweb_sync.storage.project_tables.outbox import (
     AIM_UPDATE,
     FINAL_STATES,
@@ -95,6 +97,7 @@ __all__ = [
     "newer_row_bases",
     "record_row_bases",
     "sync_change_basis",
+    "sync_drift",
     "sync_row_basis",
     "AIM_UPDATE",
     "CHANGE_SETS",
@@ -106,6 +109,7 @@ __all__ = [
     "STAGING",
     "VALUE_TYPES",
     "add_rejects",
+    "drift_counts",
     "audit",
     "audit_text",
     "enqueue_outbox",
@@ -123,6 +127,7 @@ __all__ = [
     "read_rejects",
     "read_staging",
     "record_counts",
+    "record_drift",
     "record_rejects",
     "record_task_error",
     "replace_change_set",

@@ -14,6 +14,7 @@ from sqlalchemy.sql.dml import Delete
 from picsweb_sync.storage.project_tables import (  # noqa: F401
     basis,
     change_sets,
+    drift,
     picsweb_work,
     rejects,
     staging,
