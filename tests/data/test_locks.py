@@ -506,7 +506,7 @@ def test_a_staging_database_with_the_old_sync_lock_table_works(empty_engine):
     like its other tables: the old one is left as it was, and the preflight finds nothing
     to block on."""
     from picsweb_sync.preflight.findings import Level
-    from picsweb_sync.preflight.picsweb import own_tables_checks
+    from picsweb_sync.preflight.own_tables import own_tables_checks
 
     old = _previous_sync_lock()
     old.create(empty_engine)

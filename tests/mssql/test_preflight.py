@@ -6,8 +6,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from onefile_simulator import generate_dataset
+from picsweb_sync.preflight.collation import _mssql_loose
 from picsweb_sync.preflight.findings import Level
-from picsweb_sync.preflight.picsweb import _mssql_loose, own_tables_checks, picsweb_checks
+from picsweb_sync.preflight.own_tables import own_tables_checks
+from picsweb_sync.preflight.picsweb import picsweb_checks
 from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
 from tests.preflight.test_schema import (  # noqa: F401
     test_a_missing_table_is_blocking_and_its_settings_are_not_read,

@@ -9,7 +9,8 @@ from sqlalchemy.dialects import mssql, postgresql
 
 from picsweb_sync.preflight import schema
 from picsweb_sync.preflight.findings import Level
-from picsweb_sync.preflight.picsweb import own_tables_checks, picsweb_checks
+from picsweb_sync.preflight.own_tables import own_tables_checks
+from picsweb_sync.preflight.picsweb import picsweb_checks
 from picsweb_sync.storage import picsweb_tables as pw
 from picsweb_sync.storage import project_tables
 from sync_demo.picsweb_db import create_picsweb_tables

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from picsweb_sync.preflight import picsweb
+from picsweb_sync.preflight import collation, permissions
+from picsweb_sync.preflight.collation import _mssql_loose
 from tests.data.test_mssql_compile import NOT_TSQL, tsql
 
 
@@ -26,12 +27,12 @@ def _sql(statement) -> str:
     ],
 )
 def test_permissions_compile_as_has_perms_by_name(column, expected):
-    statement = picsweb.privilege_statement("mssql", "dbo.review", "UPDATE", column)
+    statement = permissions.privilege_statement("mssql", "dbo.review", "UPDATE", column)
     assert _sql(statement).startswith(expected)
 
 
 def test_creating_tables_needs_create_table_and_alter_on_the_schema():
-    found = {what: _sql(statement) for what, statement in picsweb.create_statements("mssql")}
+    found = {what: _sql(statement) for what, statement in permissions.create_statements("mssql")}
     assert found["CREATE TABLE"].startswith(
         "SELECT HAS_PERMS_BY_NAME(NULL, 'DATABASE', 'CREATE TABLE')"
     )
@@ -41,7 +42,7 @@ def test_creating_tables_needs_create_table_and_alter_on_the_schema():
 
 
 def test_collations_are_read_from_the_database_and_information_schema():
-    database, per_column = picsweb.mssql_collation_statements(["review", "trainee"])
+    database, per_column = collation.mssql_collation_statements(["review", "trainee"])
     assert _sql(database).startswith("SELECT DATABASEPROPERTYEX(DB_NAME(), 'Collation')")
     text = _sql(per_column)
     assert "FROM [INFORMATION_SCHEMA].[COLUMNS]" in text
@@ -50,8 +51,8 @@ def test_collations_are_read_from_the_database_and_information_schema():
 
 
 def test_sqlite_has_no_permission_statements():
-    assert picsweb.privilege_statement("sqlite", "main.review", "UPDATE") is None
-    assert picsweb.create_statements("sqlite") == []
+    assert permissions.privilege_statement("sqlite", "main.review", "UPDATE") is None
+    assert permissions.create_statements("sqlite") == []
 
 
 @pytest.mark.parametrize(
@@ -66,4 +67,4 @@ def test_sqlite_has_no_permission_statements():
     ],
 )
 def test_sql_server_collation_names_say_whether_case_is_ignored(collation, ignores_case):
-    assert picsweb._mssql_loose(collation) is ignores_case
+    assert _mssql_loose(collation) is ignores_case

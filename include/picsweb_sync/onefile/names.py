@@ -9,6 +9,8 @@ spells them differently corrects :data:`JSON_FIELDS` and nothing else.
 Plain data, no SQLAlchemy: the merge rules (:mod:`picsweb_sync.rules`, pure pandas) name the
 OneFile fields they send back from here without pulling in the database layer. Which PICSWeb
 column bounds each value, and the parsing itself, are :mod:`picsweb_sync.onefile.fields`'.
+The user roles the extract searches by (:data:`LEARNER_ROLE`, :data:`ASSESSOR_ROLES`) are
+OneFile's names too, for the extract and the preflight alike.
 """
 
 from __future__ import annotations
@@ -17,6 +19,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 Kind = Literal["id", "int", "count", "text", "instant", "uk_date"]
+
+# OneFile's user roles the extract searches ``/User/Search`` by.
+LEARNER_ROLE = 1
+ASSESSOR_ROLES = (4, 5, 10)  # trainee assessor, assessor/tutor, IQA
 
 
 @dataclass(frozen=True)

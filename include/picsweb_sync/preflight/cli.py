@@ -22,8 +22,10 @@ from collections.abc import Callable, Sequence
 from picsweb_sync.preflight import connections
 from picsweb_sync.preflight.findings import EXIT_CANNOT_RUN, Check, Level, Redactor, Report
 from picsweb_sync.preflight.first_run import first_run_checks
-from picsweb_sync.preflight.onefile import PreflightHook, Sample, onefile_checks
-from picsweb_sync.preflight.picsweb import PicswebFacts, own_tables_checks, picsweb_checks
+from picsweb_sync.preflight.onefile import PreflightHook, onefile_checks
+from picsweb_sync.preflight.onefile_pages import Sample
+from picsweb_sync.preflight.own_tables import own_tables_checks
+from picsweb_sync.preflight.picsweb import PicswebFacts, picsweb_checks
 from picsweb_sync.storage import project_tables
 
 

@@ -17,7 +17,8 @@ import logging
 from typing import Any
 
 from picsweb_sync.preflight.findings import Check, Level, Report
-from picsweb_sync.preflight.picsweb import own_tables_checks, picsweb_checks
+from picsweb_sync.preflight.own_tables import own_tables_checks
+from picsweb_sync.preflight.picsweb import picsweb_checks
 from picsweb_sync.run.runtime import RunContext
 from picsweb_sync.storage import project_tables
 

@@ -10,10 +10,13 @@ the first page of each search only, so they are a sample, and say so.
 
 from __future__ import annotations
 
+import pandas as pd
+
 from picsweb_sync.preflight.findings import Check, Level
-from picsweb_sync.preflight.onefile import Sample
-from picsweb_sync.preflight.picsweb import PicswebFacts, upload_counts
+from picsweb_sync.preflight.onefile_pages import Sample
+from picsweb_sync.preflight.picsweb import PicswebFacts
 from picsweb_sync.rules import qualifications
+from picsweb_sync.rules import reviews as review_rules
 
 
 def first_run_checks(facts: PicswebFacts, sample: Sample | None) -> list[Check]:
@@ -27,6 +30,26 @@ def first_run_checks(facts: PicswebFacts, sample: Sample | None) -> list[Check]:
     if counted is not None:
         checks.append(_uploads(facts, counted))
     return checks
+
+
+def upload_counts(frames: dict[str, pd.DataFrame]) -> dict[str, int] | None:
+    """Rule 5 over PICSWeb as it is: how many reviews are eligible for upload, and how many
+    of those have no officer with a OneFile ID (rejects every run until fixed), by the
+    rule's own functions."""
+    if not {"review", "trainee", "officer"} <= set(frames):
+        return None
+    candidates = frames["review"].merge(
+        frames["trainee"][["trainee_id", "onefile_learner_id", "main_officer_id"]],
+        on="trainee_id",
+        how="left",
+    )
+    not_eligible = review_rules.review_upload_eligibility(candidates)
+    eligible = candidates[not_eligible.isna()]
+    assessors = review_rules.assessor_for_upload(eligible, frames["officer"])
+    return {
+        "reviews_eligible": len(eligible),
+        "reviews_without_onefile_officer": int(assessors.isna().sum()),
+    }
 
 
 def _learners(facts: PicswebFacts, sample: Sample | None) -> Check:

@@ -19,14 +19,12 @@ from typing import Any
 import pandas as pd
 
 from picsweb_sync.onefile import fields as onefile_fields
+from picsweb_sync.onefile.names import ASSESSOR_ROLES, LEARNER_ROLE
 from picsweb_sync.run.runtime import RunContext, skip_task
 from picsweb_sync.storage import project_tables
 from picsweb_sync.storage.project_tables.common import database_now
 
 log = logging.getLogger(__name__)
-
-LEARNER_ROLE = 1
-ASSESSOR_ROLES = (4, 5, 10)  # trainee assessor, assessor/tutor, IQA
 
 
 def extract_learners(ctx: RunContext, organisation_id: int) -> dict[str, int]:
