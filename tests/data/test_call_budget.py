@@ -233,7 +233,7 @@ def test_shared_budget_waits_rather_than_overspends(engine: sa.Engine) -> None:
 
 
 def test_a_lifted_limit_keeps_the_hooks_own_limiter(engine: sa.Engine) -> None:
-    from onefile.hook import SlidingWindowLimiter
+    from onefile.limiter import SlidingWindowLimiter
 
     build = cb.limiter_factory(engine)
     assert isinstance(build("k", 10**9, 60.0), SlidingWindowLimiter)
@@ -257,7 +257,7 @@ def test_a_lifted_limit_does_not_lift_a_real_one_claimed_under_lately(
     with pytest.raises(_Slept):
         lifted.acquire()
     forget_limits_older_than_memory(engine, 3)
-    from onefile.hook import SlidingWindowLimiter
+    from onefile.limiter import SlidingWindowLimiter
 
     assert isinstance(cb.limiter_factory(engine)("k", 10**9, PERIOD), SlidingWindowLimiter)
 

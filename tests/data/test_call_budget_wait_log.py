@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 import pytest
 import sqlalchemy as sa
 
-from onefile.hook import budget_key
+from onefile.limiter import budget_key
 from picsweb_sync.run import budget_wait_log as wl
 from picsweb_sync.run import call_budget as cb
 from picsweb_sync.storage.engines import engine_for_url

@@ -16,7 +16,8 @@ from datetime import timedelta
 import pytest
 from airflow.sdk.exceptions import AirflowFailException
 
-from onefile.hook import OneFileApiError, OneFileAuthenticationError, OneFileHook
+from onefile.errors import OneFileApiError, OneFileAuthenticationError
+from onefile.hook import OneFileHook
 from onefile_simulator import OneFileSimulator
 from tests.hook.conftest import CUSTOMER_TOKEN
 
@@ -150,6 +151,6 @@ def test_other_statuses_at_authentication_are_not_an_authentication_failure(
 def test_the_exception_survives_airflow_serialisation() -> None:
     error = OneFileAuthenticationError("onefile_live", 403)
     path, args, kwargs = error.serialize()
-    assert path == "onefile.hook.OneFileAuthenticationError"
+    assert path == "onefile.errors.OneFileAuthenticationError"
     rebuilt = OneFileAuthenticationError(*args, **kwargs)
     assert str(rebuilt) == str(error) and rebuilt.status == 403

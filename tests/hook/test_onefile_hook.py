@@ -13,13 +13,10 @@ import pytest
 import requests
 from airflow.sdk.log import redact
 
-from onefile.hook import (
-    OneFileApiError,
-    OneFileHook,
-    OneFileSettings,
-    format_instant,
-    full_jitter_backoff,
-)
+from onefile.errors import OneFileApiError
+from onefile.hook import OneFileHook, format_instant
+from onefile.retries import full_jitter_backoff
+from onefile.settings import OneFileSettings
 from onefile_simulator import OneFileSimulator
 from onefile_simulator.server import ERR_CENTRE_NOT_FOUND, ERR_SERVER_FAULT, ERR_UNKNOWN_FIELD
 from tests.hook.conftest import CUSTOMER_TOKEN, FAST

@@ -19,7 +19,8 @@ from typing import Any
 
 import pytest
 
-from onefile.hook import OneFileApiError, OneFileHook, OneFilePagingError
+from onefile.errors import OneFileApiError, OneFilePagingError
+from onefile.hook import OneFileHook
 from onefile_simulator import OneFileSimulator, generate_dataset
 from tests.hook.conftest import CUSTOMER_TOKEN
 

@@ -397,7 +397,7 @@ def limiter_factory(engine: Engine) -> Callable[[str, int, float], Any]:
             ensure_budget_tables(engine)
             lowest = lowest_recent_limit(engine, key)
             if lowest is None:
-                from onefile.hook import SlidingWindowLimiter
+                from onefile.limiter import SlidingWindowLimiter
 
                 return SlidingWindowLimiter(calls, period)
             log.warning(
