@@ -17,7 +17,10 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import Response, StreamingResponse
 
-from sync_page import changes, queries
+from sync_page import changes
+from sync_page.queries.history import run_row
+from sync_page.queries.one_run import run_statement
+from sync_page.queries.page import Page
 
 Synced = Callable[..., bool]  # sync_page.app.synced: whether the sync's tables exist yet
 
@@ -82,10 +85,10 @@ def add_routes(
 def known_run(sources: Any, synced: Synced, run_id: str) -> dict[str, Any]:
     """The run's history row (is it a dry run?), or :class:`UnknownRun`."""
     with sources.staging().connect() as conn:
-        row = conn.execute(queries.run_statement(run_id)).first() if synced(conn) else None
+        row = conn.execute(run_statement(run_id)).first() if synced(conn) else None
     if row is None:
         raise UnknownRun(run_id)
-    return queries._run_row(row)
+    return run_row(row)
 
 
 def changes_page(
@@ -95,7 +98,7 @@ def changes_page(
     filters: changes.Filters,
     limit: int | None,
     before: str | None,
-) -> queries.Page:
+) -> Page:
     """One page of the run's changes: the audit in each database holding it (a real run)
     or the dry run's change sets (staging), and the learners from PICSWeb."""
     picsweb, staging = sources.picsweb(), sources.staging()

@@ -14,7 +14,7 @@ from picsweb_sync.run import dry_run
 from picsweb_sync.storage.project_tables import CHANGE_SETS, sync_audit, sync_reject
 from picsweb_sync.storage.project_tables.picsweb_changes import VALUE_TYPES
 from sync_page import change_learners
-from sync_page.queries import DIRECTIONS, BadRequest
+from sync_page.queries.page import DIRECTIONS, BadRequest
 
 MAX_CHANGES = 500
 DEFAULT_CHANGES = 100

@@ -56,7 +56,14 @@ from sync_page.change_statements import (
     pw_updates_statement,
     rejects_statement,
 )
-from sync_page.queries import DIRECTIONS, BadRequest, Page, bounded, decode_cursor, encode_cursor
+from sync_page.queries.page import (
+    DIRECTIONS,
+    BadRequest,
+    Page,
+    bounded,
+    decode_cursor,
+    encode_cursor,
+)
 
 __all__ = [
     "CREATE_FIELDS",
