@@ -27,20 +27,20 @@ import datetime as dt
 import json
 import os
 import shutil
-import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from unittest import mock
 
 import pandas as pd
 import sqlalchemy as sa
 
+from benchmarks.timing import Result, compared, timed
 from onefile_simulator import Dataset, OneFileSimulator, generate_dataset
 from picsweb_sync.onefile.fields import parse_learners, parse_learning_aims
 from picsweb_sync.rules.qualifications import QualificationMerge, merge_qualifications
@@ -59,53 +59,6 @@ if TYPE_CHECKING:
 LEARNER_ROLE = 1
 RESULTS = Path(__file__).parent / "results"
 RUN_ID = "bench"
-
-
-@dataclass(frozen=True)
-class Result:
-    """One timed variant: ``median_s`` of ``repeats`` runs over ``rows`` input rows."""
-
-    benchmark: str
-    size: str
-    variant: str
-    rows: int
-    repeats: int
-    median_s: float
-    baseline: str | None = None  # variant this one is compared with
-    ratio: float | None = None  # baseline median / this median: how many times faster
-    note: str = ""
-
-    @property
-    def rows_per_s(self) -> float:
-        return self.rows / self.median_s if self.median_s else float("inf")
-
-
-def timed(
-    run: Callable[[], object],
-    repeats: int,
-    budget_s: float,
-    setup: Callable[[], None] | None = None,
-) -> tuple[dict[str, float | int], Any]:
-    """Median seconds of up to ``repeats`` runs of ``run`` (``setup`` untimed before each),
-    stopping early once ``budget_s`` is spent, so a slow baseline runs at least once but
-    does not eat the whole benchmark's time; and what the last run returned, to check."""
-    times: list[float] = []
-    while len(times) < repeats and (not times or sum(times) < budget_s):
-        if setup:
-            setup()
-        start = time.perf_counter()
-        answer = run()
-        times.append(time.perf_counter() - start)
-    return {"median_s": statistics.median(times), "repeats": len(times)}, answer
-
-
-def compared(results: list[Result], baseline: str) -> list[Result]:
-    """``results`` with each one's speed-up against the variant named ``baseline``."""
-    base = next(r for r in results if r.variant == baseline).median_s
-    return [
-        r if r.variant == baseline else replace(r, baseline=baseline, ratio=base / r.median_s)
-        for r in results
-    ]
 
 
 # ----- inputs -------------------------------------------------------------------------------

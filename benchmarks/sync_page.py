@@ -26,10 +26,11 @@ import time
 
 import sqlalchemy as sa
 from sync_page import queries
+from sync_page.queries.history import history_select, run_row
 
-from benchmarks.run import Result, compared, timed
+from benchmarks.timing import Result, compared, timed
 from picsweb_sync.storage import picsweb_tables as pw
-from picsweb_sync.storage.project_tables import ensure_project_tables, sync_audit
+from picsweb_sync.storage.project_tables import ensure_project_tables, sync_audit, sync_run
 from sync_demo.picsweb_db import create_picsweb_tables
 
 LEARNERS = 10_000
@@ -131,12 +132,12 @@ def build(engine: sa.Engine, audit_rows: int, seed: int) -> None:
 def _offset_page(conn: sa.Connection, offset: int) -> list[str]:
     """The same page by OFFSET, each row made into the page's dict as the real one is."""
     stmt = (
-        queries._history_select()
-        .order_by(queries.sync_run.c.started_at.desc(), queries.sync_run.c.run_id.desc())
+        history_select()
+        .order_by(sync_run.c.started_at.desc(), sync_run.c.run_id.desc())
         .offset(offset)
         .limit(PAGE)
     )
-    return [queries._run_row(row)["run_id"] for row in conn.execute(stmt)]
+    return [run_row(row)["run_id"] for row in conn.execute(stmt)]
 
 
 def _without(conn: sa.Connection, index: str) -> None:
