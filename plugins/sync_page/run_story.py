@@ -3,8 +3,8 @@ the history (a task retried, a load refused, a create recovered), and on the run
 the refusals, the tries of each rerun task (in all against the latest try), the visits the
 sync made and could not use, and what to do about each outbox row still pending.
 
-Kept apart from ``sync_page.queries`` (already long), which calls :func:`with_marks` for
-each page of the history and :func:`run_story` for one run. Every statement is bounded
+Read by ``sync_page.queries``: its history calls :func:`with_marks` for each page of the
+history, its one run's detail :func:`run_story`. Every statement is bounded
 (a LIMIT, or an ``IN`` list of one history page's run ids) and compiles for SQL Server
 (:func:`all_statements`, checked with the rest in tests/sync_page/test_queries.py).
 
