@@ -10,14 +10,12 @@ import pandas as pd
 import pytest
 from sqlalchemy import BigInteger, Column, Integer, SmallInteger, String, UnicodeText
 
+from picsweb_sync.onefile.column_limits import int_range, landing_columns, max_length
 from picsweb_sync.onefile.fields import (
     FIELDS,
     ONEFILE_ENTITY,
     ONEFILE_NAMES,
     PICSWEB_COLUMNS,
-    int_range,
-    landing_columns,
-    max_length,
     parse_assessors,
     parse_learners,
     parse_learning_aims,

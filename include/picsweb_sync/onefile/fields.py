@@ -13,9 +13,8 @@ bad value never stops the run (``shared/contract/picsweb-schema.md``, last parag
 
 The limits are not a list of their own: each :class:`Field` names the PICSWeb column it
 lands in (``Field.picsweb``, a column of :mod:`picsweb_sync.storage.picsweb_tables`), and the
-staging column of :data:`picsweb_sync.storage.project_tables.STAGING` bounds it too. A text
-column's size is its ``type.length``; an integer column's range is its SQL type's
-(``SMALLINT`` 16, ``INTEGER`` 32, ``BIGINT`` 64 bits, signed). The narrower column wins.
+staging column of :data:`picsweb_sync.storage.project_tables.STAGING` bounds it too; the
+narrower column wins (:mod:`picsweb_sync.onefile.column_limits` reads them, :data:`LIMITS`).
 
 Decisions the contract leaves open:
 - a number field accepts a JSON number with no fraction (``12``, ``12.0``) or digits in a
@@ -57,8 +56,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import BigInteger, Column, Integer, SmallInteger
+from sqlalchemy import Column
 
+from picsweb_sync.onefile.column_limits import FieldLimits, describe, field_limits
 from picsweb_sync.onefile.names import JSON_FIELDS, JsonField
 
 # Re-exported: the push and the parser's tests read the OneFile names through this module.
@@ -66,7 +66,6 @@ from picsweb_sync.onefile.names import ONEFILE_ENTITY as ONEFILE_ENTITY
 from picsweb_sync.onefile.names import ONEFILE_NAMES as ONEFILE_NAMES
 from picsweb_sync.onefile.ukdates import parse_instants, uk_date
 from picsweb_sync.storage import picsweb_tables as pw
-from picsweb_sync.storage.project_tables import STAGING
 from picsweb_sync.storage.project_tables.storable_text import text_problems
 
 
@@ -127,67 +126,10 @@ _FIRST_INSTANT = np.datetime64("0001-01-02T00:00:00", "us")
 _LAST_INSTANT = np.datetime64("9999-12-30T23:59:59.999999", "us")
 _OUTSIDE = "{}: outside 0001-01-02 to 9999-12-30 (UTC), the instants every database holds: "
 _SHOWN_CHARACTERS = 80  # a value quoted in a reason is cut to this; ``raw`` keeps it whole
-# Most specific first: BigInteger and SmallInteger are Integers to SQLAlchemy.
-_INTEGER_TYPES = (
-    (BigInteger, "BIGINT", 64),
-    (SmallInteger, "SMALLINT", 16),
-    (Integer, "INTEGER", 32),
-)
 
 
-# ----- the limits, from the table definitions -------------------------------------------
-def max_length(column: Column) -> int | None:
-    """The most characters ``column`` holds (``None``: unbounded, or not text)."""
-    return getattr(column.type, "length", None)
-
-
-def int_range(column: Column) -> tuple[int, int, str] | None:
-    """(lowest, highest, SQL type name) of an integer ``column``; ``None`` if not an integer."""
-    for sql_type, name, bits in _INTEGER_TYPES:
-        if isinstance(column.type, sql_type):
-            return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1, name
-    return None
-
-
-def landing_columns(entity: str, field: Field) -> tuple[Column, ...]:
-    """The columns a value of ``field`` is stored in: its staging column, and its PICSWeb
-    column when it has one."""
-    staging = STAGING[entity].c[field.column]
-    return (staging,) if field.picsweb is None else (field.picsweb, staging)
-
-
-def describe(column: Column) -> str:
-    """A column as a reject reason names it: ``PICSWeb's table.column`` or ``staging ...``."""
-    side = "PICSWeb's" if column.table.metadata is pw.metadata else "staging"
-    return f"{side} {column.table.name}.{column.name}"
-
-
-@dataclass(frozen=True)
-class _Limits:
-    """What one field's columns accept: the narrowest length and integer range, and the
-    column each comes from (to name it in a reason)."""
-
-    length: int | None = None
-    length_column: Column | None = None
-    low: int | None = None
-    high: int | None = None
-    sql_type: str = ""
-    range_column: Column | None = None
-
-
-def _limits(entity: str, field: Field) -> _Limits:
-    columns = landing_columns(entity, field)
-    lengths = [(max_length(c), c) for c in columns if max_length(c) is not None]
-    ranges = [(int_range(c), c) for c in columns if int_range(c) is not None]
-    length, length_column = min(lengths, key=lambda pair: pair[0], default=(None, None))
-    if not ranges:
-        return _Limits(length, length_column)
-    (low, high, sql_type), range_column = min(ranges, key=lambda pair: pair[0][1])
-    return _Limits(length, length_column, low, high, sql_type, range_column)
-
-
-LIMITS: dict[str, dict[str, _Limits]] = {
-    entity: {field.column: _limits(entity, field) for field in fields}
+LIMITS: dict[str, dict[str, FieldLimits]] = {
+    entity: {field.column: field_limits(entity, field) for field in fields}
     for entity, fields in FIELDS.items()
 }
 
@@ -270,7 +212,9 @@ def parse_rows(entity: str, rows: list[Any], organisation_id: int) -> Parsed:
     return Parsed(kept, rejects, duplicates=len(frame) - len(kept))
 
 
-def _parse_field(field: Field, limits: _Limits, values: pd.Series) -> tuple[pd.Series, pd.Series]:
+def _parse_field(
+    field: Field, limits: FieldLimits, values: pd.Series
+) -> tuple[pd.Series, pd.Series]:
     """(typed column, problem text or NA per row) for one field."""
     present = values.notna()
     problem = pd.Series(pd.NA, index=values.index, dtype="string")
@@ -322,7 +266,7 @@ def _int_or_none(digits: str) -> int | None:
 
 
 def _parse_whole_numbers(
-    field: Field, limits: _Limits, values: pd.Series, present: pd.Series, problem: pd.Series
+    field: Field, limits: FieldLimits, values: pd.Series, present: pd.Series, problem: pd.Series
 ) -> pd.Series:
     numbers = _whole_numbers(values, _kinds(values))
     number = numbers.notna()
@@ -344,7 +288,7 @@ def _parse_whole_numbers(
 
 
 def _parse_text(
-    field: Field, limits: _Limits, values: pd.Series, present: pd.Series, problem: pd.Series
+    field: Field, limits: FieldLimits, values: pd.Series, present: pd.Series, problem: pd.Series
 ) -> pd.Series:
     kinds = _kinds(values)
     strings = kinds.eq(str)
