@@ -10,7 +10,7 @@
 collation, as PICSWeb's), the login ``PICSWEB_DB_LOGIN`` with ``PICSWEB_DB_PASSWORD`` as a
 db_owner of it (the sync creates its own ``sync_*`` tables on its first run), then, connected
 as that login (as Airflow will be), the PICSWeb tables and the demo rows: the generator's
-PICSWeb (``onefile_simulator.generate_dataset`` + ``sync_demo.picsweb_db``), as ``make demo``
+PICSWeb (:mod:`sync_demo.builder`, the demo builder ``make demo`` uses too), as ``make demo``
 loads into SQLite. With ``PICSWEB_DB_CONN_TYPE=postgres`` (the ``demo-postgres`` profile) the
 same is done on PostgreSQL (``DEMO_POSTGRES_HOST``, superuser ``postgres`` with
 ``DEMO_POSTGRES_PASSWORD``): the login becomes a role owning the database. It loads once: a database that holds the demo already is left alone
@@ -28,25 +28,34 @@ import argparse
 import datetime as dt
 import os
 import re
-import signal
-import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import mssql
 
-UK = ZoneInfo("Europe/London")
+from sync_demo.builder import (
+    DEFAULT_LEARNERS,
+    DEFAULT_ORGANISATIONS,
+    DEFAULT_PORT,
+    DEFAULT_SEED,
+    DemoError,
+    demo_dataset,
+    error_reason,
+    hosted_simulator,
+    load_demo_picsweb,
+    loaded_text,
+    said_plainly,
+    serve_until,
+    spoil_some_rows,
+    stop_on_signals,
+)
+from sync_demo.dag_runs import logical_date_for, uk_today
+
 DAY_FILE = "demo-day"
 DEFAULT_COLLATION = "SQL_Latin1_General_CP1_CI_AS"  # SQL Server's default: case-insensitive
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
-
-
-class DemoError(Exception):
-    """Something the user fixes in .env (said plainly, without a traceback)."""
 
 
 # ----- settings -------------------------------------------------------------------------------
@@ -60,18 +69,14 @@ def env(name: str, default: str | None = None) -> str:
 def demo_shape() -> dict[str, int]:
     """The generator's parameters; the simulator and the PICSWeb must use the same ones."""
     return {
-        "seed": int(env("DEMO_SEED", "7")),
-        "organisations": int(env("DEMO_ORGANISATIONS", "2")),
-        "learners": int(env("DEMO_LEARNERS", "25")),
+        "seed": int(env("DEMO_SEED", str(DEFAULT_SEED))),
+        "organisations": int(env("DEMO_ORGANISATIONS", str(DEFAULT_ORGANISATIONS))),
+        "learners": int(env("DEMO_LEARNERS", str(DEFAULT_LEARNERS))),
     }
 
 
 def state_dir() -> Path:
     return Path(env("DEMO_STATE_DIR", "/opt/airflow/demo-state"))
-
-
-def uk_today() -> dt.date:
-    return dt.datetime.now(UK).date()
 
 
 def chosen_day() -> dt.date:
@@ -95,12 +100,6 @@ def stored_day(directory: Path) -> dt.date | None:
 def store_day(directory: Path, day: dt.date) -> None:
     directory.mkdir(parents=True, exist_ok=True)
     (directory / DAY_FILE).write_text(day.isoformat() + "\n")
-
-
-def logical_date(day: dt.date) -> dt.datetime:
-    """The run for ``day``: 02:00 UK time, when the DAG is scheduled. Its review window
-    (30 days either side of its data interval) holds every demo review."""
-    return dt.datetime.combine(day, dt.time(2), tzinfo=UK)
 
 
 # ----- T-SQL --------------------------------------------------------------------------------
@@ -184,10 +183,9 @@ def wait_for(
             return
         except sa.exc.DBAPIError as exc:
             if clock() >= deadline:
-                reason = str(exc.orig or exc).strip().splitlines()[0]
                 raise DemoError(
                     f"{engine.url.render_as_string(hide_password=True)} did not answer in "
-                    f"{timeout:.0f} s: {reason}"
+                    f"{timeout:.0f} s: {error_reason(exc)}"
                 ) from None
             print(f"waiting for {engine.url.host or engine.url.database} ...", flush=True)
             time.sleep(interval)
@@ -216,12 +214,7 @@ def drop_demo_tables(engine: sa.Engine) -> None:
 
 def load_demo(engine: sa.Engine, day: dt.date) -> dict[str, int]:
     """Create the PICSWeb tables and load the generator's PICSWeb for ``day``."""
-    from onefile_simulator import generate_dataset
-    from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
-
-    dataset = generate_dataset(**demo_shape(), today=day)
-    create_picsweb_tables(engine)
-    return load_picsweb_rows(engine, dataset.picsweb)
+    return load_demo_picsweb(engine, demo_dataset(**demo_shape(), today=day).picsweb)
 
 
 def build_picsweb(engine: sa.Engine, directory: Path, reset: bool) -> tuple[dt.date, bool]:
@@ -235,7 +228,7 @@ def build_picsweb(engine: sa.Engine, directory: Path, reset: bool) -> tuple[dt.d
     day = chosen_day()
     loaded = load_demo(engine, day)
     store_day(directory, day)
-    print("loaded " + ", ".join(f"{n} {table}" for table, n in loaded.items()), flush=True)
+    print("loaded " + loaded_text(loaded), flush=True)
     return day, True
 
 
@@ -356,21 +349,13 @@ def build_and_say(url: str, where: str, reset: bool) -> int:
     what = "built" if loaded else "already there (--reset rebuilds it)"
     print(
         f"demo PICSWeb {what}: {where}; reviews scheduled around {day.isoformat()}; the run "
-        f"that syncs them: logical date {logical_date(day).isoformat()}",
+        f"that syncs them: logical date {logical_date_for(day).isoformat()}",
         flush=True,
     )
     return 0
 
 
 # ----- the OneFile simulator ------------------------------------------------------------------
-def hosted_simulator(data, *, host: str, port: int, customer_token: str):
-    """A OneFileSimulator listening on ``host`` (e.g. 0.0.0.0: reachable from the other
-    containers)."""
-    from onefile_simulator import OneFileSimulator
-
-    return OneFileSimulator(data, customer_token=customer_token, port=port, host=host)
-
-
 def slow_review_creates(sim, seconds_text: str) -> None:
     """Every review create (``POST /Review``) carried out only after ``seconds_text``
     seconds (ONEFILE_SIMULATOR_REVIEW_DELAY; 0, the default: at once), so that a test can
@@ -385,8 +370,6 @@ def slow_review_creates(sim, seconds_text: str) -> None:
 
 
 def serve_onefile(args: argparse.Namespace) -> int:
-    from onefile_simulator import generate_dataset
-
     directory = state_dir()
     deadline = time.monotonic() + args.timeout
     while (day := stored_day(directory)) is None:
@@ -394,17 +377,13 @@ def serve_onefile(args: argparse.Namespace) -> int:
             raise DemoError(f"no demo day in {directory}: run `picsweb_demo.py init` first")
         time.sleep(2)
     token = env("ONEFILE_CUSTOMER_TOKEN")
-    dataset = generate_dataset(**demo_shape(), today=day)
+    dataset = demo_dataset(**demo_shape(), today=day)
     sim = hosted_simulator(dataset.onefile, host=args.host, port=args.port, customer_token=token)
-    stop = threading.Event()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+    stop = stop_on_signals()
     with sim:
         slow_review_creates(sim, env("ONEFILE_SIMULATOR_REVIEW_DELAY", "0"))
         if not args.no_malformed_rows:
-            # As make demo: a few malformed rows, set aside with their reason by the sync.
-            sim.faults.malformed_rows("LearningAim", kinds=("bad_date", "text_number"))
-            sim.faults.malformed_rows("Review", kinds=("missing_id",))
+            spoil_some_rows(sim)  # as make demo: set aside with their reason by the sync
         orgs = ", ".join(str(o["ID"]) for o in dataset.onefile.organisations)
         print(f"OneFile simulator at {sim.base_url} (listening on {args.host})", flush=True)
         print(
@@ -412,8 +391,7 @@ def serve_onefile(args: argparse.Namespace) -> int:
             "customer token: ONEFILE_CUSTOMER_TOKEN from .env",
             flush=True,
         )
-        while not stop.wait(0.5):
-            pass
+        serve_until(stop)
     print("stopped", flush=True)
     return 0
 
@@ -423,7 +401,7 @@ def print_logical_date(args: argparse.Namespace) -> int:
     day = stored_day(state_dir())
     if day is None:
         raise DemoError("the demo PICSWeb is not built yet: run `picsweb_demo.py init` first")
-    print(logical_date(day).isoformat())
+    print(logical_date_for(day).isoformat())
     return 0
 
 
@@ -473,7 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=init)
     p = commands.add_parser("serve-onefile", help="the matching OneFile simulator")
     p.add_argument("--host", default="0.0.0.0")
-    p.add_argument("--port", type=int, default=8099)
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--timeout", type=float, default=300, help="seconds to wait for init")
     p.add_argument("--no-malformed-rows", action="store_true")
     p.set_defaults(run=serve_onefile)
@@ -487,11 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        return args.run(args)
-    except DemoError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+    return said_plainly(lambda: args.run(args))
 
 
 if __name__ == "__main__":

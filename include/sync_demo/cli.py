@@ -5,7 +5,8 @@ matching PICSWeb, serves the OneFile side from the simulator on 127.0.0.1, creat
 PICSWeb side in a SQLite file, gives Airflow the two connections as environment
 variables, runs the DAG with ``dag.test()`` and prints what changed. The same helpers
 (:mod:`sync_demo.dag_runs`, :mod:`sync_demo.picsweb_db`) drive the end-to-end tests, so the
-demo is what the tests prove.
+demo is what the tests prove; what it builds is :mod:`sync_demo.builder`'s, as the compose
+profile's demo (``deploy/picsweb_demo.py``) builds it.
 
 ``python -m sync_demo --picsweb-url URL --serve`` builds the same PICSWeb in a
 database of one's choosing (a SQLite path, PostgreSQL or ``mssql+pymssql``; a database that
@@ -23,9 +24,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
-import sys
-import threading
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -34,8 +32,24 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from onefile_simulator.generator import default_today, generate_dataset
+from onefile_simulator.generator import default_today
 from onefile_simulator.server import OneFileSimulator
+from sync_demo.builder import (
+    DEFAULT_LEARNERS,
+    DEFAULT_ORGANISATIONS,
+    DEFAULT_PORT,
+    DEFAULT_SEED,
+    DemoError,
+    demo_dataset,
+    error_reason,
+    hosted_simulator,
+    load_demo_picsweb,
+    loaded_text,
+    said_plainly,
+    serve_until,
+    spoil_some_rows,
+    stop_on_signals,
+)
 from sync_demo.dag_runs import (
     CONN_TYPES,
     DAG_ID,
@@ -52,17 +66,9 @@ from sync_demo.dag_runs import (
 from sync_demo.serving import process_lines, write_connection_files
 
 # The same as the simulator's own command line (python -m onefile_simulator).
-DEFAULT_SEED = 7
-DEFAULT_ORGANISATIONS = 2
-DEFAULT_LEARNERS = 25
 DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = 8099
 SIMULATOR_TOKEN = "sim-customer-token"
 _ALL_INTERFACES = ("0.0.0.0", "")
-
-
-class DemoError(Exception):
-    """Something the user can fix (a database with data, a port in use): said, not traced."""
 
 
 def clock_change_note(day: date, fixed_day: date) -> str | None:
@@ -113,12 +119,7 @@ def prepare_picsweb(
     loaded per table. A database already holding PICSWeb or sync rows is refused (nothing
     touched) unless ``replace``, which empties it first."""
     from picsweb_sync.storage.engines import engine_for_url
-    from sync_demo.picsweb_db import (
-        clear_demo_tables,
-        create_picsweb_tables,
-        load_picsweb_rows,
-        rows_held,
-    )
+    from sync_demo.picsweb_db import clear_demo_tables, rows_held
 
     parsed = sa.engine.make_url(url)
     shown = parsed.render_as_string(hide_password=True)
@@ -136,20 +137,14 @@ def prepare_picsweb(
             )
         if held:
             clear_demo_tables(engine)
-        create_picsweb_tables(engine)
-        loaded = load_picsweb_rows(engine, rows)
+        loaded = load_demo_picsweb(engine, rows)
     except sa.exc.SQLAlchemyError as exc:
         engine.dispose()
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        raise DemoError(f"cannot build the demo PICSWeb in {shown}: {reason}") from None
+        raise DemoError(f"cannot build the demo PICSWeb in {shown}: {error_reason(exc)}") from None
     except DemoError:
         engine.dispose()
         raise
     return engine, loaded
-
-
-def _simulator(data, *, host: str, port: int, customer_token: str) -> OneFileSimulator:
-    return OneFileSimulator(data, customer_token=customer_token, port=port, host=host)
 
 
 def _day(text: str) -> date:
@@ -215,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     today = args.today or uk_today()
-    dataset = generate_dataset(
+    dataset = demo_dataset(
         seed=args.seed, organisations=args.organisations, learners=args.learners, today=today
     )
     print(
@@ -226,11 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     note = clock_change_note(today, default_today(args.seed))
     if note:
         print(note, flush=True)
-    try:
-        return serve(args, dataset) if args.serve else run_twice(args, dataset)
-    except DemoError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
+    return said_plainly(lambda: serve(args, dataset) if args.serve else run_twice(args, dataset))
 
 
 def run_twice(args: argparse.Namespace, dataset) -> int:
@@ -257,7 +248,7 @@ def run_twice(args: argparse.Namespace, dataset) -> int:
         # has them inside its review window.
         when = logical_date_for(dataset.today).astimezone(UTC)
         with environment(env):
-            _spoil_some_rows(sim)
+            spoil_some_rows(sim)
             first = run_dag(logical_date=when)
             second = run_dag(logical_date=when + timedelta(hours=1))
         print(f"\nrun 1 {first.run_id}: {first.state}")
@@ -274,7 +265,7 @@ def serve(args: argparse.Namespace, dataset) -> int:
     """``--serve``: build the PICSWeb, serve OneFile, print how to point Airflow at both,
     and serve until SIGINT or SIGTERM."""
     picsweb_url = demo_picsweb_url(args.picsweb_url or str(Path(args.data_dir) / "picsweb.sqlite"))
-    sim = _simulator(
+    sim = hosted_simulator(
         dataset.onefile, host=args.host, port=args.port, customer_token=args.customer_token
     )
     try:  # the port first: a port in use stops the demo before it touches the database
@@ -290,18 +281,14 @@ def serve(args: argparse.Namespace, dataset) -> int:
         sim.stop()
         raise
     shown = sa.engine.make_url(picsweb_url).render_as_string(hide_password=True)
-    rows = ", ".join(f"{n} {table}" for table, n in loaded.items())
-    print(f"PICSWeb: {shown}, loaded {rows}", flush=True)
-    stop = threading.Event()
+    print(f"PICSWeb: {shown}, loaded {loaded_text(loaded)}", flush=True)
     try:
-        _spoil_some_rows(sim)
+        spoil_some_rows(sim)
         env = connection_env(sim.base_url, sim.customer_token, picsweb_url)
         _print_serving(args, dataset, sim, env)
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(signum, lambda *_: stop.set())
+        stop = stop_on_signals()
         print("Serving until Ctrl-C (SIGINT) or SIGTERM.", flush=True)
-        while not stop.wait(0.5):
-            pass
+        serve_until(stop)
     finally:
         sim.stop()
         engine.dispose()
@@ -357,13 +344,6 @@ def _print_serving(args, dataset, sim, env: Mapping[str, str]) -> None:
         ]
     lines.append("")
     print("\n".join(lines), flush=True)
-
-
-def _spoil_some_rows(sim) -> None:
-    """A few malformed OneFile rows, as a real API sometimes sends: they are set aside with
-    their reason while the rest of the run goes on, and merged once they come back intact."""
-    sim.faults.malformed_rows("LearningAim", kinds=("bad_date", "text_number"))
-    sim.faults.malformed_rows("Review", kinds=("missing_id",))
 
 
 def _print_summary(s: dict[str, Any]) -> None:
