@@ -17,6 +17,7 @@ from sqlalchemy.schema import CreateTable
 from sqlalchemy.sql import ClauseElement
 
 from picsweb_sync.run import call_budget as cb
+from picsweb_sync.run.budget_limiter import MAX_SHARED_CALLS, SharedCallBudget, limiter_factory
 from picsweb_sync.storage.engines import engine_for_url
 
 from .test_mssql_compile import DIALECT, NOT_TSQL, tsql
@@ -136,8 +137,7 @@ def test_holders_with_different_limits_share_the_lowest(engine: sa.Engine) -> No
     (two connections, or one edited mid-run), calling in turn: 5 calls start, never 8,
     whichever holder asks first or most."""
     budgets = {
-        calls: cb.SharedCallBudget(engine, "k", calls, PERIOD, sleep=_stop_at_wait)
-        for calls in (8, 5)
+        calls: SharedCallBudget(engine, "k", calls, PERIOD, sleep=_stop_at_wait) for calls in (8, 5)
     }
     started = {8: 0, 5: 0}
     for calls in [8, 8, 5, 8, 5, 8, 8, 5, 8, 5, 8]:
@@ -166,7 +166,7 @@ def test_the_longest_period_among_the_limits_binds(engine: sa.Engine) -> None:
 def test_a_holder_counts_from_its_start_not_its_first_claim(engine: sa.Engine) -> None:
     """A hook registers its limit when it is built, so a holder with a higher limit that
     calls first is already held to the lower one."""
-    cb.SharedCallBudget(engine, "k", 2, PERIOD)
+    SharedCallBudget(engine, "k", 2, PERIOD)
     assert granted(engine, 8, [8]) == [2]
 
 
@@ -222,7 +222,7 @@ def test_shared_budget_waits_rather_than_overspends(engine: sa.Engine) -> None:
         waits.append(seconds)
         raise _Slept
 
-    budget = cb.SharedCallBudget(engine, "k", 3, PERIOD, sleep=sleep)
+    budget = SharedCallBudget(engine, "k", 3, PERIOD, sleep=sleep)
     for _ in range(3):
         budget.acquire()
     assert waits == []
@@ -235,11 +235,11 @@ def test_shared_budget_waits_rather_than_overspends(engine: sa.Engine) -> None:
 def test_a_lifted_limit_keeps_the_hooks_own_limiter(engine: sa.Engine) -> None:
     from onefile.limiter import SlidingWindowLimiter
 
-    build = cb.limiter_factory(engine)
+    build = limiter_factory(engine)
     assert isinstance(build("k", 10**9, 60.0), SlidingWindowLimiter)
-    assert isinstance(build("k", 300, 60.0), cb.SharedCallBudget)
+    assert isinstance(build("k", 300, 60.0), SharedCallBudget)
     with pytest.raises(ValueError, match="shared call budget holds"):
-        cb.SharedCallBudget(engine, "k", cb.MAX_SHARED_CALLS + 1, 60.0)
+        SharedCallBudget(engine, "k", MAX_SHARED_CALLS + 1, 60.0)
 
 
 def test_a_lifted_limit_does_not_lift_a_real_one_claimed_under_lately(
@@ -248,9 +248,9 @@ def test_a_lifted_limit_does_not_lift_a_real_one_claimed_under_lately(
     """A connection with a limit no real OneFile has (tests lift theirs to 10**9) keeps
     its own limiter only while the customer's budget has no real limit: beside a holder
     with 3 calls a period it shares the budget and is held to 3."""
-    cb.SharedCallBudget(engine, "k", 3, PERIOD)
-    lifted = cb.limiter_factory(engine)("k", 10**9, PERIOD)
-    assert isinstance(lifted, cb.SharedCallBudget)
+    SharedCallBudget(engine, "k", 3, PERIOD)
+    lifted = limiter_factory(engine)("k", 10**9, PERIOD)
+    assert isinstance(lifted, SharedCallBudget)
     lifted._sleep = _stop_at_wait
     for _ in range(3):
         lifted.acquire()
@@ -259,7 +259,7 @@ def test_a_lifted_limit_does_not_lift_a_real_one_claimed_under_lately(
     forget_limits_older_than_memory(engine, 3)
     from onefile.limiter import SlidingWindowLimiter
 
-    assert isinstance(cb.limiter_factory(engine)("k", 10**9, PERIOD), SlidingWindowLimiter)
+    assert isinstance(limiter_factory(engine)("k", 10**9, PERIOD), SlidingWindowLimiter)
 
 
 # ----- SQL Server ------------------------------------------------------------------------

@@ -18,11 +18,12 @@ import sqlalchemy as sa
 from onefile.limiter import budget_key
 from picsweb_sync.run import budget_wait_log as wl
 from picsweb_sync.run import call_budget as cb
+from picsweb_sync.run.budget_limiter import SharedCallBudget
 from picsweb_sync.storage.engines import engine_for_url
 
 PERIOD = 60.0
 TOKEN = "cust-4b1e77d0c3-token"
-LOGGER = "picsweb_sync.run.call_budget"
+LOGGER = "picsweb_sync.run.budget_limiter"
 LINE = re.compile(
     r"waiting (?P<seconds>[\d.]+) s for OneFile's call budget "
     r"\(limit (?P<limit>[^;]+); until (?P<until>\d\d:\d\d:\d\d) UTC\)"
@@ -75,7 +76,7 @@ def test_a_call_that_waits_for_the_budget_says_so_with_how_long(
     caplog.set_level(logging.INFO, logger=LOGGER)
     key = budget_key("http://onefile.example", TOKEN)
     slept: list[float] = []
-    budget = cb.SharedCallBudget(engine, key, calls, PERIOD, sleep=_stop_at_first_wait(slept))
+    budget = SharedCallBudget(engine, key, calls, PERIOD, sleep=_stop_at_first_wait(slept))
     before = time.time()
     try:
         for _ in range(acquires):
@@ -97,7 +98,7 @@ def test_a_call_that_waits_for_the_budget_says_so_with_how_long(
 def test_a_429_pause_is_a_wait_said_with_its_end(engine: sa.Engine, caplog) -> None:
     caplog.set_level(logging.INFO, logger=LOGGER)
     slept: list[float] = []
-    budget = cb.SharedCallBudget(engine, "k", 300, PERIOD, sleep=_stop_at_first_wait(slept))
+    budget = SharedCallBudget(engine, "k", 300, PERIOD, sleep=_stop_at_first_wait(slept))
     budget.acquire()
     before = time.time()
     budget.pause(30.0)
@@ -119,7 +120,7 @@ def test_many_short_waits_make_one_line_not_one_a_call(engine: sa.Engine, caplog
         slept.append(seconds)
         time.sleep(seconds)
 
-    budget = cb.SharedCallBudget(engine, "k", 4, 1.0, sleep=sleep)
+    budget = SharedCallBudget(engine, "k", 4, 1.0, sleep=sleep)
     for _ in range(14):
         budget.acquire()
     assert len(slept) >= 2, slept  # otherwise the test proves nothing

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 
 from onefile.hook import OneFileHook
-from picsweb_sync.run.call_budget import limiter_factory
+from picsweb_sync.run.budget_limiter import limiter_factory
 from picsweb_sync.storage.engines import engine_for_url
 
 

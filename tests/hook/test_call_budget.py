@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from onefile.hook import OneFileHook
 from onefile_simulator import OneFileSimulator
 from picsweb_sync.run import call_budget as cb
+from picsweb_sync.run.budget_limiter import limiter_factory
 from picsweb_sync.storage.engines import engine_for_url
 from tests.hook.conftest import FAST, conn_json
 
@@ -61,7 +62,7 @@ def task_hook(staging_url: str | None) -> tuple[OneFileHook, sa.Engine | None]:
     if staging_url is None:
         return OneFileHook(**FAST), None
     engine = engine_for_url(staging_url)
-    return OneFileHook(limiter_factory=cb.limiter_factory(engine), **FAST), engine
+    return OneFileHook(limiter_factory=limiter_factory(engine), **FAST), engine
 
 
 def run_tasks_in_a_row(sim: OneFileSimulator, staging_url: str | None, tasks: int, calls: int):

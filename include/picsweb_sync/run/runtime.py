@@ -151,7 +151,7 @@ class RunContext:
         of every run shares through the staging database (``picsweb_sync.run.call_budget``):
         a task never spends the minute its predecessor in the pool already spent."""
         from onefile.hook import OneFileHook
-        from picsweb_sync.run.call_budget import limiter_factory
+        from picsweb_sync.run.budget_limiter import limiter_factory
 
         return OneFileHook(
             onefile_conn_id=self.onefile_conn_id, limiter_factory=limiter_factory(self.staging)
