@@ -15,9 +15,10 @@ import pytest
 import sqlalchemy as sa
 from airflow.sdk import DAG
 
+from picsweb_sync.rules.drift import REASONS
 from picsweb_sync.run import alert_mail, alerts
 from picsweb_sync.run.summary import SUMMARY_KEYS
-from picsweb_sync.run.summary_labels import SUMMARY_LABELS, label
+from picsweb_sync.run.summary_labels import DRIFT_LABELS, SUMMARY_LABELS, drift_label, label
 from picsweb_sync.storage import project_tables as pt
 from tests.support.failed_runs import record_failed_run
 from tests.support.smtp import SmtpServer
@@ -98,13 +99,14 @@ def test_every_summary_key_has_a_label_and_no_snake_case_reaches_the_mail():
         "rejects_by_kind": {"RegistrationNumber": 1},
         "reruns": {"push_reviews": 2},
         "latest_try": {"picsweb_reviews_created": 0, "onefile_fields_changed": None},
+        "drift": dict.fromkeys(REASONS, 1),
     }
     lines = alert_mail.summary_lines(summary)
     assert "PICSWeb reviews created: 1" in lines
     assert "What the latest try did: PICSWeb reviews created: 0, OneFile fields changed: " in (
         "\n".join(lines)
     )
-    snake_case = [k for k in [*summary, *summary["latest_try"]] if "_" in k]
+    snake_case = [k for k in [*summary, *summary["latest_try"], *summary["drift"]] if "_" in k]
     for key in snake_case:
         assert key not in "\n".join(lines), key
 
@@ -115,6 +117,39 @@ def test_every_summary_key_has_a_label_and_no_snake_case_reaches_the_mail():
 )
 def test_a_key_reads_as_its_label_or_its_words(key, expected):
     assert label(key) == expected
+
+
+def test_every_drift_reason_has_a_label_in_the_report_s_order():
+    assert tuple(DRIFT_LABELS) == REASONS
+    assert drift_label("not_linked") == "Not linked"
+    assert drift_label("a_new_reason") == "A new reason"
+
+
+@pytest.mark.parametrize(
+    ("drift", "line"),
+    [
+        pytest.param(
+            dict.fromkeys(REASONS, 0) | {"pending_outbox": 1, "not_linked": 2},
+            "Differences left between OneFile and PICSWeb (drift report): Unexplained: 0, "
+            "Not linked: 2, Pending in the outbox: 1",
+            id="explained: the reasons with some, unexplained always",
+        ),
+        pytest.param(
+            {"reject": 1, "unexplained": 2},
+            "Differences left between OneFile and PICSWeb (drift report): Unexplained: 2, "
+            "Set aside as a reject: 1",
+            id="unexplained first whatever the stored order",
+        ),
+        pytest.param(
+            dict.fromkeys(REASONS, 0),
+            "Differences left between OneFile and PICSWeb (drift report): Unexplained: 0",
+            id="nothing left",
+        ),
+    ],
+)
+def test_the_mail_shows_the_drift_counts_under_their_labels(drift, line):
+    lines = alert_mail.summary_lines({"rejects": 0, "drift": drift})
+    assert lines == ["Rows set aside (rejects): 0", line]
 
 
 # ----- what to do first ------------------------------------------------------------------------
@@ -162,6 +197,32 @@ SUMMARY = {"rejects": 7, "rejects_by_kind": {"RegistrationNumber": 5, "not a JSO
             ),
             ["Conflicts: nothing to do at once. Each field PICSWeb changed after the run"],
             id="conflicts: merged again next run",
+        ),
+        pytest.param(
+            alerts.RunFacts(
+                outcome="failed",
+                failure="thresholds crossed: unexplained differences 2 > max_unexplained 0",
+                summary={"drift": {"unexplained": 2, "not_linked": 5}},
+                thresholds_crossed=["unexplained differences 2 > max_unexplained 0"],
+                task_errors=[_error("check_thresholds", "AirflowFailException: crossed", 1)],
+            ),
+            [
+                f"Unexplained differences (2): open the run's drift on the sync page ({PAGE}), "
+                "reason unexplained first. An unexplained difference is a defect of the sync: "
+            ],
+            id="unexplained differences: the run's drift, a defect to report",
+        ),
+        pytest.param(
+            alerts.RunFacts(
+                outcome="failed",
+                failure="thresholds crossed: ...",
+                thresholds_crossed=[
+                    "rejects 7 > max_rejects 0",
+                    "unexplained differences 1 > max_unexplained 0",
+                ],
+            ),
+            ["Rejects: open the run's page", "Unexplained differences: open the run's drift"],
+            id="rejects and unexplained: one step each",
         ),
         pytest.param(
             alerts.RunFacts(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from picsweb_sync.run.note_text import NOTE_MAX_CHARS, run_page_url, summary_text
-from picsweb_sync.run.summary import SUMMARY_KEYS, compact, reject_kind
+from picsweb_sync.rules.drift import REASONS
+from picsweb_sync.run.note_text import NOTE_MAX_CHARS, drift_line, run_page_url, summary_text
+from picsweb_sync.run.summary import SUMMARY_KEYS, compact, drift_by_reason, reject_kind
 from picsweb_sync.run.thresholds import THRESHOLD_DEFAULTS, crossed_thresholds, thresholds_failure
 
 
@@ -15,6 +16,11 @@ def counts(**values) -> dict:
 
 
 OFF = dict.fromkeys(THRESHOLD_DEFAULTS)  # every threshold off
+
+
+def drift(**left: int) -> dict:
+    """A drift report's counts as the summary holds them: every reason, 0 unless given."""
+    return {"drift": dict.fromkeys(REASONS, 0) | left}
 
 
 @pytest.mark.parametrize(
@@ -169,6 +175,51 @@ ROWS = {
             [],
             id="at every default exactly",
         ),
+        # ----- max_unexplained: the drift report's differences no reason explains -----
+        pytest.param(counts(**drift()), {}, [], id="a drift report, no difference"),
+        pytest.param(
+            counts(**drift(not_linked=40, reject=3, pending_outbox=2)),
+            {},
+            [],
+            id="explained differences only: never crossed",
+        ),
+        pytest.param(
+            counts(**drift(unexplained=1, not_linked=4)),
+            {},
+            ["unexplained differences 1 > max_unexplained 0"],
+            id="one unexplained with the default 0",
+        ),
+        pytest.param(
+            counts(**drift(unexplained=1)),
+            OFF | {"max_unexplained": 0},
+            ["unexplained differences 1 > max_unexplained 0"],
+            id="max_unexplained 0: any unexplained",
+        ),
+        pytest.param(
+            counts(**drift(unexplained=3)),
+            OFF | {"max_unexplained": 3},
+            [],
+            id="exactly at max_unexplained",
+        ),
+        pytest.param(
+            counts(**drift(unexplained=4)),
+            OFF | {"max_unexplained": 3},
+            ["unexplained differences 4 > max_unexplained 3"],
+            id="one over max_unexplained",
+        ),
+        pytest.param(
+            counts(**drift(unexplained=500)),
+            OFF | {"max_unexplained": None},
+            [],
+            id="max_unexplained null: off",
+        ),
+        pytest.param(counts(), {}, [], id="no drift report (a dry run): nothing to cross"),
+        pytest.param(
+            counts(**ROWS, rejects=6, **drift(unexplained=2)),
+            OFF | {"max_rejects": 5, "max_unexplained": 0},
+            ["rejects 6 > max_rejects 5", "unexplained differences 2 > max_unexplained 0"],
+            id="with another threshold: each named, unexplained last",
+        ),
     ],
 )
 def test_crossed_thresholds(summary, params, crossed):
@@ -305,3 +356,69 @@ def test_the_xcom_copy_keeps_the_commonest_reject_kinds_and_sums_the_rest():
         k: v for k, v in full.items() if k != "rejects_by_kind"
     }
     assert compact(counts(rejects_by_kind={"a": 1}), kinds=1) == counts(rejects_by_kind={"a": 1})
+
+
+# ----- the drift report's counts ------------------------------------------------------------
+def test_the_drift_counts_read_in_the_report_s_order_unexplained_first():
+    stored = {"drift": {"pending_outbox": 1, "not_linked": 2, "unexplained": 3, "new_one": 4}}
+    assert list(drift_by_reason(stored)) == [
+        "unexplained",
+        "not_linked",
+        "pending_outbox",
+        "new_one",  # a reason added later still shows, after the known ones
+    ]
+    assert drift_by_reason(counts()) is None  # no report: not the same as no difference
+    assert drift_by_reason(counts(**drift())) == dict.fromkeys(REASONS, 0)
+
+
+@pytest.mark.parametrize(
+    ("summary", "line"),
+    [
+        pytest.param(counts(), None, id="no drift report: no line"),
+        pytest.param(
+            counts(**drift()),
+            "drift: no difference left between OneFile and PICSWeb",
+            id="nothing left",
+        ),
+        pytest.param(
+            counts(**drift(not_linked=2, pending_outbox=1)),
+            "drift: 3 differences left, 0 unexplained (not linked 2, pending in the outbox 1)",
+            id="explained only, in the report's order",
+        ),
+        pytest.param(
+            counts(**drift(changed_since=1)),
+            "drift: 1 difference left, 0 unexplained (changed since the run read it 1)",
+            id="one difference",
+        ),
+        pytest.param(
+            counts(**drift(unexplained=2, reject=1, rule_keeps_picsweb=3)),
+            "⚠️ drift: 2 unexplained (a defect of the sync), 6 differences left in all "
+            "(set aside as a reject 1, rule keeps PICSWeb's value 3)",
+            id="unexplained named first",
+        ),
+        pytest.param(
+            counts(**drift(unexplained=1)),
+            "⚠️ drift: 1 unexplained (a defect of the sync), 1 difference left in all",
+            id="only unexplained",
+        ),
+    ],
+)
+def test_the_note_s_drift_line(summary, line):
+    assert drift_line(summary) == line
+
+
+def test_the_note_shows_the_drift_line_before_its_link():
+    text = summary_text(FULL | drift(not_linked=2, pending_outbox=1), "success", PAGE)
+    assert text.splitlines()[-2:] == [
+        "drift: 3 differences left, 0 unexplained (not linked 2, pending in the outbox 1)  ",
+        f"[details]({PAGE})",
+    ]
+    assert "drift" not in summary_text(FULL, "success", PAGE)  # a dry run has no report
+    crossed = summary_text(
+        FULL | drift(unexplained=1),
+        "failed",
+        PAGE,
+        thresholds=["unexplained differences 1 > max_unexplained 0"],
+    )
+    assert crossed.startswith("⚠️ thresholds crossed: unexplained differences 1 > max_unexplained 0")
+    assert "⚠️ drift: 1 unexplained" in crossed

@@ -9,9 +9,11 @@ the UK date it starts on, and says so when the clocks changed in it (23 or 25 ho
 **What to do first.** One concrete first step per reason the run is in the mail, so the
 reader does not have to know the sync to start: rejects over a threshold → the run's page,
 where they are grouped by reason; conflicts → nothing at once, they are merged again by
-the next run; a failed task → its log in Airflow and its error kept in
-``sync_task_error``; OneFile refusing the token → the ``onefile_api`` connection; writes
-left unsent; a record that could not be read or was never written.
+the next run; unexplained differences → the run's drift on the sync page, each one a defect
+of the sync to report with its learner, field and values; a failed task → its log in
+Airflow and its error kept in ``sync_task_error``; OneFile refusing the token → the
+``onefile_api`` connection; writes left unsent; a record that could not be read or was
+never written.
 
 **Two parts.** The SMTP provider's hook sends HTML only; :class:`TextAndHtmlHook` adds
 the plain-text part first in a ``multipart/alternative`` message (mail readers show the
@@ -27,7 +29,9 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from picsweb_sync.onefile.ukdates import covered_day
-from picsweb_sync.run.summary_labels import label
+from picsweb_sync.rules.drift import UNEXPLAINED
+from picsweb_sync.run.summary import drift_by_reason
+from picsweb_sync.run.summary_labels import drift_label, label
 
 if TYPE_CHECKING:
     from picsweb_sync.run.alerts import RunFacts
@@ -68,10 +72,16 @@ def _value(value: Any) -> str:
 
 def summary_lines(summary: Mapping[str, Any]) -> list[str]:
     """One ``Label: value`` line per key, the nested counts on their key's line. The kinds
-    of rejects and the task names are shown as they are (they are not summary keys)."""
+    of rejects and the task names are shown as they are (they are not summary keys); the
+    drift report's reasons under their labels, in the report's order, those with none
+    left out but the unexplained ones."""
     lines = []
     for key, value in summary.items():
-        if key in ("rejects_by_kind", "reruns") and isinstance(value, Mapping):
+        drift = drift_by_reason(summary) if key == "drift" else None
+        if drift is not None:
+            shown = [f"{drift_label(r)}: {n}" for r, n in drift.items() if n or r == UNEXPLAINED]
+            lines.append(f"{label(key)}: {', '.join(shown)}")
+        elif key in ("rejects_by_kind", "reruns") and isinstance(value, Mapping):
             shown = ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
             lines.append(f"{label(key)}: {shown}")
         else:
@@ -109,6 +119,17 @@ def first_steps(facts: RunFacts, links: Mapping[str, str], run_id: str) -> list[
             "Conflicts: nothing to do at once. Each field PICSWeb changed after the run "
             "read it was left as PICSWeb has it, and is merged again by the next run from "
             f"both systems as they are then. The run's page lists them ({page})."
+        )
+    if re.search(r"\bmax_unexplained\b", crossed):
+        left = (drift_by_reason(facts.summary or {}) or {}).get(UNEXPLAINED)
+        how_many = f" ({left})" if left else ""
+        steps.append(
+            f"Unexplained differences{how_many}: open the run's drift on the sync page "
+            f"({page}), reason unexplained first. An unexplained difference is a defect of "
+            "the sync: a field the rules would change that the run neither changed nor left "
+            "for a known reason (a reject, a conflict, the outbox, the settings, ...). "
+            "Report each to the sync's maintainers with its learner, field and both values; "
+            "the rest of the run's data is synced."
         )
     errors = [e for e in facts.task_errors if not (crossed and e["task"] == THRESHOLDS_TASK)]
     for error in errors:

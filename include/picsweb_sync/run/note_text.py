@@ -2,7 +2,8 @@
 
 :func:`summary_text` turns a run's summary (``picsweb_sync.run.summary``) into the note
 shown in the Airflow grid (under Airflow's 1,000 characters), ending with the link to the
-run's page on the sync page (:func:`run_page_url`). Setting the note in Airflow is
+run's page on the sync page (:func:`run_page_url`). A run with a drift report gets a line
+of its differences left by reason, the unexplained ones (a defect) named first. Setting the note in Airflow is
 ``picsweb_sync.run.note``'s.
 """
 
@@ -13,7 +14,9 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote
 
-from picsweb_sync.run.summary import SUMMARY_KEYS
+from picsweb_sync.rules.drift import UNEXPLAINED
+from picsweb_sync.run.summary import SUMMARY_KEYS, drift_by_reason
+from picsweb_sync.run.summary_labels import drift_label
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +96,9 @@ def summary_text(
         f" · {_plural(s['conflicts'], 'conflict')} · {s['outbox_pending']} outbox rows pending"
     )
     lines = [head, extracted, changes, problems]
+    drift = drift_line(summary)
+    if drift:
+        lines.append(drift)
     if summary.get("reruns") and summary.get("latest_try"):
         lines.insert(3, _rerun_line(summary["reruns"], summary["latest_try"]))
     if failure and not thresholds:
@@ -106,6 +112,33 @@ def summary_text(
     if len(text) > room:
         text = text[: room - 1] + "…"
     return f"{text}  \n{link}"
+
+
+def drift_line(summary: Mapping[str, Any]) -> str | None:
+    """The note's line for the run's drift report (``None``: the run made none), e.g.
+    ``drift: 3 differences left, 0 unexplained (not linked 2, pending in the outbox 1)``."""
+    drift = drift_by_reason(summary)
+    if drift is None:
+        return None
+    total, left = sum(drift.values()), drift.get(UNEXPLAINED, 0)
+    if not total:
+        return "drift: no difference left between OneFile and PICSWeb"
+    explained = [
+        f"{_lower(drift_label(reason))} {n}"
+        for reason, n in drift.items()
+        if n and reason != UNEXPLAINED
+    ]
+    why = f" ({', '.join(explained)})" if explained else ""
+    if left:
+        return (
+            f"⚠️ drift: {left} unexplained (a defect of the sync), "
+            f"{_plural(total, 'difference')} left in all{why}"
+        )
+    return f"drift: {_plural(total, 'difference')} left, 0 unexplained{why}"
+
+
+def _lower(label: str) -> str:
+    return label[:1].lower() + label[1:]
 
 
 def _rerun_line(reruns: Mapping[str, int], latest: Mapping[str, Any]) -> str:

@@ -29,6 +29,11 @@ What each number is read from:
   In a dry run nothing is sent: the fields ``push_learning_aims`` would send (its
   ``dry_run:learning_aims`` change set) and the ``sent`` count of ``push_reviews``.
 * ``outbox_pending``: the run's outbox rows still to send (``pending`` or ``failed``).
+* ``drift``: what still differs between OneFile and PICSWeb after the run, per reason
+  (reason -> count, every reason of ``picsweb_sync.rules.drift.REASONS``): the
+  ``drift_<reason>`` counts of ``report_drift``'s latest try (a rerun reports again from
+  the state of then). Absent when the run made no drift report (a dry run, a run that
+  failed before it, a run recorded before it existed): not the same as no difference.
 
 **Reruns.** A task cleared and rerun (or retried after recording its counts) records its
 counts again as its next try (``sync_run_try_count``); ``sync_run_count`` keeps only the
@@ -56,6 +61,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from picsweb_sync.rules.drift import REASONS, UNEXPLAINED
 from picsweb_sync.run.task_tries import Counts, added, by_task, count, reruns
 from picsweb_sync.storage import project_tables as pt
 from picsweb_sync.storage.project_tables.run_record import count_tries
@@ -80,6 +86,8 @@ EXTRACTED = {
     "reviews_extracted": "extract_reviews",
 }
 LOADS = ("load_qualifications", "load_reviews")
+DRIFT_TASK = "report_drift"  # stages/drift.py: counts drift_<reason>
+DRIFT_PREFIX = "drift_"
 CONFLICT_KIND = "conflict"  # load.py: "conflict: <field> changed in PICSWeb since ..."
 
 
@@ -121,6 +129,10 @@ def run_summary(conn: Connection, run_id: str, dry_run: bool | None = None) -> d
     summary["rejects"] = sum(kinds.values())
     summary["dry_run"] = bool(dry_run)
     summary["rejects_by_kind"] = dict(sorted(kinds.items(), key=lambda kv: (-kv[1], kv[0])))
+    if DRIFT_TASK in latest:
+        recorded = latest[DRIFT_TASK].items()
+        drift = {k.removeprefix(DRIFT_PREFIX): n for k, n in recorded if k.startswith(DRIFT_PREFIX)}
+        summary["drift"] = drift_by_reason({"drift": drift})
     if rerun_tasks:
         summary["reruns"] = rerun_tasks
         last = _task_counts(latest, latest)
@@ -144,6 +156,23 @@ def _task_counts(changes: Counts, latest: Counts) -> dict[str, Any]:
     summary["conflicts"] = sum(count(latest, task, "conflicts") for task in LOADS)
     summary["picsweb_reviews_created"] = count(changes, "load_reviews", "reviews_inserted")
     return summary
+
+
+def drift_by_reason(summary: Mapping[str, Any]) -> dict[str, int] | None:
+    """The summary's differences left per reason, in the report's order (unexplained
+    first, then :data:`~picsweb_sync.rules.drift.REASONS`; a reason not on the list after
+    them); ``None`` when the run made no drift report."""
+    drift = summary.get("drift")
+    if not isinstance(drift, Mapping):
+        return None
+    rank = {reason: n for n, reason in enumerate(REASONS)}
+    ordered = sorted(drift, key=lambda reason: (rank.get(reason, len(rank)), reason))
+    return {reason: int(drift[reason] or 0) for reason in ordered}
+
+
+def unexplained(summary: Mapping[str, Any]) -> int:
+    """The run's differences no reason explains (0 without a drift report)."""
+    return (drift_by_reason(summary) or {}).get(UNEXPLAINED, 0)
 
 
 def compact(summary: Mapping[str, Any], kinds: int = 10) -> dict[str, Any]:

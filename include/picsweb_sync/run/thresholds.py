@@ -1,8 +1,9 @@
 """The run's threshold Params: which were crossed, said as text.
 
 A run whose rejects or conflicts pass a threshold Param (a count, or a share of the rows it
-extracted or of the PICSWeb changes it tried) fails loudly once its data is synced
-(``stages.start_finish.check_thresholds``). :func:`crossed_thresholds` reads the run's
+extracted or of the PICSWeb changes it tried), or whose drift report found more differences
+no reason explains than ``max_unexplained`` (a defect of the sync), fails loudly once its
+data is synced (``stages.start_finish.check_thresholds``). :func:`crossed_thresholds` reads the run's
 summary (``picsweb_sync.run.summary``) against the Params and names each threshold crossed
 with its numbers; :func:`thresholds_failure` is the run record's failure text for them.
 """
@@ -13,17 +14,19 @@ from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from picsweb_sync.run.summary import EXTRACTED
+from picsweb_sync.run.summary import EXTRACTED, unexplained
 
 # The threshold Params and their defaults (``None``: that threshold is off). A count
 # threshold is crossed when the count is greater than it; a share threshold (a fraction:
 # 0.10 is 10 %) when the share is greater than it. A run where one row in ten cannot be
-# synced is broken; below that, the count thresholds catch volume.
+# synced is broken; below that, the count thresholds catch volume. Any difference the
+# drift report cannot explain is a defect of the sync: by default one fails the run.
 THRESHOLD_DEFAULTS: dict[str, int | float | None] = {
     "max_rejects": 100,
     "max_reject_share": 0.10,
     "max_conflicts": 50,
     "max_conflict_share": 0.10,
+    "max_unexplained": 0,
 }
 
 
@@ -43,6 +46,7 @@ def crossed_thresholds(summary: Mapping[str, Any], params: Mapping[str, Any]) ->
     Shares: rejects of the rows extracted (all four entities); conflicts of the PICSWeb
     changes the loads tried (fields changed + conflicts). A share of no rows is crossed
     only when there is something to share (rejects with nothing extracted at all).
+    Unexplained differences: the drift report's (none without a report, e.g. a dry run).
     """
     limits = threshold_settings(params)
     rejects, conflicts = int(summary.get("rejects", 0)), int(summary.get("conflicts", 0))
@@ -59,6 +63,9 @@ def crossed_thresholds(summary: Mapping[str, Any], params: Mapping[str, Any]) ->
     crossed += _share_crossed(
         "conflicts", conflicts, tried, "PICSWeb changes tried", limits["max_conflict_share"]
     )
+    left, most = unexplained(summary), limits["max_unexplained"]
+    if most is not None and left > most:
+        crossed.append(f"unexplained differences {left} > max_unexplained {most}")
     return crossed
 
 
