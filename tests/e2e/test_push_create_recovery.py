@@ -17,6 +17,7 @@ from sync_page.queries import run_detail
 from onefile.hook import OneFileHook
 from picsweb_sync.run.runtime import RunContext
 from picsweb_sync.stages import push
+from picsweb_sync.stages.push import answers
 from picsweb_sync.storage import picsweb_tables as pw
 from picsweb_sync.storage import project_tables as pt
 from picsweb_sync.storage.project_tables import outbox as outbox_table
@@ -213,7 +214,7 @@ def test_an_unknown_create_is_found_after_its_learner_moved_organisation(world, 
             raise ConnectionError("injected crash after the Review call, every attempt")
         return real(ctx, outbox_id, review_id, onefile_id, **basis)
 
-    monkeypatch.setattr(push, "record_review_id", crash_after_the_first_review)
+    monkeypatch.setattr(answers, "record_review_id", crash_after_the_first_review)
     first = world.run()
     assert str(first.state) == "failed"
     outbox = _outbox(world, first.run_id)
@@ -224,7 +225,7 @@ def test_an_unknown_create_is_found_after_its_learner_moved_organisation(world, 
     (learner,) = [u for u in world.sim.data.users if u["ID"] == created["LearnerID"]]
     (other,) = [o["ID"] for o in world.sim.data.organisations if o["ID"] != sent_to]
     learner["OrganisationID"] = other
-    monkeypatch.setattr(push, "record_review_id", real)
+    monkeypatch.setattr(answers, "record_review_id", real)
     world.sim.reset_calls()
 
     second = push.push_reviews(_cleared(world, first))

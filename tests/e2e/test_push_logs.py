@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from onefile.hook import OneFileHook
 from picsweb_sync.stages import push
+from picsweb_sync.stages.push import answers
 from picsweb_sync.storage import picsweb_tables as pw
 from picsweb_sync.storage import project_tables as pt
 
@@ -114,9 +115,9 @@ def test_a_create_of_unknown_outcome_found_is_logged_as_recovered(world, monkeyp
             raise ConnectionError("injected crash after the Review call")
         return real(ctx, outbox_id, review_id, onefile_id, **basis)
 
-    monkeypatch.setattr(push, "record_review_id", crash_after_the_first_review)
+    monkeypatch.setattr(answers, "record_review_id", crash_after_the_first_review)
     first = world.run()
-    monkeypatch.setattr(push, "record_review_id", real)
+    monkeypatch.setattr(answers, "record_review_id", real)
     assert str(first.state) == "failed"
     (review_id,) = doomed
     row = _outbox(world, first.run_id).loc[review_id]

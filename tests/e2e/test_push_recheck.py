@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from onefile.hook import OneFileApiError, OneFileHook, OneFileSettings
 from picsweb_sync.run.runtime import RunContext
 from picsweb_sync.stages import push
+from picsweb_sync.stages.push import recheck, reviews
 from picsweb_sync.storage import picsweb_tables as pw
 from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import connection_env
@@ -151,7 +152,7 @@ def test_no_update_goes_later_than_the_limit_after_onefile_was_re_read(world, mo
         real_update(self, aim_id, fields)
         clock[0] += 20.0
 
-    monkeypatch.setattr(push, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(recheck, "_monotonic", lambda: clock[0])
     monkeypatch.setattr(OneFileHook, "search", search)
     monkeypatch.setattr(OneFileHook, "update_learning_aim", slow_update)
 
@@ -199,7 +200,7 @@ def test_re_reading_per_chunk_costs_about_the_calls_of_one_snapshot(
 def test_review_creates_are_planned_again_per_chunk(world, monkeypatch):
     """Chunks of one create: attendance entered in PICSWeb for a review while the push is
     sending others stops that review being created (the one plan before the loop sent it)."""
-    monkeypatch.setattr(push, "chunk_calls", lambda hook: 2)
+    monkeypatch.setattr(recheck, "chunk_calls", lambda hook: 2)
     real = OneFileHook.create_review
     attended: list[int] = []
     plans: list[int] = []
@@ -224,7 +225,7 @@ def test_review_creates_are_planned_again_per_chunk(world, monkeypatch):
                 )
         return onefile_id
 
-    monkeypatch.setattr(push, "plan_again", plan_again)
+    monkeypatch.setattr(reviews, "plan_again", plan_again)
     monkeypatch.setattr(OneFileHook, "create_review", attendance_entered_meanwhile)
 
     run = world.run()
@@ -268,8 +269,8 @@ def test_no_review_create_goes_later_than_the_limit_after_its_plan(world, monkey
         clock[0] += 30.0
         return answer
 
-    monkeypatch.setattr(push, "_monotonic", lambda: clock[0])
-    monkeypatch.setattr(push, "plan_again", plan_again)
+    monkeypatch.setattr(recheck, "_monotonic", lambda: clock[0])
+    monkeypatch.setattr(reviews, "plan_again", plan_again)
     monkeypatch.setattr(OneFileHook, "create_review", slow_create)
 
     run = world.run()

@@ -23,6 +23,7 @@ from picsweb_sync.run.runtime import RunContext
 from picsweb_sync.stages import load, push
 from picsweb_sync.stages import merge as merge_stage
 from picsweb_sync.stages import start_finish as report
+from picsweb_sync.stages.push import answers
 from picsweb_sync.storage import picsweb_tables as pw
 from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import run_dag
@@ -257,7 +258,7 @@ def test_a_create_of_unknown_outcome_is_linked_whatever_the_user_did(
             raise ConnectionError("injected crash after the Review call, every attempt")
         return real(ctx, outbox_id, review_id, onefile_id)
 
-    monkeypatch.setattr(push, "record_review_id", crash_for_the_first)
+    monkeypatch.setattr(answers, "record_review_id", crash_for_the_first)
     first = _run(world)
     assert str(first.state) == "failed"
     (visit_id,) = {
@@ -277,7 +278,7 @@ def test_a_create_of_unknown_outcome_is_linked_whatever_the_user_did(
             else {"attended": "Y", "actual_date": dt.date(2026, 3, 3)}
         )
         conn.execute(sa.update(pw.review).where(review.review_id == doomed[0]).values(change))
-    monkeypatch.setattr(push, "record_review_id", real)
+    monkeypatch.setattr(answers, "record_review_id", real)
     picsweb_reviews_before = len(world.table(pw.review, "review_id"))
 
     for hours in (1, 2):  # the next run links it; the one after downloads it, once

@@ -5,6 +5,7 @@ outbox row), never create a second one."""
 from __future__ import annotations
 
 from picsweb_sync.stages import push
+from picsweb_sync.stages.push import answers
 from picsweb_sync.storage import picsweb_tables as pw
 
 
@@ -22,13 +23,13 @@ def test_a_run_that_failed_after_the_review_call_is_recovered_by_the_next_run(wo
             raise ConnectionError("injected crash after the Review call, every attempt")
         return real(ctx, outbox_id, review_id, onefile_id, **kw)
 
-    monkeypatch.setattr(push, "record_review_id", always_crash_for_the_first)
+    monkeypatch.setattr(answers, "record_review_id", always_crash_for_the_first)
     first = world.run()
     assert str(first.state) == "failed"  # push_reviews failed on every try
     reviews_after_first = len(world.sim.data.reviews)
     assert len(_posts(world, "/Review")) == 1  # the doomed review was created once
 
-    monkeypatch.setattr(push, "record_review_id", real)
+    monkeypatch.setattr(answers, "record_review_id", real)
     world.sim.reset_calls()
     second = world.run()
     assert str(second.state) == "success"

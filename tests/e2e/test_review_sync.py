@@ -15,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 
 from picsweb_sync.stages import push
+from picsweb_sync.stages.push import answers
 from picsweb_sync.storage import picsweb_tables as pw
 from picsweb_sync.storage import project_tables as pt
 from sync_demo import dag_runs
@@ -267,7 +268,7 @@ def test_a_crash_between_the_review_call_and_storing_its_id_creates_one_review(w
         stored["n"] += 1
         return real(ctx, outbox_id, review_id, onefile_id)
 
-    monkeypatch.setattr(push, "record_review_id", crash_once)
+    monkeypatch.setattr(answers, "record_review_id", crash_once)
     run = world.run()
     assert str(run.state) == "success"
     assert len(crashed) == 1, "the injected crash never happened"

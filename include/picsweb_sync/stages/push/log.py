@@ -11,6 +11,11 @@ thousands); the task's counts line says how many.
 
 Lines name IDs and OneFile's answers only (an ``OneFileApiError``'s text: method, path,
 status and OneFile's message), never a token.
+
+**One logger** for the whole push, :data:`LOGGER` (``picsweb_sync.stages.push``, the
+package's name): every module of :mod:`picsweb_sync.stages.push` logs through :data:`log`,
+so ``push_reviews``' lines (these, a visit left empty, a link refused, a skip) come from one
+logger whatever room writes them, and one filter reads them all.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-log = logging.getLogger("picsweb_sync.stages.push")  # push_reviews' own logger: one place to read
+LOGGER = "picsweb_sync.stages.push"
+log = logging.getLogger(LOGGER)  # the push's one logger: one place to read
 
 
 def recovered(row: Any, onefile_id: int, visit_id: int, how: str) -> None:
