@@ -259,7 +259,7 @@ def onefile_picsweb_sync():
 
     @task(trigger_rule="none_failed", pool=ONEFILE_POOL, execution_timeout=PUSH_TIMEOUT)
     def push_learning_aims() -> dict:
-        return _run("stages.push.push_learning_aims")
+        return _run("stages.push.aims.push_learning_aims")
 
     @task(trigger_rule="none_failed", execution_timeout=MERGE_TIMEOUT)
     def merge_reviews() -> dict:
@@ -275,7 +275,7 @@ def onefile_picsweb_sync():
 
     @task(trigger_rule="none_failed", pool=ONEFILE_POOL, execution_timeout=PUSH_TIMEOUT)
     def push_reviews() -> dict:
-        return _run("stages.push.push_reviews")
+        return _run("stages.push.reviews.push_reviews")
 
     @task(trigger_rule="none_failed", execution_timeout=FINISH_TIMEOUT)
     def finish_run() -> dict:
