@@ -27,8 +27,9 @@ each run covering the UK day before it.
 | `push_learning_aims` | fills OneFile's blanks from PICSWeb through the outbox | sends only unsent rows, each re-checked just before sending: a field OneFile no longer has blank, or PICSWeb no longer holds, is not sent |
 | `merge_reviews` / `load_reviews` | rule 6: OneFile reviews update or create PICSWeb reviews (only with *Download Review Data* on) | as the qualification merge and load (refuses when newer data over the same review window was loaded) |
 | `plan_review_uploads` / `push_reviews` | rule 5: new PICSWeb reviews are created in OneFile exactly once (only with *Upload Review Data* on) | plans again from PICSWeb now; each create is re-checked against the PICSWeb review just before sending (no longer eligible: not sent; rescheduled: sent with its new time). A create that may have reached OneFile before a crash is found and linked, never repeated |
+| `report_drift` | what still differs between OneFile and PICSWeb, field by field, each difference with its reason (below); read-only, no OneFile call: OneFile's side is the run's staging | reports again from both systems as they are then, replacing the run's rows |
 | `finish_run` | run record, `last_synchronised` (not in a dry run), purge of old staging, the run's summary and note | closes the run record again; the summary counts what the rerun tasks did, and the run keeps its first end time |
-| `check_thresholds` | fails the run loudly when rejects or conflicts crossed a threshold (below); the data is already synced | checks the stored summary again |
+| `check_thresholds` | fails the run loudly when rejects, conflicts or unexplained differences crossed a threshold (below); the data is already synced | checks the stored summary again |
 | `record_failure` | runs only when a step failed: marks the run failed with each failed task and its error | writes the same record again |
 
 **Every write carries its basis.** A change set, a reflected review and each PICSWeb row
@@ -56,18 +57,30 @@ id: `-t extract_` clears every extract task).
 **The run's summary** is the run's note in the grid (when the `airflow_api` connection
 lets the sync set it; always in the log and XCom of `finish_run` and `check_thresholds`):
 learners, aims, assessors and reviews extracted; fields changed and reviews created in
-PICSWeb and in OneFile; rejects by kind; conflicts; outbox rows still pending; and a link
+PICSWeb and in OneFile; rejects by kind; conflicts; outbox rows still pending; the
+differences left by reason (the drift report); and a link
 to the run's page on the sync page (`/onefile-sync/runs/<run id>`, under Airflow's `[api] base_url`).
 The table `sync_run_summary` keeps it, one row per run.
 
 **Thresholds** (Params; `null` turns one off): `max_rejects` (100 rows set aside),
-`max_reject_share` (0.10: rejects of the rows extracted), `max_conflicts` (50) and
-`max_conflict_share` (0.10: conflicts of the PICSWeb changes the loads tried). Crossing one
+`max_reject_share` (0.10: rejects of the rows extracted), `max_conflicts` (50),
+`max_conflict_share` (0.10: conflicts of the PICSWeb changes the loads tried) and
+`max_unexplained` (0: differences the drift report cannot explain). Crossing one
 never stops the sync halfway: every load and push runs and `finish_run` records the run;
 then `check_thresholds` fails (red, no retry), naming each threshold and the numbers
 (e.g. `rejects 42 > max_rejects 40`), in the task log, in `sync_run.failure`, in
 `sync_run_summary.thresholds_crossed` and in the run's note. The run's data *is* synced:
 fix the rejected rows or the conflicting edits, and the next run picks them up.
+
+**Drift report** (`report_drift`, every run but a dry run): after the loads and pushes,
+what still differs between the two systems, and why: each difference gets one reason (a
+reject, a conflict, not linked, units attached, the rule keeps PICSWeb's value, switched
+off in the settings, outside the review window, changed since the run read it, pending in
+the outbox); the rows are in `sync_drift` and on the sync page, the counts in the summary.
+A difference no reason explains is **unexplained**: a defect of the sync, never a data
+problem. It fails the run at `check_thresholds` (`max_unexplained`); open the run's drift
+on the sync page and report each unexplained row (learner, field, both values) to the
+sync's maintainers. The rest of the run's data is synced.
 
 **Dry run** (Param `dry_run`): extracts and merges as usual, records the change sets and
 the summary of what the run *would* change, and writes nothing to PICSWeb or OneFile
@@ -108,6 +121,7 @@ MERGE_TIMEOUT = timedelta(hours=1)  # pandas over the whole run (benchmark: minu
 LOAD_TIMEOUT = timedelta(minutes=60 + 60)  # lock wait + one transaction of changes
 PUSH_TIMEOUT = timedelta(minutes=60 + 180)  # lock wait + 20,000 calls at 300/min, twice over
 FINISH_TIMEOUT = timedelta(hours=1)  # summary + purge of 30 days of staging
+DRIFT_TIMEOUT = MERGE_TIMEOUT  # the merges' rules again over the run's staging, read-only
 
 
 # Named explicitly: mapped tasks otherwise fall back to a fixed 300 s on the scheduler side,
@@ -207,6 +221,13 @@ def _run(stage: str, **arguments):
             description="fail the run when conflicts are more than this share of the PICSWeb "
             "changes tried (0.10 = 10 %)",
         ),
+        "max_unexplained": Param(
+            0,
+            type=["null", "integer"],
+            minimum=0,
+            description="fail the run when its drift report leaves more differences between "
+            "OneFile and PICSWeb than this unexplained (each one a defect of the sync)",
+        ),
     },
 )
 def onefile_picsweb_sync():
@@ -277,13 +298,20 @@ def onefile_picsweb_sync():
     def push_reviews() -> dict:
         return _run("stages.push.reviews.push_reviews")
 
+    @task(trigger_rule="none_failed", execution_timeout=DRIFT_TIMEOUT)
+    def report_drift() -> dict:
+        """What still differs between OneFile and PICSWeb, and why: read-only, no OneFile
+        call (skipped in a dry run); runs when a branch was skipped, not after a failure."""
+        return _run("stages.drift.report_drift")
+
     @task(trigger_rule="none_failed", execution_timeout=FINISH_TIMEOUT)
     def finish_run() -> dict:
         return _run("stages.start_finish.finish_run")
 
     @task(trigger_rule="none_failed")
     def check_thresholds() -> dict:
-        """Fails the run (no retry) when rejects or conflicts crossed a threshold Param."""
+        """Fails the run (no retry) when rejects, conflicts or unexplained differences
+        crossed a threshold Param."""
         return _run("stages.start_finish.check_thresholds")
 
     @task(trigger_rule="one_failed")
@@ -316,9 +344,11 @@ def onefile_picsweb_sync():
     [assessors, reviews] >> merged_reviews >> loaded_reviews >> planned >> pushed_reviews
     learners >> planned  # the upload plan needs each learner's organisation
 
-    # Everything safe is done before the thresholds can fail the run.
-    [pushed_aims, pushed_reviews] >> finish_run() >> check_thresholds()
-    [pushed_aims, pushed_reviews] >> record_failure()
+    # Everything safe is done before the thresholds can fail the run. The drift report reads
+    # what the loads and pushes left, and finish_run's summary counts it.
+    drifted = report_drift()
+    [pushed_aims, pushed_reviews] >> drifted >> finish_run() >> check_thresholds()
+    [pushed_aims, pushed_reviews, drifted] >> record_failure()
 
 
 onefile_picsweb_sync()

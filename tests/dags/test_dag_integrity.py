@@ -107,7 +107,8 @@ def test_every_task_has_a_finite_execution_timeout_also_after_serialisation(dagb
     # Every task of a run in sequence still ends well before the next day's run.
     longest = {t.task_id: t.execution_timeout for t in dag.tasks}
     path = ("preflight", "start_run", "extract_reviews", "merge_reviews", "load_reviews")
-    path += ("plan_review_uploads", "push_reviews", "finish_run", "check_thresholds")
+    path += ("plan_review_uploads", "push_reviews", "report_drift", "finish_run")
+    path += ("check_thresholds",)
     assert sum((longest[t] for t in path), timedelta(0)) < timedelta(hours=20)
 
 
@@ -151,6 +152,28 @@ def test_thresholds_are_checked_after_finish_run_with_nullable_params(dagbag):
         param.resolve(None)
         with pytest.raises(Exception, match="minimum"):
             param.resolve(-1)
+
+
+def test_the_drift_report_runs_after_the_loads_and_pushes_and_before_the_summary(dagbag):
+    """report_drift reads what every load and push left, runs when a branch was skipped
+    (a reviews-only run) but not after a failure, calls no OneFile, and finish_run (whose
+    summary counts it) and so check_thresholds come after it (issue 22)."""
+    dag = dagbag.dags["onefile_picsweb_sync"]
+    drift = dag.get_task("report_drift")
+    assert drift.upstream_task_ids == {"push_learning_aims", "push_reviews"}
+    assert drift.downstream_task_ids == {"finish_run", "record_failure"}
+    assert drift.trigger_rule == "none_failed"
+    assert drift.pool != "onefile_api"
+    assert drift.execution_timeout == dag.get_task("merge_qualifications").execution_timeout
+    before = drift.get_flat_relative_ids(upstream=True)
+    writers = {"load_qualifications", "push_learning_aims", "load_reviews", "push_reviews"}
+    assert writers <= before
+    assert dag.get_task("finish_run").upstream_task_ids == {"report_drift"}
+    assert {"finish_run", "check_thresholds"} <= drift.get_flat_relative_ids(upstream=False)
+    # A failed drift report is a failed run: record_failure hears of it.
+    failure = dag.get_task("record_failure")
+    assert "report_drift" in failure.upstream_task_ids
+    assert failure.trigger_rule == "one_failed"
 
 
 def test_the_preflight_runs_first_and_everything_else_after_it(dagbag):
