@@ -13,7 +13,7 @@ task resends only what did not go. Two task bodies, and the rooms they share:
   will use (:mod:`.empty_visits`), rule 6 applied at once to what was created
   (:mod:`.reflect`), and the log lines of creates recovered or re-sent (:mod:`.log`);
 - shared: how fresh a re-check must be (:mod:`.recheck`), the wire bodies
-  (:mod:`.payloads`), OneFile's answers recorded in batches under the lock's fence
+  (:mod:`picsweb_sync.onefile.payloads`), OneFile's answers recorded in batches under the lock's fence
   (:mod:`.answers`), a failure told apart and a push's counts (:mod:`.outcomes`).
 
 **Dry run** (``ctx.dry_run``): the same re-checks, read-only, and no OneFile write call.
@@ -31,6 +31,11 @@ A name replaced for a test is replaced where the push looks it up, its defining 
 
 from __future__ import annotations
 
+from picsweb_sync.onefile.payloads import (
+    aim_update_items,
+    review_create_items,
+    review_create_payload,
+)
 from picsweb_sync.stages.push.aim_recheck import (
     aim_fields_still_to_fill,
     current_learning_aims,
@@ -46,11 +51,6 @@ from picsweb_sync.stages.push.answers import (
 )
 from picsweb_sync.stages.push.creates import CREATE_ATTEMPTS, FAILING_CREATES_TO_STOP_RETRYING
 from picsweb_sync.stages.push.outcomes import PushIncomplete
-from picsweb_sync.stages.push.payloads import (
-    aim_update_items,
-    review_create_items,
-    review_create_payload,
-)
 from picsweb_sync.stages.push.recheck import CHECK_MAX_AGE_SECONDS, CHUNK_BUDGET_SHARE, chunk_calls
 from picsweb_sync.stages.push.recovery import find_created_review, settle_unknown_creates
 from picsweb_sync.stages.push.reflect import reflect_uploaded_reviews, with_basis, would_reflect

@@ -30,6 +30,7 @@ import pandas as pd
 
 from onefile.hook import OneFileApiError
 from picsweb_sync.onefile import fields as onefile_fields
+from picsweb_sync.onefile.payloads import aim_update_items
 from picsweb_sync.run import dry_run, locks
 from picsweb_sync.run.runtime import RunContext
 from picsweb_sync.stages.push import recheck
@@ -41,7 +42,6 @@ from picsweb_sync.stages.push.aim_recheck import (
 from picsweb_sync.stages.push.answers import book_of, bookkeeping, fence_check, fence_now, skip
 from picsweb_sync.stages.push.log import log
 from picsweb_sync.stages.push.outcomes import finish, record_failure
-from picsweb_sync.stages.push.payloads import aim_update_items
 from picsweb_sync.stages.push.recheck import CHECK_MAX_AGE_SECONDS, hook_settings, rows_where_in
 from picsweb_sync.storage import picsweb_tables, project_tables
 

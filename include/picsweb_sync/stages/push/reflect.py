@@ -14,11 +14,11 @@ import pandas as pd
 import sqlalchemy as sa
 
 from picsweb_sync.onefile import fields as onefile_fields
+from picsweb_sync.onefile.payloads import review_create_payload
 from picsweb_sync.rules import reviews
 from picsweb_sync.rules.blank import is_blank
 from picsweb_sync.run.runtime import RunContext
 from picsweb_sync.stages.push.log import log
-from picsweb_sync.stages.push.payloads import review_create_payload
 from picsweb_sync.stages.push.recheck import rows_where_in
 from picsweb_sync.storage import picsweb_tables, picsweb_writes, project_tables
 from picsweb_sync.storage.project_tables import outbox as outbox_table

@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from onefile.hook import OneFileApiError
+from picsweb_sync.onefile.payloads import review_create_items, review_create_payload
 from picsweb_sync.rules import reviews
 from picsweb_sync.run import dry_run, locks
 from picsweb_sync.run.runtime import RunContext
@@ -35,7 +36,6 @@ from picsweb_sync.stages.push.creates import (
 )
 from picsweb_sync.stages.push.log import log
 from picsweb_sync.stages.push.outcomes import finish, record_failure
-from picsweb_sync.stages.push.payloads import review_create_items, review_create_payload
 from picsweb_sync.stages.push.recheck import CHECK_MAX_AGE_SECONDS, rows_where_in
 from picsweb_sync.stages.push.recovery import settle_unknown_creates
 from picsweb_sync.stages.push.reflect import reflect_uploaded_reviews, would_reflect
