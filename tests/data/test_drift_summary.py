@@ -147,12 +147,6 @@ def test_the_summary_counts_report_drift_s_latest_try_and_the_thresholds_read_it
         start_finish.check_thresholds(context(engine, max_unexplained=1))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="stages/drift._planned concatenates the change sets onto an empty float frame: "
-    "its keys read 1.0, never the report's 1, so a planned change reads as never planned "
-    "(changed_since) and a load that drops a field is not flagged; Int64 keys fix it",
-)
 def test_a_planned_change_never_written_is_unexplained_and_fails_the_run(engine, notes):
     ctx = context(engine)
     start_finish.start_run(ctx)

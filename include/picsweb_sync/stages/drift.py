@@ -162,7 +162,9 @@ def _planned(conn: Connection, run_id: str | None) -> pd.DataFrame:
                 }
             )
         )
-    return pd.concat(parts, ignore_index=True)
+    planned = pd.concat(parts, ignore_index=True)
+    # Int64 keys, whatever the (maybe empty) parts were: "1.0" would match no report row.
+    return planned.astype({"key": "Int64", "table": "string", "field": "string"})
 
 
 def _audited(conn: Connection, run_id: str | None) -> pd.DataFrame:
