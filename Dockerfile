@@ -45,7 +45,7 @@ COPY --chown=airflow:0 deploy/ /opt/airflow/deploy/
 
 # The demo profile shares the day its data are built around through this folder (a volume).
 RUN mkdir -p /opt/airflow/demo-state \
-    && python -c "import onefile.hook, onefile_simulator, picsweb_sync.storage.engines, picsweb_sync.storage.picsweb_writes, sync_demo.picsweb_db" \
+    && python -c "import onefile.hook, onefile_simulator, picsweb_sync.storage.engines, picsweb_sync.storage.picsweb_writes, sync_demo.picsweb_db, sync_demo.builder" \
     && AIRFLOW_HOME=/tmp/airflow-build-check python -c "\
 from airflow.dag_processing.dagbag import DagBag; \
 bag = DagBag('/opt/airflow/dags'); \

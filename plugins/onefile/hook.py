@@ -42,7 +42,6 @@ from onefile import auth, retries
 from onefile.errors import OneFileApiError, OneFileAuthenticationError, error_from_answer
 from onefile.limiter import CallLimiter, LimiterFactory, budget_key, own_limiter
 from onefile.paging import SearchPage, paged_rows
-from onefile.retries import full_jitter_backoff
 from onefile.settings import OneFileSettings
 
 # The hook's public surface (errors, settings and pages are defined by concern, see above).
@@ -53,7 +52,6 @@ __all__ = [
     "OneFileSettings",
     "SearchPage",
     "format_instant",
-    "full_jitter_backoff",
 ]
 
 

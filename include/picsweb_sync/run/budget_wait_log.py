@@ -2,7 +2,7 @@
 
 A push that stalls for a minute looks broken unless its log says why. So when a call must
 wait for a free slot of the budget, or for a 429 pause to end
-(:class:`picsweb_sync.run.call_budget.SharedCallBudget`), the holder logs one line::
+(:class:`picsweb_sync.run.budget_limiter.SharedCallBudget`), the holder logs one line::
 
     waiting 41.6 s for OneFile's call budget (limit 300 per minute; until 20:14:05 UTC)
 

@@ -6,8 +6,9 @@ failed: it closes the run record, sets ``onefile_settings.last_synchronised`` (r
 after a reviews-only backfill run, which is not a full sync, nor after a dry run, which
 synced nothing) and purges staging older than the retention period. ``record_failure``
 closes the record of a run that did fail, so ``sync_run`` always tells how each run ended.
-``check_thresholds`` runs after ``finish_run``: when the run's rejects or conflicts cross
-a threshold Param it marks the run failed, naming each threshold and the numbers.
+``check_thresholds`` runs after ``finish_run``: when the run's rejects, conflicts or
+unexplained differences (the drift report, ``stages.drift``) cross a threshold Param it
+marks the run failed, naming each threshold and the numbers.
 
 Each of them stores the run's summary (``picsweb_sync.run.summary``) in ``sync_run_summary``,
 logs it, returns it in the XCom and sets it as the run's note in the Airflow UI, with a
@@ -117,9 +118,9 @@ def finish_run(ctx: RunContext, now: datetime | None = None) -> dict[str, Any]:
 
 
 def check_thresholds(ctx: RunContext) -> dict[str, Any]:
-    """After ``finish_run``: fail the run loudly when its rejects or conflicts crossed a
-    threshold Param (``max_rejects``, ``max_reject_share``, ``max_conflicts``,
-    ``max_conflict_share``; ``None`` turns one off). Everything safe is done by then: the
+    """After ``finish_run``: fail the run loudly when its rejects, conflicts or unexplained
+    differences crossed a threshold Param (``max_rejects``, ``max_reject_share``,
+    ``max_conflicts``, ``max_conflict_share``, ``max_unexplained``; ``None`` turns one off). Everything safe is done by then: the
     run's data is synced, only its outcome changes. Raises ``AirflowFailException`` (no
     retry: the numbers would not change) naming each threshold and the numbers."""
     with ctx.staging.connect() as conn:

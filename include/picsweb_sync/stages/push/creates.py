@@ -29,7 +29,8 @@ from typing import Any
 
 import pandas as pd
 
-from onefile.hook import OneFileApiError, full_jitter_backoff
+from onefile.hook import OneFileApiError
+from onefile.retries import full_jitter_backoff
 from picsweb_sync.run.runtime import RunContext
 from picsweb_sync.stages.push import answers
 from picsweb_sync.stages.push import log as push_log

@@ -17,7 +17,7 @@ from picsweb_sync.storage.project_tables.common import EPOCH, project_metadata
 sync_call_budget = Table(
     "sync_call_budget",
     project_metadata,
-    # The customer: a hash of the base URL and customer token (onefile.hook.budget_key).
+    # The customer: a hash of the base URL and customer token (onefile.limiter.budget_key).
     Column("budget_key", String(64), primary_key=True),
     Column("calls", Integer, nullable=False),  # the ring's size: the limit per period
     Column("paused_until", EPOCH, nullable=False),  # after a 429: nobody calls before
