@@ -34,6 +34,14 @@ demo: airflow-home
 preflight: $(STAMP)
 	@$(PY) -m picsweb_sync.preflight $(PREFLIGHT_ARGS)
 
+# What still differs between OneFile and PICSWeb, and why, for the whole population.
+# Read-only like the preflight, with the same connections (AIRFLOW_CONN_* variables or this
+# project's Airflow home). DRIFT_ARGS="--json" for machines (stdout is then only the JSON),
+# "--csv drift.csv" for every row; exit code 0 nothing unexplained, 1 some, 2 cannot run.
+.PHONY: drift
+drift: $(STAMP)
+	@$(PY) -m picsweb_sync.drift $(DRIFT_ARGS)
+
 # pytest and `make test-compose` run side by side (together as long as pytest, though on 2
 # cores each runs slower beside the other): test-compose in the background from the start, its output kept in a log
 # file and printed as one block, each line marked [test-compose], when it ends; then the

@@ -11,7 +11,8 @@ Bottom to top:
 - ``run``: a run's machinery (context, window, settings, locks, freshness, call budget,
   dry run, summary, note, alerts);
 - ``stages``: the DAG's task bodies (extract, merge, load, push, start/finish);
-- ``preflight``: the read-only checks, on top, and never through a stage.
+- ``preflight`` and ``drift``: the read-only commands (the checks before a first run, the
+  drift report on demand), on top; the preflight never through a stage.
 
 So a write goes down through tables to frames, and a rule never reaches storage. Imports
 are read from the source (AST), function-level and ``TYPE_CHECKING`` ones included, so
@@ -44,6 +45,7 @@ LAYERS: dict[str, int] = {
     "picsweb_sync.run": 6,
     "picsweb_sync.stages": 7,
     "picsweb_sync.preflight": 8,
+    "picsweb_sync.drift": 8,  # the drift report on demand: read-only, like the preflight
 }
 TOP = max(LAYERS.values()) + 1
 NAMES = {
@@ -55,7 +57,7 @@ NAMES = {
     5: "OneFile hook",
     6: "run machinery",
     7: "stages",
-    8: "preflight",
+    8: "read-only commands",
     TOP: "outside the sync",
 }
 
@@ -149,7 +151,7 @@ CASES = [
     ("rules/reviews.py", "from picsweb_sync.run.window import plan_run\n", "imports picsweb_sync.run.window (run machinery)"),
     ("onefile/fields.py", "from picsweb_sync.rules import blank\n", "imports picsweb_sync.rules.blank (rules)"),
     ("run/locks.py", "from picsweb_sync.stages import load\n", "imports picsweb_sync.stages.load (stages)"),
-    ("stages/load.py", "from picsweb_sync.preflight import cli\n", "imports picsweb_sync.preflight.cli (preflight)"),
+    ("stages/load.py", "from picsweb_sync.preflight import cli\n", "imports picsweb_sync.preflight.cli (read-only commands)"),
     ("storage/picsweb_writes.py", "from onefile.hook import OneFileHook\n", "imports onefile.hook (OneFile hook)"),
     ("run/runtime.py", "from onefile.hook import OneFileHook\n", None),
     ("storage/sqlframes.py", "import pandas\nfrom sqlalchemy import select\n", None),
