@@ -1,8 +1,9 @@
 """The sync page's JSON API: the run history, the chart's points, one run, the audit search.
 
 ``./api/runs?limit=&before=&type=`` (a keyset page), ``./api/chart?days=``,
-``./api/runs/<run_id>`` and ``./api/audit?q=&by=&limit=&before=``; one run's changes
-(``./api/runs/<run_id>/changes``) are ``sync_page.change_routes``'. Every route depends on
+``./api/runs/<run_id>`` (with its drift counts, ``sync_page.drift_view``) and ``./api/audit?q=&by=&limit=&before=``; one run's changes
+(``./api/runs/<run_id>/changes``) are ``sync_page.change_routes``', its differences row by
+row (``./api/runs/<run_id>/drift``) ``sync_page.drift_routes``'. Every route depends on
 :func:`~sync_page.access.reader`.
 """
 
@@ -14,6 +15,7 @@ from fastapi import FastAPI, HTTPException, Query
 from fastapi.responses import Response
 from sqlalchemy.engine import Engine
 
+from sync_page import drift_routes
 from sync_page.access import Reader
 from sync_page.queries.history import chart_points, run_history
 from sync_page.queries.one_run import run_detail
@@ -51,6 +53,8 @@ def add_api_routes(app: FastAPI) -> None:
     def api_run(_: Reader, run_id: str) -> Response:
         with staging().connect() as conn:
             detail = run_detail(conn, run_id) if synced(conn) else None
+            if detail is not None:
+                detail["drift"] = drift_routes.summary_of(conn, synced, detail["run"])
         if detail is None:
             raise HTTPException(404, f"no sync run {run_id!r}")
         return json_response(detail)

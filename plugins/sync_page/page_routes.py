@@ -1,7 +1,8 @@
 """The sync page's HTML pages and static files.
 
 ``./`` (the run history, newest first, paged, and its charts), ``./runs/<run_id>`` (one
-run, with its changes row by row: ``?direction=&entity=&field=&before=``), ``./audit?q=&by=``
+run, with what still differs after it (``sync_page.drift_routes``) and its changes row by
+row: ``?direction=&entity=&field=&before=``), ``./audit?q=&by=``
 (the audit search) and ``./static/<file>`` (plotly.min.js from the plotly wheel, the page's
 JS and CSS). Every route depends on :func:`~sync_page.access.reader`.
 """
@@ -15,7 +16,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from sqlalchemy.engine import Engine
 
-from sync_page import change_routes, changes
+from sync_page import change_routes, changes, drift_routes
 from sync_page.access import Reader
 from sync_page.change_routes import UnknownRun
 from sync_page.queries.audit import SEARCH_KINDS
@@ -85,6 +86,7 @@ def add_page_routes(app: FastAPI) -> None:
         filters = changes.Filters.of(direction, entity, field)
         with staging().connect() as conn:
             detail = run_detail(conn, run_id) if synced(conn) else None
+            drift = drift_routes.summary_of(conn, synced, detail["run"]) if detail else None
         if detail is None:
             raise UnknownRun(run_id)
         found = change_routes.changes_page(
@@ -95,6 +97,7 @@ def add_page_routes(app: FastAPI) -> None:
             "run.html",
             root="../",
             **detail,
+            drift=drift,
             changes=found,
             change_filters=filters.params(),
             change_first_page=before is None,

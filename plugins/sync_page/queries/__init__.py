@@ -29,7 +29,7 @@ import datetime as dt
 
 from sqlalchemy import Select
 
-from sync_page import run_story
+from sync_page import drift_statements, run_story
 from sync_page.queries.audit import (
     DEFAULT_AUDIT,
     MAX_AUDIT,
@@ -120,4 +120,5 @@ def all_statements() -> dict[str, Select]:
         "reviews": reviews_statement([1, 2]),
         "review": review_statement(7),
         **run_story.all_statements(),
+        **drift_statements.all_statements(),
     }
