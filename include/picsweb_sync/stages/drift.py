@@ -27,6 +27,7 @@ from picsweb_sync.storage.project_tables.outbox import (
     REVIEW_CREATE,
     sync_outbox,
 )
+from picsweb_sync.storage.project_tables.run_record import sync_load_refusal
 from picsweb_sync.storage.sqlframes import read_frame
 
 log = logging.getLogger(__name__)
@@ -112,12 +113,14 @@ def run_evidence(
     created = outbox[creates & outbox["result_id"].notna() & outbox["run_id"].eq(run_id or "")]
     awaiting = outbox[creates & open_rows & outbox["visit_id"].notna() & outbox["result_id"].isna()]
     extra = {} if upload_off is None else {"upload_off": upload_off}
+    refused = {} if run_id is None else _refused(conn, run_id)
     return drift.RunEvidence(
         rejects=_rejects(conn, run_id),
         planned=_planned(conn, run_id),
         planned_onefile=_read(conn, run_id, "onefile_updates", ["entity_id", "field"]),
         planned_uploads=_read(conn, run_id, "review_uploads", ["review_id"])["review_id"],
         audited=_audited(conn, run_id),
+        refused=refused,
         pending_aims=outbox.loc[open_rows & outbox["kind"].eq(AIM_UPDATE), "target_id"],
         pending_reviews=outbox.loc[open_rows & creates, "target_id"],
         created_reviews=pd.DataFrame(
@@ -130,6 +133,21 @@ def run_evidence(
         window=window,
         **extra,
     )
+
+
+# The load task of each PICSWeb table the drift compares (its refusal is kept by task).
+_LOAD_OF = {"load_qualifications": "trainee_qualification", "load_reviews": "review"}
+
+
+def _refused(conn: Connection, run_id: str) -> dict[str, str]:
+    """PICSWeb table -> the reason its load was refused in this run (the latest refusal)."""
+    refusal = sync_load_refusal
+    rows = conn.execute(
+        sa.select(refusal.c.stage, refusal.c.reason)
+        .where(refusal.c.run_id == run_id)
+        .order_by(refusal.c.refused_at)
+    )
+    return {_LOAD_OF[stage]: reason for stage, reason in rows if stage in _LOAD_OF}
 
 
 def _rejects(conn: Connection, run_id: str | None) -> pd.DataFrame:

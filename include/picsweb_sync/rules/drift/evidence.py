@@ -104,6 +104,7 @@ class RunEvidence:
       PICSWeb review IDs); ``created_reviews``: PICSWeb review IDs OneFile now holds through
       an outbox create (``review_id``, ``onefile_id``); ``awaiting_link``: VisitIDs of creates
       whose outcome is not known yet.
+    - ``refused``: the PICSWeb tables whose load the run refused, with the refusal's reason;
     - ``download``, ``upload``: the settings; ``qualifications``: the run did learner and
       qualification work; ``window``: the review window (UTC, naive, ``[from, to)``).
     """
@@ -119,6 +120,9 @@ class RunEvidence:
     pending_reviews: pd.Series = field(default_factory=lambda: pd.Series([], dtype="Int64"))
     created_reviews: pd.DataFrame = field(default_factory=lambda: _frame("review_id onefile_id"))
     awaiting_link: pd.Series = field(default_factory=lambda: pd.Series([], dtype="Int64"))
+    # PICSWeb table -> why the run's load of it was refused (stale or no basis: a newer
+    # run loaded newer OneFile data; nothing of that change set was written).
+    refused: dict[str, str] = field(default_factory=dict)
     download: bool = True
     upload: bool = True
     # Why download/upload is off, for the rows it explains (a backfill run does not upload).
@@ -171,7 +175,8 @@ def explain_wanted(
     """Reasons for differences the rules would still change (``diffs`` in the drift shape,
     ``reason`` NA), in order: pending in the outbox; a reject of the run naming the row
     (its reason as detail) or a conflict on the field; written by the run and edited since;
-    not in the run's change set (changed after the merge read it); else unexplained.
+    the run's load of the table refused (a newer run loaded newer data); not in the run's
+    change set (changed after the merge read it); else unexplained.
 
     ``table`` is the PICSWeb table of ``picsweb_key``; ``pending`` marks rows whose target
     has an outbox row not final; ``reject_entities`` are further (reject entity, drift
@@ -210,6 +215,9 @@ def explain_wanted(
     written = evidence.audited[evidence.audited["system"].eq("picsweb")]
     written_keys = _keys(written["entity"], written["entity_key"], written["field"])
     settle(row_keys.isin(written_keys), CHANGED_SINCE, "written by this run, edited since")
+    if table in evidence.refused:
+        refusal = f"this run's load was refused, nothing written: {evidence.refused[table]}"
+        settle(pd.Series(True, index=out.index), CHANGED_SINCE, refusal)
     if planned is None:
         planned_keys = _keys(
             evidence.planned["table"], evidence.planned["key"], evidence.planned["field"]
