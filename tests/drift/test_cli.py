@@ -22,6 +22,7 @@ import sqlalchemy as sa
 
 from picsweb_sync.drift import reasons
 from picsweb_sync.rules import drift
+from picsweb_sync.run.drift_labels import what_to_do
 from picsweb_sync.storage import project_tables as pt
 from sync_demo.dag_runs import connection_env
 from tests.drift.conftest import run_drift
@@ -91,7 +92,7 @@ def test_the_text_says_the_result_then_counts_by_reason_and_field_then_rows(pair
     assert shown[: len(drift.REASONS)] == list(drift.REASONS)
     assert "Differences by field" in lines
     assert any(line.startswith("changed_since: ") and "(the first 2)" in line for line in lines)
-    assert "what to do: nothing: run the sync, or wait for the next run" in outcome.stdout
+    assert f"what to do: {what_to_do('changed_since')}" in outcome.stdout
     for secret in (DB_PASSWORD, pair.token):
         assert secret not in outcome.stdout + outcome.stderr
 

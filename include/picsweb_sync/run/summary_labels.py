@@ -3,12 +3,13 @@
 The summary is stored and compared under its keys (``picsweb_reviews_created``); a mail or
 a page shows a person the label (``PICSWeb reviews created``). One table, so the alert
 mail's HTML and plain-text parts (and anything else that shows a summary) say the same
-words; one more for the drift report's reasons (:data:`DRIFT_LABELS`: the note, the mail
-and the sync page's drift view). A key or reason without a label (one added later) reads
+words. The drift report's reasons have theirs in :mod:`picsweb_sync.run.drift_labels`. A key or reason without a label (one added later) reads
 as its words, capitalised: a new key is never hidden, only plainer.
 """
 
 from __future__ import annotations
+
+from picsweb_sync.run.drift_labels import DRIFT_LABELS, drift_label  # noqa: F401 (their users' home)
 
 SUMMARY_LABELS: dict[str, str] = {
     "learners_extracted": "Learners extracted",
@@ -29,27 +30,7 @@ SUMMARY_LABELS: dict[str, str] = {
     "drift": "Differences left between OneFile and PICSWeb (drift report)",
 }
 
-# The drift report's reasons (``picsweb_sync.rules.drift.REASONS``, in its order), as a
-# person reads them; the note writes them in lower case ("not linked 2").
-DRIFT_LABELS: dict[str, str] = {
-    "unexplained": "Unexplained",
-    "reject": "Set aside as a reject",
-    "conflict": "Conflict left for the next run",
-    "not_linked": "Not linked",
-    "units_attached": "Units attached",
-    "rule_keeps_picsweb": "Rule keeps PICSWeb's value",
-    "switched_off": "Switched off in the settings",
-    "outside_window": "Outside the review window",
-    "changed_since": "Changed since the run read it",
-    "pending_outbox": "Pending in the outbox",
-}
-
 
 def label(key: str) -> str:
     """The label of a summary key (its words, capitalised, when the table has none)."""
     return SUMMARY_LABELS.get(key) or key.replace("_", " ").capitalize()
-
-
-def drift_label(reason: str) -> str:
-    """The label of a drift reason (its words, capitalised, when the table has none)."""
-    return DRIFT_LABELS.get(reason) or reason.replace("_", " ").capitalize()
