@@ -26,6 +26,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from onefile_simulator import Dataset, OneFileSimulator
 from onefile_simulator.data import format_instant
 from picsweb_sync.run.runtime import RunContext
+from picsweb_sync.stages import drift as drift_stage
 from picsweb_sync.stages import extract, load, push
 from picsweb_sync.stages import merge as merge_stage
 from picsweb_sync.stages import start_finish as report
@@ -44,7 +45,9 @@ HOOK_EXTRA = {
 
 # The DAG's tasks in the order a scheduler may run them (dags/onefile_picsweb_sync.py):
 # every task after the extracts has trigger rule none_failed, so it runs when an upstream
-# task was skipped. ``check_thresholds`` and ``preflight`` change nothing and are left out.
+# task was skipped. ``check_thresholds`` and ``preflight`` change nothing and are left out;
+# ``report_drift`` writes only the run's drift rows (read by the invariant of no
+# unexplained difference after a run).
 EXTRACTS = ("extract_learners", "extract_assessors", "extract_learning_aims", "extract_reviews")
 TASKS = (
     *EXTRACTS,
@@ -55,6 +58,7 @@ TASKS = (
     "load_reviews",
     "plan_review_uploads",
     "push_reviews",
+    "report_drift",
     "finish_run",
 )
 _DOWNSTREAM_EDGES = {
@@ -64,11 +68,12 @@ _DOWNSTREAM_EDGES = {
     "extract_reviews": ("merge_reviews",),
     "merge_qualifications": ("load_qualifications",),
     "load_qualifications": ("push_learning_aims",),
-    "push_learning_aims": ("finish_run",),
+    "push_learning_aims": ("report_drift",),
     "merge_reviews": ("load_reviews",),
     "load_reviews": ("plan_review_uploads",),
     "plan_review_uploads": ("push_reviews",),
-    "push_reviews": ("finish_run",),
+    "push_reviews": ("report_drift",),
+    "report_drift": ("finish_run",),
     "finish_run": (),
 }
 
@@ -96,6 +101,7 @@ STAGES: dict[str, Callable[..., Any]] = {
     "load_reviews": load.load_reviews,
     "plan_review_uploads": merge_stage.plan_review_uploads,
     "push_reviews": push.push_reviews,
+    "report_drift": drift_stage.report_drift,
     "finish_run": report.finish_run,
 }
 ENTITY_OF = {
@@ -266,7 +272,21 @@ class World:
         run.ctx = dataclasses.replace(ctx, settings_snapshot=started["settings"])
         self.runs.append(run)
         self.tasks(run, TASKS)
+        self.assert_no_unexplained(run)
         return run
+
+    def assert_no_unexplained(self, run: Run) -> None:
+        """After a run that went through (every task ran or was skipped), its drift report
+        explains every difference it left: edits and clears around it may leave conflicts or
+        changes since, never an unexplained difference (a defect of the sync)."""
+        drift = pt.sync_drift.c
+        with self.engine.connect() as conn:
+            left = conn.execute(
+                sa.select(drift.entity, drift.picsweb_key, drift.field, drift.detail).where(
+                    drift.run_id == run.run_id, drift.reason == "unexplained"
+                )
+            ).all()
+        assert not left, f"{run.run_id} left unexplained differences: {left}"
 
     def daily(self) -> Run:
         self.day += 1
