@@ -11,6 +11,8 @@ thing, and stops with an error if they do not: the speed of wrong code is worthl
    between pandas and a Python loop.
 2. ``load``: ``apply_updates`` (work table, one ``UPDATE ... FROM`` per field) against one
    guarded ``UPDATE`` and one audit ``INSERT`` per change, on fresh copies of one SQLite file.
+   ``drift``: ``rules.drift.drift_report`` beside the two merges it re-runs, same frames
+   (``benchmarks/drift.py``).
 3. ``extract``: the OneFile hook's paged learner search against the simulator, per page size.
 4. ``sync_page``: the sync page's run history page and audit search on a year of daily runs
    and a million audit rows (PostgreSQL), keyset + index against OFFSET / no index
@@ -400,7 +402,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=15.0, help="seconds per variant at most")
     parser.add_argument("--page-sizes", default="25,100,500", help="extract page sizes")
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["merge", "load", "extract", "sync_page"]
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["merge", "drift", "load", "extract", "sync_page"],
     )
     parser.add_argument(
         "--audit-rows",
@@ -435,6 +440,12 @@ def main(argv: list[str] | None = None) -> int:
             if "merge" not in args.skip:
                 print(f"-- {size}: merge", file=sys.stderr)
                 results += bench_merge(data, size, inputs, args)
+            if "drift" not in args.skip:
+                from benchmarks.drift import bench_drift, drift_inputs  # imports this module
+
+                print(f"-- {size}: drift", file=sys.stderr)
+                frames = drift_inputs(data, inputs.learners, inputs.aims)
+                results += bench_drift(data, size, frames, args)
             if "load" not in args.skip:
                 print(f"-- {size}: load", file=sys.stderr)
                 updates = inputs.merged.picsweb_updates

@@ -729,6 +729,21 @@ def table(headers: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines)
 
 
+def drift_line(name: str, run: RunResult) -> str:
+    """The run's drift report (``report_drift``'s counts): differences left by reason."""
+    counts = run.counts.get("report_drift")
+    if not counts:
+        return f"- {name} run's drift report: none (report_drift did not run)."
+    by_reason = {key.removeprefix("drift_"): n for key, n in counts.items()}
+    shown = ", ".join(f"{reason} {n:,}" for reason, n in by_reason.items() if n)
+    return (
+        f"- {name} run's drift report: {sum(by_reason.values()):,} differences left, "
+        f"**{by_reason.get('unexplained', 0)} unexplained**"
+        + (f" ({shown})" if shown else "")
+        + "."
+    )
+
+
 def size_report(result: SizeResult, limit: tuple[int, float]) -> str:
     first, second = result.first, result.second
     later = {t.task: t for t in second.tasks} if second else {}
@@ -848,6 +863,7 @@ def size_report(result: SizeResult, limit: tuple[int, float]) -> str:
         else "",
         f"- Peak RSS of the process (simulator and data included): "
         f"{_mb(max(p['peak'] for p in first.probes.values()))} MB.",
+        *(drift_line(name, run) for name, run in (("First", first), ("Second", second)) if run),
         *(run_page.report(result.page) if result.page else []),
     ]
     for task, text in first.profiles.items():
