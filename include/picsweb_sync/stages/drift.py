@@ -25,6 +25,7 @@ from picsweb_sync.storage.project_tables.outbox import (
     AIM_UPDATE,
     FINAL_STATES,
     REVIEW_CREATE,
+    outbox_rows,
     sync_outbox,
 )
 from picsweb_sync.storage.project_tables.run_record import sync_load_refusal
@@ -113,11 +114,13 @@ def run_evidence(
     created = outbox[creates & outbox["result_id"].notna() & outbox["run_id"].eq(run_id or "")]
     awaiting = outbox[creates & open_rows & outbox["visit_id"].notna() & outbox["result_id"].isna()]
     extra = {} if upload_off is None else {"upload_off": upload_off}
+    planned_onefile = _read(conn, run_id, "onefile_updates", ["entity_id", "field"])
     refused = {} if run_id is None else _refused(conn, run_id)
     return drift.RunEvidence(
         rejects=_rejects(conn, run_id),
         planned=_planned(conn, run_id),
-        planned_onefile=_read(conn, run_id, "onefile_updates", ["entity_id", "field"]),
+        planned_onefile=planned_onefile,
+        recheck_dropped=_recheck_dropped(conn, run_id, planned_onefile),
         planned_uploads=_read(conn, run_id, "review_uploads", ["review_id"])["review_id"],
         audited=_audited(conn, run_id),
         refused=refused,
@@ -148,6 +151,37 @@ def _refused(conn: Connection, run_id: str) -> dict[str, str]:
         .order_by(refusal.c.refused_at)
     )
     return {_LOAD_OF[stage]: reason for stage, reason in rows if stage in _LOAD_OF}
+
+
+def _recheck_dropped(conn: Connection, run_id: str | None, planned: pd.DataFrame) -> pd.DataFrame:
+    """The run's planned aim fields its push did not send because the re-check just before
+    found them changed: the field left the outbox row's payload, or the row was skipped."""
+    columns = {"entity_id": pd.Series([], dtype="Int64"), "field": [], "reason": []}
+    if run_id is None or planned.empty:
+        return pd.DataFrame(columns)
+    rows = outbox_rows(conn, run_id, AIM_UPDATE)
+    if rows.empty:
+        return pd.DataFrame(columns)
+    sent = {
+        (int(target), name)
+        for target, state, payload in zip(
+            rows["target_id"], rows["state"], rows["payload"], strict=True
+        )
+        if state != "skipped"
+        for name in payload
+    }
+    why = {
+        int(t): e
+        for t, s, e in zip(rows["target_id"], rows["state"], rows["last_error"], strict=True)
+        if s == "skipped"
+    }
+    enqueued = set(rows["target_id"].astype(int))
+    dropped = [
+        (int(aim), name, why.get(int(aim)) or "no longer to fill")
+        for aim, name in zip(planned["entity_id"], planned["field"], strict=True)
+        if int(aim) in enqueued and (int(aim), name) not in sent
+    ]
+    return pd.DataFrame(dropped or None, columns=list(columns)).astype({"entity_id": "Int64"})
 
 
 def _rejects(conn: Connection, run_id: str | None) -> pd.DataFrame:

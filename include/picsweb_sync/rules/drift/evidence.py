@@ -120,6 +120,9 @@ class RunEvidence:
     pending_reviews: pd.Series = field(default_factory=lambda: pd.Series([], dtype="Int64"))
     created_reviews: pd.DataFrame = field(default_factory=lambda: _frame("review_id onefile_id"))
     awaiting_link: pd.Series = field(default_factory=lambda: pd.Series([], dtype="Int64"))
+    # OneFile aim fields the push's re-check found changed just before sending, and so did
+    # not send (``entity_id``, ``field``: OneFile's name, ``reason``).
+    recheck_dropped: pd.DataFrame = field(default_factory=lambda: _frame("entity_id field reason"))
     # PICSWeb table -> why the run's load of it was refused (stale or no basis: a newer
     # run loaded newer OneFile data; nothing of that change set was written).
     refused: dict[str, str] = field(default_factory=dict)
@@ -171,6 +174,7 @@ def explain_wanted(
     pending: pd.Series | None = None,
     reject_entities: tuple[tuple[str, str], ...] = (),
     planned: pd.Series | None = None,
+    changed: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Reasons for differences the rules would still change (``diffs`` in the drift shape,
     ``reason`` NA), in order: pending in the outbox; a reject of the run naming the row
@@ -181,7 +185,8 @@ def explain_wanted(
     ``table`` is the PICSWeb table of ``picsweb_key``; ``pending`` marks rows whose target
     has an outbox row not final; ``reject_entities`` are further (reject entity, drift
     column) pairs naming the row (a staged OneFile row by its ID); ``planned`` marks rows the
-    run's change set held (default: ``evidence.planned`` by table, key and field).
+    run's change set held (default: ``evidence.planned`` by table, key and field);
+    ``changed`` gives, per row, why it was found changed just before its write (NA: not).
     """
     if diffs.empty:
         return diffs
@@ -198,6 +203,8 @@ def explain_wanted(
 
     if pending is not None:
         settle(pending.fillna(False).astype(bool), PENDING_OUTBOX, "an outbox row will send it")
+    if changed is not None:  # the reason of each, NA where the row did not change
+        settle(changed.notna(), CHANGED_SINCE, changed)
     rejects = evidence.rejects
     reason_text = rejects["reason"].astype("string")
     is_conflict = reason_text.str.startswith("conflict: ").fillna(False).astype(bool)

@@ -196,8 +196,24 @@ def _filled(pairs, column: str, rule: str, is_date: bool, evidence: ev.RunEviden
         pending=to_send["onefile_id"].isin(evidence.pending_aims.astype("Int64")),
         reject_entities=((_AIM, "onefile_id"), ("learning_aims", "onefile_id")),
         planned=to_send["onefile_id"].isin(planned_ids),
+        changed=_dropped(to_send, name, evidence.recheck_dropped),
     )
     return pd.concat([picsweb_rows, onefile_rows], ignore_index=True)
+
+
+def _dropped(rows: pd.DataFrame, name: str, dropped: pd.DataFrame) -> pd.Series:
+    """Why the push's re-check did not send ``name`` of each row's aim (NA: it did not drop it)."""
+    of_field = dropped[dropped["field"].eq(name)]
+    why = pd.Series(
+        (
+            "the push's re-check found it changed before sending: "
+            + of_field["reason"].astype("string")
+        ).to_numpy(),
+        index=of_field["entity_id"].astype("Int64").to_numpy(),
+        dtype="string",
+    )
+    why = why[~why.index.duplicated()]
+    return rows["onefile_id"].map(why).astype("string")
 
 
 def _wanted_or_not(pairs, differs, changing, field, of, pw, evidence, keeps) -> pd.DataFrame:
