@@ -9,18 +9,18 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from sync_page import changes
 from sync_page.queries.history import run_row
 from sync_page.queries.one_run import run_statement
 from sync_page.queries.page import Page
+from sync_page.rendering import csv_download
 
 Synced = Callable[..., bool]  # sync_page.app.synced: whether the sync's tables exist yet
 
@@ -71,15 +71,7 @@ def add_routes(
     ) -> Response:
         filters = changes.Filters.of(direction, entity, field)
         run = known_run(app.state.sources, synced, run_id)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-        return StreamingResponse(
-            csv_lines(app.state.sources, synced, run, filters),
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="changes-{name}.csv"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return csv_download(csv_lines(app.state.sources, synced, run, filters), "changes", run_id)
 
 
 def known_run(sources: Any, synced: Synced, run_id: str) -> dict[str, Any]:

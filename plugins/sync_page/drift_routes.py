@@ -10,20 +10,19 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
-from fastapi.responses import HTMLResponse, Response, StreamingResponse
+from fastapi.responses import HTMLResponse, Response
 
 from sync_page import drift_view
 from sync_page.change_routes import csv_cell, known_run
 from sync_page.drift_labels import REASONS, reason_label
 from sync_page.drift_view import DriftFilters
 from sync_page.queries.page import Page
-from sync_page.rendering import page
+from sync_page.rendering import csv_download, page
 
 Synced = Callable[..., bool]  # sync_page.sources.synced: whether the sync's tables exist yet
 DRIFT_TABLE = ("sync_drift",)
@@ -66,15 +65,7 @@ def add_routes(
     ) -> Response:
         filters = DriftFilters.of(reason, entity, field)
         run = known_run(app.state.sources, synced, run_id)
-        name = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
-        return StreamingResponse(
-            csv_lines(app.state.sources, synced, run, filters),
-            media_type="text/csv; charset=utf-8",
-            headers={
-                "Content-Disposition": f'attachment; filename="drift-{name}.csv"',
-                "Cache-Control": "no-store",
-            },
-        )
+        return csv_download(csv_lines(app.state.sources, synced, run, filters), "drift", run_id)
 
     @app.get("/runs/{run_id:path}/drift", response_class=HTMLResponse, dependencies=guarded)
     def run_drift_page(

@@ -9,13 +9,15 @@ files.
 from __future__ import annotations
 
 import datetime as dt
+import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
 from fastapi import Request
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, StreamingResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from sync_page.queries.history import SUMMARY_COUNTS
@@ -103,3 +105,17 @@ def wants_json(request: Request) -> bool:
     """Whether a failure is answered as JSON: an API route, or a caller not asking for HTML."""
     path = request.scope.get("path", "")
     return "/api/" in path or "text/html" not in request.headers.get("accept", "")
+
+
+def csv_download(lines: Iterable[str], kind: str, run_id: str) -> StreamingResponse:
+    """A run's rows as a streamed CSV attachment named ``<kind>-<run id>.csv`` (the run id
+    kept to safe file-name characters), never cached."""
+    name = re.sub(r"[^A-Za-z0-9_.-]+", "_", run_id)
+    return StreamingResponse(
+        lines,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="{kind}-{name}.csv"',
+            "Cache-Control": "no-store",
+        },
+    )

@@ -74,17 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=30,
         help="review window: days after now (the DAG's review_days_after, default 30)",
     )
-    parser.add_argument(
-        "--onefile-conn-id", default="onefile_api", help="the DAG's onefile_conn_id Param"
-    )
-    parser.add_argument(
-        "--picsweb-conn-id", default="picsweb_db", help="the DAG's picsweb_conn_id Param"
-    )
-    parser.add_argument(
-        "--staging-conn-id",
-        default=None,
-        help="the DAG's staging_conn_id Param (default: the PICSWeb connection)",
-    )
+    connections.add_connection_arguments(parser)
     return parser
 
 
@@ -99,13 +89,7 @@ def run(
     args: argparse.Namespace, lookup: connections.Lookup, now: datetime | None = None
 ) -> output.Result:
     """The report; raises :class:`CannotRun` or ``ConnectionProblem``."""
-    staging_id = args.staging_conn_id or args.picsweb_conn_id
-    picsweb = connections.database(lookup, args.picsweb_conn_id, "PICSWeb")
-    staging = (
-        picsweb
-        if staging_id == args.picsweb_conn_id
-        else connections.database(lookup, staging_id, "staging")
-    )
+    picsweb, staging = connections.databases(lookup, args)
     onefile = connections.get(lookup, args.onefile_conn_id, "OneFile")
     redact = Redactor([picsweb.password, staging.password, getattr(onefile, "password", None)])
     now = now or datetime.now(UTC)

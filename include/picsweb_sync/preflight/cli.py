@@ -37,17 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         "2: the check could not run.",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument(
-        "--onefile-conn-id", default="onefile_api", help="the DAG's onefile_conn_id Param"
-    )
-    parser.add_argument(
-        "--picsweb-conn-id", default="picsweb_db", help="the DAG's picsweb_conn_id Param"
-    )
-    parser.add_argument(
-        "--staging-conn-id",
-        default=None,
-        help="the DAG's staging_conn_id Param (default: the PICSWeb connection)",
-    )
+    connections.add_connection_arguments(parser)
     parser.add_argument(
         "--no-onefile", action="store_true", help="check the databases only (no OneFile call)"
     )
@@ -57,13 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
 def run(args: argparse.Namespace, lookup: connections.Lookup) -> tuple[Report, Redactor]:
     """Every check, in the order a run meets them; raises ``ConnectionProblem`` when a
     connection cannot be read at all."""
-    staging_id = args.staging_conn_id or args.picsweb_conn_id
-    picsweb = connections.database(lookup, args.picsweb_conn_id, "PICSWeb")
-    staging = (
-        picsweb
-        if staging_id == args.picsweb_conn_id
-        else connections.database(lookup, staging_id, "staging")
-    )
+    picsweb, staging = connections.databases(lookup, args)
     onefile = None if args.no_onefile else connections.get(lookup, args.onefile_conn_id, "OneFile")
     redact = Redactor([picsweb.password, staging.password, getattr(onefile, "password", None)])
     report = Report()

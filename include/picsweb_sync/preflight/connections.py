@@ -9,6 +9,7 @@ reads no metadata database outside one.
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -84,3 +85,29 @@ def database(lookup: Lookup, conn_id: str, role: str) -> Database:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else ""
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser) -> None:
+    """The DAG's connection Params as options, for every read-only command (the preflight,
+    ``make drift``): the same names and defaults as the DAG."""
+    parser.add_argument(
+        "--onefile-conn-id", default="onefile_api", help="the DAG's onefile_conn_id Param"
+    )
+    parser.add_argument(
+        "--picsweb-conn-id", default="picsweb_db", help="the DAG's picsweb_conn_id Param"
+    )
+    parser.add_argument(
+        "--staging-conn-id",
+        default=None,
+        help="the DAG's staging_conn_id Param (default: the PICSWeb connection)",
+    )
+
+
+def databases(lookup: Lookup, args: argparse.Namespace) -> tuple[Database, Database]:
+    """(PICSWeb, staging) from the options of :func:`add_connection_arguments`; staging is
+    the PICSWeb database itself unless another connection is named."""
+    staging_id = args.staging_conn_id or args.picsweb_conn_id
+    picsweb = database(lookup, args.picsweb_conn_id, "PICSWeb")
+    if staging_id == args.picsweb_conn_id:
+        return picsweb, picsweb
+    return picsweb, database(lookup, staging_id, "staging")
