@@ -210,6 +210,25 @@ def test_the_logical_date_is_02_00_uk_time_of_the_demo_day(demo, state, capsys):
     assert capsys.readouterr().out.strip() == "2026-03-17T02:00:00+00:00"
 
 
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        pytest.param("2026-03-17T03:00:00+00:00", "2026-03-17T02:00:00+00:00", id="after-02:00"),
+        pytest.param("2026-03-17T00:30:15.5+00:00", "2026-03-17T00:30:15+00:00", id="before-02:00"),
+        pytest.param(
+            "2026-03-30T00:59:00+00:00", "2026-03-30T01:59:00+01:00", id="bst-before-02:00"
+        ),
+        pytest.param("2026-03-18T00:30:00+00:00", "2026-03-17T02:00:00+00:00", id="a-later-day"),
+    ],
+)
+def test_the_demo_run_is_never_triggered_for_a_time_still_to_come(demo, now, expected):
+    """Between midnight and 02:00 UK the run for the demo day is triggered for now: Airflow
+    would not run a task of a run whose logical date is in the future until 02:00."""
+    day = dt.date.fromisoformat(now[:10]) if now[:10] != "2026-03-18" else dt.date(2026, 3, 17)
+    when = demo.run_logical_date(day, dt.datetime.fromisoformat(now))
+    assert when.isoformat() == expected
+
+
 def test_init_names_a_missing_setting(demo, state, monkeypatch, capsys):
     monkeypatch.delenv("MSSQL_SA_PASSWORD", raising=False)
     assert demo.main(["init", "--timeout", "0"]) == 2
