@@ -51,7 +51,7 @@ from sync_demo.builder import (
     spoil_some_rows,
     stop_on_signals,
 )
-from sync_demo.dag_runs import UK, logical_date_for, uk_today
+from sync_demo.dag_runs import trigger_logical_date, uk_today
 
 DAY_FILE = "demo-day"
 DEFAULT_COLLATION = "SQL_Latin1_General_CP1_CI_AS"  # SQL Server's default: case-insensitive
@@ -349,7 +349,7 @@ def build_and_say(url: str, where: str, reset: bool) -> int:
     what = "built" if loaded else "already there (--reset rebuilds it)"
     print(
         f"demo PICSWeb {what}: {where}; reviews scheduled around {day.isoformat()}; the run "
-        f"that syncs them: logical date {run_logical_date(day).isoformat()}",
+        f"that syncs them: logical date {trigger_logical_date(day).isoformat()}",
         flush=True,
     )
     return 0
@@ -397,22 +397,11 @@ def serve_onefile(args: argparse.Namespace) -> int:
 
 
 # ----- small commands -------------------------------------------------------------------------
-def run_logical_date(day: dt.date, now: dt.datetime | None = None) -> dt.datetime:
-    """The logical date to trigger the demo's run with: 02:00 UK time of ``day``, or now
-    when that is still to come (between midnight and 02:00 UK on the demo day).
-
-    Airflow runs no task of a run whose logical date is in the future, so a run for 02:00
-    triggered at 00:30 would wait until 02:00. A manual run's data interval, and so its
-    review window, comes from when it is triggered, so now gives the same run."""
-    now = (now or dt.datetime.now(UK)).replace(microsecond=0)
-    return min(logical_date_for(day), now.astimezone(UK))
-
-
 def print_logical_date(args: argparse.Namespace) -> int:
     day = stored_day(state_dir())
     if day is None:
         raise DemoError("the demo PICSWeb is not built yet: run `picsweb_demo.py init` first")
-    print(run_logical_date(day).isoformat())
+    print(trigger_logical_date(day).isoformat())
     return 0
 
 

@@ -61,6 +61,7 @@ from sync_demo.dag_runs import (
     manual_run_window,
     run_dag,
     summary,
+    trigger_logical_date,
     uk_today,
 )
 from sync_demo.serving import process_lines, write_connection_files
@@ -331,8 +332,9 @@ def _print_serving(args, dataset, sim, env: Mapping[str, str]) -> None:
         "at 02:00 today, logical date yesterday 02:00), beside any run you trigger.",
         f"airflow dags unpause {DAG_ID}",
     ]
-    if dataset.today == uk_today():
-        lines.append(f"airflow dags trigger {DAG_ID} --logical-date {when}")
+    if dataset.today == uk_today():  # before 02:00 UK: for now, or the run waits until 02:00
+        trigger_at = trigger_logical_date(dataset.today).isoformat()
+        lines.append(f"airflow dags trigger {DAG_ID} --logical-date {trigger_at}")
     else:
         lines += [
             f"Trigger it from the UI (logical date {when}) or the REST API (POST "

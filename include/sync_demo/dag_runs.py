@@ -73,6 +73,17 @@ def logical_date_for(day: date) -> datetime:
     return datetime.combine(day, time(2), tzinfo=UK)
 
 
+def trigger_logical_date(day: date, now: datetime | None = None) -> datetime:
+    """The logical date to trigger the run for ``day`` with: 02:00 UK time of ``day``, or
+    now when that is still to come (between midnight and 02:00 UK on that day).
+
+    Airflow runs no task of a run whose logical date is in the future, so a run for 02:00
+    triggered at 00:30 would wait until 02:00. A triggered run's data interval, and so its
+    review window, comes from when it is triggered, so now gives the same run."""
+    now = (now or datetime.now(UK)).replace(microsecond=0)
+    return min(logical_date_for(day), now.astimezone(UK))
+
+
 def manual_run_window(day: date, days_before: int = 30, days_after: int = 30) -> SyncPlan:
     """The review window of a run triggered (UI, REST API, ``dag.test()``) with the logical
     date of ``day``: Airflow gives it the UK day before as its data interval."""

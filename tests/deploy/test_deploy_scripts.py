@@ -225,7 +225,7 @@ def test_the_demo_run_is_never_triggered_for_a_time_still_to_come(demo, now, exp
     """Between midnight and 02:00 UK the run for the demo day is triggered for now: Airflow
     would not run a task of a run whose logical date is in the future until 02:00."""
     day = dt.date.fromisoformat(now[:10]) if now[:10] != "2026-03-18" else dt.date(2026, 3, 17)
-    when = demo.run_logical_date(day, dt.datetime.fromisoformat(now))
+    when = demo.trigger_logical_date(day, dt.datetime.fromisoformat(now))
     assert when.isoformat() == expected
 
 
