@@ -21,7 +21,6 @@ from __future__ import annotations
 import secrets
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -93,7 +92,6 @@ def airflow_world(pg_server, request) -> AirflowWorld:
     }
     failed_before = request.session.testsfailed
     try:
-        began = time.monotonic()
         airflow.start(DAG_ID)
         # The OneFile tasks never start without their pool (the REST API is quicker
         # than a CLI process; the runbook tests run `airflow pools set` themselves).
@@ -110,20 +108,15 @@ def airflow_world(pg_server, request) -> AirflowWorld:
             dataset=dataset,
             sim=sim,
             picsweb=picsweb,
-            startup_seconds=time.monotonic() - began,
             smtp=smtp,
             alert_to=ALERT_TO,
         )
-        phases = ", ".join(f"{k} at {v:.0f} s" for k, v in airflow.startup_phases.items())
-        _SUMMARY.append(f"real Airflow up in {world.startup_seconds:.0f} s ({phases})")
         yield world
     finally:
-        stopping = time.monotonic()
         airflow.stop()
         sim.stop()
         smtp.stop()
         picsweb.dispose()
-        _SUMMARY.append(f"Airflow stopped in {time.monotonic() - stopping:.0f} s")
         shutil.rmtree(airflow.secrets_dir, ignore_errors=True)
         if request.session.testsfailed == failed_before:
             shutil.rmtree(airflow.home, ignore_errors=True)

@@ -40,7 +40,6 @@ class AirflowWorld:
     dataset: Dataset
     sim: OneFileSimulator
     picsweb: sa.Engine
-    startup_seconds: float
     # The local SMTP server the DAG's alerts go to (the sync_alerts_smtp connection).
     smtp: SmtpServer | None = None
     alert_to: str = "data-team@example.org"

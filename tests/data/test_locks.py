@@ -312,13 +312,17 @@ def test_no_claimant_takes_the_lock_between_a_check_and_its_commit(staging, monk
     fence = locks.Fence(staging, "reviews", "run A", locks.try_claim(staging, "reviews", "run A"))
     with staging.begin() as conn:  # its last heartbeat is stale as the writer starts
         conn.execute(update(sync_lock).values(heartbeat_at=database_epoch() - 60))
-    claimed: list[tuple[int | None, float]] = []
+    claimed: list[tuple[int | None, int]] = []
     other = engine_for_url(staging.url)
-    claimant = threading.Thread(
-        target=lambda: claimed.append(
-            (locks.try_claim(other, "reviews", "run B"), time.monotonic())
-        )
-    )
+
+    def claim() -> None:
+        """Claim, then count the writer's committed rows: the claim waited for its commit."""
+        token = locks.try_claim(other, "reviews", "run B")
+        with other.connect() as conn:
+            written = conn.execute(select(func.count()).select_from(fenced_write)).scalar_one()
+        claimed.append((token, written))
+
+    claimant = threading.Thread(target=claim)
     try:
         with staging.begin() as conn:
             fence.check(conn)
@@ -326,12 +330,11 @@ def test_no_claimant_takes_the_lock_between_a_check_and_its_commit(staging, monk
             time.sleep(0.6)  # longer than STALE_AFTER, inside the writer's transaction
             conn.execute(insert(fenced_write).values(n=1, writer="run A"))
             assert not claimed
-            committing = time.monotonic()
         claimant.join(timeout=60)
     finally:
         other.dispose()
-    ((token, when),) = claimed
-    assert when >= committing
+    ((token, written),) = claimed
+    assert written == 1  # the writer's row was committed when the claimant got the lock
     with staging.connect() as conn:
         assert conn.execute(select(fenced_write.c.writer)).scalars().all() == ["run A"]
     assert token == fence.token + 1  # stale again by then: the claimant got it, after
@@ -453,9 +456,15 @@ def test_a_paused_holder_loses_the_lock_and_writes_nothing_after_resuming(stagin
         time.sleep(3 * PAUSED_HEARTBEAT)  # its heartbeat keeps the lock meanwhile
         assert locks.try_claim(staging, "reviews", "successor") is None
         _pause(holder, staging)
-        paused = time.monotonic()
+        with staging.connect() as conn:  # the paused holder's last heartbeat (database clock)
+            last_beat = conn.execute(
+                select(sync_lock.c.heartbeat_at).where(sync_lock.c.name == "reviews")
+            ).scalar_one()
         with locks.held(staging, "reviews", "successor", timedelta(seconds=60)) as fence:
-            waited = time.monotonic() - paused
+            with staging.connect() as conn:
+                taken_at = conn.execute(
+                    select(sync_lock.c.acquired_at).where(sync_lock.c.name == "reviews")
+                ).scalar_one()
             assert fence.token == 2
             with staging.begin() as conn:
                 fence.check(conn)
@@ -483,7 +492,8 @@ def test_a_paused_holder_loses_the_lock_and_writes_nothing_after_resuming(stagin
         (3, "successor"),
         (5, "successor"),
     ]
-    assert waited >= PAUSED_STALE - 2 * PAUSED_HEARTBEAT - 0.3
+    # Taken over only once the holder's heartbeat was stale, by the database's own clock.
+    assert taken_at - last_beat >= PAUSED_STALE
     assert locks.current_holder(staging, "reviews")[0] is None  # the successor released it
 
 
