@@ -5,65 +5,23 @@ subprocess. The proofs that nothing was written are the preflight's."""
 
 from __future__ import annotations
 
-import copy
 import datetime as dt
-import json
-import os
-import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import pytest
-import sqlalchemy as sa
 
-from onefile_simulator import OneFileSimulator, generate_dataset
-from sync_demo.dag_runs import connection_env
-from sync_demo.picsweb_db import create_picsweb_tables, load_picsweb_rows
-from tests.preflight.conftest import DB_PASSWORD, FAST_HOOK, REPO, Pair
+from tests.preflight.conftest import Outcome, Pair, open_pair, run_command
 
 
 @pytest.fixture
 def pair(pg_url: str) -> Iterator[Pair]:
     """Two organisations of 6 learners, before the sync's first run (PICSWeb's trainees
     already carry their OneFile learner IDs, as the generator makes them)."""
-    today = dt.datetime.now(dt.UTC).date()
-    dataset = generate_dataset(seed=11, organisations=2, learners=6, today=today)
-    url = sa.engine.make_url(pg_url).set(password=DB_PASSWORD).render_as_string(False)
-    engine = sa.create_engine(url)
-    create_picsweb_tables(engine)
-    load_picsweb_rows(engine, dataset.picsweb)
-    token = f"tok-{secrets.token_hex(8)}"
-    sim = OneFileSimulator(dataset.onefile, customer_token=token)
-    sim.start()
-    env = connection_env(sim.base_url, token, url, FAST_HOOK)
-    yield Pair(url, engine, sim, token, copy.deepcopy(dataset.onefile), env)
-    sim.stop()
-    engine.dispose()
-
-
-@dataclass
-class Outcome:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def report(self) -> dict[str, Any]:
-        return json.loads(self.stdout)
+    with open_pair(pg_url, today=dt.datetime.now(dt.UTC).date()) as opened:
+        yield opened
 
 
 def run_drift(env: dict[str, str], *args: str) -> Outcome:
     """``python -m picsweb_sync.drift`` as an operator runs it: its own process, the
     connections in ``AIRFLOW_CONN_*`` variables."""
-    done = subprocess.run(
-        [sys.executable, "-m", "picsweb_sync.drift", *args],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=REPO,
-    )
-    return Outcome(done.returncode, done.stdout, done.stderr)
+    return run_command("picsweb_sync.drift", env, *args)

@@ -11,6 +11,7 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -55,7 +56,15 @@ class Pair:
 
 @pytest.fixture
 def pair(pg_url: str) -> Iterator[Pair]:
-    dataset = generate_dataset(seed=11, organisations=2, learners=6)
+    with open_pair(pg_url) as opened:
+        yield opened
+
+
+@contextmanager
+def open_pair(pg_url: str, **generate: Any) -> Iterator[Pair]:
+    """Two organisations of 6 learners on both sides (``generate``: more arguments of
+    ``generate_dataset``, e.g. its ``today``), the simulator serving OneFile's."""
+    dataset = generate_dataset(seed=11, organisations=2, learners=6, **generate)
     url = sa.engine.make_url(pg_url).set(password=DB_PASSWORD).render_as_string(False)
     engine = sa.create_engine(url)
     create_picsweb_tables(engine)
@@ -91,8 +100,14 @@ class Outcome:
 def run_preflight(env: dict[str, str], *args: str) -> Outcome:
     """``python -m picsweb_sync.preflight`` as a deployment runs it: its own process, the
     connections in ``AIRFLOW_CONN_*`` variables."""
+    return run_command("picsweb_sync.preflight", env, *args)
+
+
+def run_command(module: str, env: dict[str, str], *args: str) -> Outcome:
+    """``python -m <module>`` (a read-only command) in its own process, the connections in
+    ``AIRFLOW_CONN_*`` variables."""
     done = subprocess.run(
-        [sys.executable, "-m", "picsweb_sync.preflight", *args],
+        [sys.executable, "-m", module, *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
